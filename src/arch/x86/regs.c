@@ -1,0 +1,199 @@
+#include "arch/x86/regs.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+
+#include "common/util.h"
+
+#define R(f) out->f = r->f
+void regs_to_image(const struct user_regs_struct *r, Rtcr__X86Regs *out)
+{
+	R(r15); R(r14); R(r13); R(r12); R(rbp); R(rbx); R(r11); R(r10); R(r9); R(r8);
+	R(rax); R(rcx); R(rdx); R(rsi); R(rdi); R(orig_rax); R(rip); R(cs); R(eflags);
+	R(rsp); R(ss); R(fs_base); R(gs_base); R(ds); R(es); R(fs); R(gs);
+}
+#undef R
+
+#define R(f) r->f = in->f
+void regs_from_image(const Rtcr__X86Regs *in, struct user_regs_struct *r)
+{
+	memset(r, 0, sizeof(*r));
+	R(r15); R(r14); R(r13); R(r12); R(rbp); R(rbx); R(r11); R(r10); R(r9); R(r8);
+	R(rax); R(rcx); R(rdx); R(rsi); R(rdi); R(orig_rax); R(rip); R(cs); R(eflags);
+	R(rsp); R(ss); R(fs_base); R(gs_base); R(ds); R(es); R(fs); R(gs);
+}
+#undef R
+
+bool regs_resume_syscall(struct user_regs_struct *r)
+{
+	long nr = (long)r->orig_rax, err = -(long)r->rax;
+
+	r->orig_rax = (unsigned long long)-1;
+	if (nr < 0)
+		return false;
+	switch (err) {
+	case ERESTARTSYS:
+	case ERESTARTNOINTR:
+	case ERESTARTNOHAND:
+		r->rax = nr;
+		r->rip -= 2;
+		break;
+	case ERESTART_RESTARTBLOCK:
+		r->rax = (unsigned long long)-EINTR;
+		break;
+	}
+	return true;
+}
+
+const char *regs_syscall_state(const struct user_regs_struct *r, char *buf, size_t len)
+{
+	long nr = (long)r->orig_rax, err = -(long)r->rax;
+	const char *what;
+
+	if (nr < 0) {
+		snprintf(buf, len, "running in user space");
+		return buf;
+	}
+	switch (err) {
+	case ERESTARTSYS: case ERESTARTNOINTR: case ERESTARTNOHAND:
+		what = "restarts on resume"; break;
+	case ERESTART_RESTARTBLOCK:
+		what = "returns EINTR on resume"; break;
+	default:
+		what = "returned"; break;
+	}
+	snprintf(buf, len, "in syscall %ld, %s", nr, what);
+	return buf;
+}
+
+size_t scratch_size(size_t xsave_size)
+{
+	/* ucontext + padding + xsave + FP_XSTATE_MAGIC2 */
+	return ALIGN_UP(SCRATCH_FRAME_OFF + 1024 + xsave_size + 64 + 4, PAGE_SIZE);
+}
+
+size_t scratch_code(uint8_t *code)
+{
+	/* lea disp32(%rip), %rsp: the displacement is relative to the end of
+	 * the lea instruction, which ends at offset 9. */
+	int32_t disp = SCRATCH_FRAME_OFF - 9;
+	size_t n = 0;
+
+	code[n++] = 0x0f; code[n++] = 0x05;                          /* syscall */
+	code[n++] = 0x48; code[n++] = 0x8d; code[n++] = 0x25;        /* lea ...,%rsp */
+	memcpy(code + n, &disp, 4); n += 4;
+	code[n++] = 0xb8; code[n++] = 0x0f; code[n++] = 0; code[n++] = 0; code[n++] = 0; /* mov $15,%eax */
+	code[n++] = 0x0f; code[n++] = 0x05;                          /* syscall */
+	code[n++] = 0xcc;                                            /* int3 */
+	return n;
+}
+
+/* The kernel's x86-64 struct sigcontext and ucontext layout. */
+struct k_sigcontext {
+	uint64_t r8, r9, r10, r11, r12, r13, r14, r15;
+	uint64_t rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip, eflags;
+	uint16_t cs, gs, fs, ss;
+	uint64_t err, trapno, oldmask, cr2;
+	uint64_t fpstate;
+	uint64_t reserved1[8];
+};
+
+struct k_stack {
+	uint64_t ss_sp;
+	int32_t ss_flags;
+	int32_t pad;
+	uint64_t ss_size;
+};
+
+struct k_ucontext {
+	uint64_t uc_flags;
+	uint64_t uc_link;
+	struct k_stack uc_stack;
+	struct k_sigcontext uc_mcontext;
+	uint64_t uc_sigmask;
+};
+
+#define UC_FP_XSTATE          0x1
+#define UC_SIGCONTEXT_SS      0x2
+#define UC_STRICT_RESTORE_SS  0x4
+#define FP_XSTATE_MAGIC1      0x46505853u
+#define FP_XSTATE_MAGIC2      0x46505845u
+
+struct fpx_sw_bytes {
+	uint32_t magic1;
+	uint32_t extended_size;
+	uint64_t xfeatures;
+	uint32_t xstate_size;
+	uint32_t padding[7];
+};
+
+int scratch_frame(void *buf, size_t len, uint64_t remote, const struct user_regs_struct *r,
+		  const void *xstate, size_t xstate_len, uint64_t blocked)
+{
+	struct k_ucontext *uc = buf;
+	size_t fp_off = ALIGN_UP(sizeof(*uc), 64);
+	struct fpx_sw_bytes *sw;
+	struct user_regs_struct rr = *r;
+	uint32_t magic2 = FP_XSTATE_MAGIC2;
+
+	if (fp_off + xstate_len + 4 > len || xstate_len < 576)
+		return -EINVAL;
+	/* rt_sigreturn leaves orig_rax at -1: apply the restart rule now. */
+	regs_resume_syscall(&rr);
+
+	memset(buf, 0, len);
+	uc->uc_flags = UC_FP_XSTATE | UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS;
+	/* An invalid ss_flags makes rt_sigreturn leave the alternate signal
+	 * stack alone (restore_altstack() ignores the EINVAL). */
+	uc->uc_stack.ss_flags = 0x7fff;
+	uc->uc_mcontext.r8 = rr.r8;   uc->uc_mcontext.r9 = rr.r9;
+	uc->uc_mcontext.r10 = rr.r10; uc->uc_mcontext.r11 = rr.r11;
+	uc->uc_mcontext.r12 = rr.r12; uc->uc_mcontext.r13 = rr.r13;
+	uc->uc_mcontext.r14 = rr.r14; uc->uc_mcontext.r15 = rr.r15;
+	uc->uc_mcontext.rdi = rr.rdi; uc->uc_mcontext.rsi = rr.rsi;
+	uc->uc_mcontext.rbp = rr.rbp; uc->uc_mcontext.rbx = rr.rbx;
+	uc->uc_mcontext.rdx = rr.rdx; uc->uc_mcontext.rax = rr.rax;
+	uc->uc_mcontext.rcx = rr.rcx; uc->uc_mcontext.rsp = rr.rsp;
+	uc->uc_mcontext.rip = rr.rip; uc->uc_mcontext.eflags = rr.eflags;
+	uc->uc_mcontext.cs = rr.cs;   uc->uc_mcontext.ss = rr.ss;
+	uc->uc_mcontext.fpstate = remote + fp_off;
+	uc->uc_sigmask = blocked;
+
+	memcpy((char *)buf + fp_off, xstate, xstate_len);
+	sw = (struct fpx_sw_bytes *)((char *)buf + fp_off + 464);
+	/* ptrace fills these software bytes with the kernel's own; keep its
+	 * feature mask so XRSTOR restores every component. */
+	if (sw->magic1 != FP_XSTATE_MAGIC1) {
+		memcpy(&sw->xfeatures, (char *)xstate + XSAVE_HDR_OFF, 8);
+		sw->xfeatures |= 0x3;
+	}
+	sw->magic1 = FP_XSTATE_MAGIC1;
+	sw->extended_size = xstate_len + 4;
+	sw->xstate_size = xstate_len;
+	memcpy((char *)buf + fp_off + xstate_len, &magic2, 4);
+	return 0;
+}
+
+void *xstate_adapt(const void *saved, size_t saved_len, size_t host_len, uint64_t host_xcr0)
+{
+	uint64_t bv;
+	char *buf;
+
+	if (saved_len < XSAVE_HDR_OFF + 64 || host_len < XSAVE_HDR_OFF + 64) {
+		pr_err("xstate of %zu bytes is too short", saved_len);
+		return NULL;
+	}
+	memcpy(&bv, (const char *)saved + XSAVE_HDR_OFF, 8);
+	if (bv & ~host_xcr0) {
+		pr_err("the saved registers use xsave components %#llx this CPU lacks",
+		       (unsigned long long)(bv & ~host_xcr0));
+		return NULL;
+	}
+	buf = xzalloc(host_len);
+	memcpy(buf, saved, MIN(saved_len, host_len));
+	/* Software bytes describe the dumping host's buffer: drop them. */
+	memset(buf + 464, 0, 48);
+	return buf;
+}

@@ -1,0 +1,76 @@
+/*
+ * x86-64 register state: conversion to and from the image, the kernel's
+ * syscall-restart rule, and the code and signal frame rtcr places in a
+ * target for injected system calls.
+ */
+#ifndef RTCR_ARCH_REGS_H
+#define RTCR_ARCH_REGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/user.h>
+
+#include "image/pb.h"
+
+/* Kernel-internal errnos a stopped syscall may show in rax. */
+#define ERESTARTSYS           512
+#define ERESTARTNOINTR        513
+#define ERESTARTNOHAND        514
+#define ERESTART_RESTARTBLOCK 516
+
+void regs_to_image(const struct user_regs_struct *r, Rtcr__X86Regs *out);
+void regs_from_image(const Rtcr__X86Regs *in, struct user_regs_struct *r);
+
+/*
+ * What the kernel does to a task that stopped inside a system call and is
+ * resumed without running a signal handler: the call restarts (rip back
+ * onto the syscall instruction, rax = its number), except calls that
+ * need their kernel restart block (nanosleep, poll, futex with timeout),
+ * which a new task does not have: those return EINTR, as they would after
+ * a signal handler ran. Sets orig_rax to -1 so the kernel does not apply
+ * the rule a second time. Returns true if the state was in a syscall.
+ */
+bool regs_resume_syscall(struct user_regs_struct *r);
+/* "in nanosleep, will restart" style description for inspect. */
+const char *regs_syscall_state(const struct user_regs_struct *r, char *buf, size_t len);
+
+/*
+ * Injection scratch area, mapped into a target for the duration of a dump
+ * or restore:
+ *
+ *   +0x0000  code:  syscall                 <- tracer stops at its exit
+ *                   lea  FRAME(%rip), %rsp  <- only reached if the tracer
+ *                   mov  $15, %eax             died: rt_sigreturn puts the
+ *                   syscall                    task back where it was
+ *   +0x1000  data:  arguments of injected calls (SCRATCH_DATA_LEN)
+ *   +FRAME   a signal frame holding the task's original registers
+ */
+#define SCRATCH_CODE_OFF  0x0
+#define SCRATCH_DATA_OFF  0x1000
+#define SCRATCH_DATA_LEN  0x4000
+#define SCRATCH_FRAME_OFF (SCRATCH_DATA_OFF + SCRATCH_DATA_LEN)
+
+size_t scratch_size(size_t xsave_size);
+/* Fill 'code' (at most 64 bytes) with the scratch code; returns length. */
+size_t scratch_code(uint8_t *code);
+/*
+ * Build, in buf (scratch_size() - SCRATCH_FRAME_OFF bytes, which will live
+ * at remote address 'remote'), an rt_sigreturn frame that returns to 'r'
+ * with 'xstate' and signal mask 'blocked'. Returns 0 or -EINVAL.
+ */
+int scratch_frame(void *buf, size_t len, uint64_t remote, const struct user_regs_struct *r,
+		  const void *xstate, size_t xstate_len, uint64_t blocked);
+
+/*
+ * Fit a saved xstate buffer to this host's ptrace size (which
+ * PTRACE_SETREGSET requires exactly). Components this host does not have
+ * must be in their initial state. Returns a malloc'ed buffer or NULL
+ * with a message.
+ */
+void *xstate_adapt(const void *saved, size_t saved_len, size_t host_len, uint64_t host_xcr0);
+
+/* Offset of the XSTATE_BV word in an xsave buffer. */
+#define XSAVE_HDR_OFF 512
+
+#endif

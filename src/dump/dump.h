@@ -1,0 +1,17 @@
+#ifndef RTCR_DUMP_H
+#define RTCR_DUMP_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+struct dump_opts {
+	pid_t pid;
+	const char *dir;
+	bool leave_running;
+	bool stats;
+};
+
+/* Checkpoint opts->pid into opts->dir. 0 or -errno (logged). */
+int dump_run(const struct dump_opts *o);
+
+#endif

@@ -1,0 +1,64 @@
+/*
+ * Standard input, output and error connected to something outside the
+ * image (a terminal, a pipe from a shell, a socket): on restore they are
+ * connected to what rtcr restore's own fds 0, 1 and 2 are, the way a
+ * program started from that shell would be. Only fds 0-2 qualify; a
+ * pipe or terminal at any other number is a handle of its own kind.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#include "common/util.h"
+#include "files/files.h"
+
+static bool is_tty(const struct fd_info *fi)
+{
+	/* Terminals: /dev/pts/N (136-143), /dev/ttyN and consoles (4, 5). */
+	unsigned maj = major(fi->st.st_rdev);
+	return S_ISCHR(fi->st.st_mode) && ((maj >= 136 && maj <= 143) || maj == 4 || maj == 5);
+}
+
+static bool inherit_match(const struct fd_info *fi)
+{
+	if (fi->fd > 2)
+		return false;
+	return !strncmp(fi->link, "pipe:", 5) || !strncmp(fi->link, "socket:", 7) || is_tty(fi);
+}
+
+static int inherit_dump(const struct fd_info *fi, Rtcr__Fd *out)
+{
+	Rtcr__InheritFd *in = xzalloc(sizeof(*in));
+	rtcr__inherit_fd__init(in);
+	in->desc = xstrdup(fi->link);
+	in->flags = fi->flags;
+	out->inherit = in;
+	return 0;
+}
+
+static void inherit_describe(const Rtcr__Fd *e, char *buf, size_t len)
+{
+	snprintf(buf, len, "stdio (was %s): connected to rtcr restore's fd %d", e->inherit->desc,
+		 e->fd);
+}
+
+static void inherit_free(Rtcr__Fd *e)
+{
+	if (!e->inherit)
+		return;
+	free(e->inherit->desc);
+	free(e->inherit);
+}
+
+const struct fd_ops inherit_fd_ops = {
+	.name = "inherited stdio",
+	.kind = RTCR__FD_KIND__FD_INHERIT,
+	.match = inherit_match,
+	.dump = inherit_dump,
+	.describe = inherit_describe,
+	.free = inherit_free,
+};

@@ -1,0 +1,91 @@
+/*
+ * Image writer and reader (see format.h for the byte layout).
+ *
+ * Writer: imgw_begin() writes the file header; imgw_put*() append
+ * records; imgw_finish() appends END and commits the stream. Any error
+ * leaves the stream uncommitted; img_close() then discards it.
+ *
+ * Reader: imgr_begin() checks the file header; imgr_next() returns the
+ * next record header (checked), imgr_payload() its payload (checksum
+ * verified). imgr_next() returns 0 once a valid END record was read: only
+ * then is the stream known to be complete.
+ */
+#ifndef RTCR_IMAGE_H
+#define RTCR_IMAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <protobuf-c/protobuf-c.h>
+#define XXH_STATIC_LINKING_ONLY
+#include <xxhash.h>
+
+#include "image/format.h"
+#include "image/stream.h"
+
+struct imgw {
+	struct img_stream *s;
+	uint64_t nr_records;
+	uint64_t payload_bytes;
+	uint64_t pages;
+	XXH3_state_t *chain;
+};
+
+int imgw_begin(struct imgw *w, struct img_stream *s, const uint8_t image_id[16]) __must_check;
+int imgw_put(struct imgw *w, uint32_t type, uint32_t flags, const void *payload, size_t len) __must_check;
+int imgw_put_pb(struct imgw *w, uint32_t type, const ProtobufCMessage *msg) __must_check;
+/*
+ * One PAGES record: runs[] describe, in order, the pages in data
+ * (npages * 4096 bytes). csum, if nonzero-initialised by the caller via
+ * imgw_pages_csum(), saves hashing twice.
+ */
+int imgw_put_pages(struct imgw *w, int32_t pid, const struct img_page_run *runs,
+		   uint32_t nr_runs, const void *data, uint64_t npages) __must_check;
+int imgw_finish(struct imgw *w) __must_check;
+void imgw_release(struct imgw *w);
+
+struct img_rec {
+	uint32_t type;
+	uint32_t flags;
+	uint64_t len;
+	uint64_t csum;
+	uint64_t off;         /* stream offset of the payload */
+};
+
+struct imgr {
+	struct img_stream *s;
+	uint32_t version;
+	uint8_t image_id[16];
+	uint64_t nr_records;
+	uint64_t payload_bytes;
+	uint64_t pages;
+	XXH3_state_t *chain;
+	void *buf;            /* payload buffer for streams that cannot map */
+	size_t buf_cap;
+	bool pending;         /* a record header was read, payload not yet consumed */
+	bool ended;
+};
+
+int imgr_begin(struct imgr *r, struct img_stream *s) __must_check;
+/* 1: *rec filled; 0: END reached and valid; <0: error (logged). */
+int imgr_next(struct imgr *r, struct img_rec *rec) __must_check;
+/* Verified payload of the record last returned by imgr_next(). The
+ * pointer stays valid until the next imgr_* call. */
+int imgr_payload(struct imgr *r, const struct img_rec *rec, const void **data) __must_check;
+int imgr_skip(struct imgr *r, const struct img_rec *rec) __must_check;
+/*
+ * Skip a PAGES payload without hashing it, counting its pages for the END
+ * check; the caller verifies the checksum when it uses the pages. Needs a
+ * stream that can map (a file).
+ */
+int imgr_skip_pages(struct imgr *r, const struct img_rec *rec, uint64_t *npages) __must_check;
+/* Decode a protobuf payload; NULL (logged) if malformed. */
+void *imgr_unpack(const struct img_rec *rec, const ProtobufCMessageDescriptor *desc,
+		  const void *data);
+void imgr_release(struct imgr *r);
+
+/* Parse and check a PAGES payload; fills pointers into it. */
+int img_pages_parse(const void *payload, uint64_t len, const struct img_pages_hdr **hdr,
+		    const struct img_page_run **runs, const void **data) __must_check;
+
+#endif

@@ -1,0 +1,36 @@
+/*
+ * A whole image, loaded for restore or inspect: the metadata records
+ * decoded, the PAGES records located (their payloads are verified when
+ * used), the END record checked.
+ */
+#ifndef RTCR_IMAGE_LOAD_H
+#define RTCR_IMAGE_LOAD_H
+
+#include <stdint.h>
+
+#include "image/image.h"
+#include "image/pb.h"
+
+struct loaded_image {
+	struct img_stream *src;
+	uint8_t image_id[16];
+	Rtcr__Inventory *inv;
+	Rtcr__Process *proc;
+	Rtcr__Mm *mm;
+	Rtcr__Files *files;
+	uint64_t *pages_off;      /* stream offsets of PAGES payloads */
+	uint64_t *pages_len;
+	uint64_t *pages_csum;
+	uint32_t nr_pages_recs;
+	uint64_t total_pages;
+	uint64_t size;
+};
+
+/* Load DIR/image.rtcr: every problem is reported with its place. */
+int image_load(const char *dir, struct loaded_image *im) __must_check;
+/* The verified payload of PAGES record i (checksum checked now). */
+int image_pages(struct loaded_image *im, uint32_t i, const struct img_pages_hdr **hdr,
+		const struct img_page_run **runs, const void **data) __must_check;
+void image_unload(struct loaded_image *im);
+
+#endif

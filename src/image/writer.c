@@ -1,0 +1,151 @@
+#include "image/image.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+#include "image/pb.h"
+
+static const uint8_t zero_page[IMG_ALIGN];
+
+const char *img_rec_name(uint32_t type)
+{
+	switch (type) {
+	case REC_INVENTORY: return "inventory";
+	case REC_PROCESS: return "process";
+	case REC_MM: return "mm";
+	case REC_FILES: return "files";
+	case REC_PAGES: return "pages";
+	case REC_END: return "end";
+	}
+	return "unknown";
+}
+
+static void rec_hdr_fill(struct img_rec_hdr *h, uint32_t type, uint32_t flags,
+			 uint64_t len, uint64_t csum)
+{
+	h->type = type;
+	h->flags = flags;
+	h->len = len;
+	h->csum = csum;
+	h->hcsum = XXH3_64bits(h, offsetof(struct img_rec_hdr, hcsum));
+}
+
+int imgw_begin(struct imgw *w, struct img_stream *s, const uint8_t image_id[16])
+{
+	struct img_file_hdr fh;
+	struct iovec iov = { &fh, sizeof(fh) };
+	int ret;
+
+	memset(w, 0, sizeof(*w));
+	w->s = s;
+	w->chain = XXH3_createState();
+	if (!w->chain)
+		return -ENOMEM;
+	XXH3_64bits_reset(w->chain);
+
+	memset(&fh, 0, sizeof(fh));
+	memcpy(fh.magic, IMG_MAGIC, sizeof(fh.magic));
+	fh.version = IMG_VERSION;
+	fh.hdr_size = sizeof(fh);
+	memcpy(fh.image_id, image_id, 16);
+	fh.hcsum = XXH3_64bits(&fh, offsetof(struct img_file_hdr, hcsum));
+	ret = img_writev(s, &iov, 1);
+	if (ret)
+		pr_err("%s: write: %s", s->name, strerror(-ret));
+	return ret;
+}
+
+static int put_rec(struct imgw *w, uint32_t type, uint32_t flags, const struct iovec *piov,
+		   int piovcnt, uint64_t len, uint64_t csum)
+{
+	struct img_rec_hdr h;
+	struct iovec iov[8];
+	int ret;
+
+	rec_hdr_fill(&h, type, flags, len, csum);
+	iov[0].iov_base = &h;
+	iov[0].iov_len = sizeof(h);
+	memcpy(iov + 1, piov, piovcnt * sizeof(*piov));
+	ret = img_writev(w->s, iov, piovcnt + 1);
+	if (ret) {
+		pr_err("%s: writing %s record: %s", w->s->name, img_rec_name(type), strerror(-ret));
+		return ret;
+	}
+	XXH3_64bits_update(w->chain, &h, sizeof(h));
+	w->nr_records++;
+	w->payload_bytes += len;
+	return 0;
+}
+
+int imgw_put(struct imgw *w, uint32_t type, uint32_t flags, const void *payload, size_t len)
+{
+	struct iovec iov = { (void *)payload, len };
+	return put_rec(w, type, flags, &iov, 1, len, XXH3_64bits(payload, len));
+}
+
+int imgw_put_pb(struct imgw *w, uint32_t type, const ProtobufCMessage *msg)
+{
+	size_t len = protobuf_c_message_get_packed_size(msg);
+	uint8_t *buf = xmalloc(len);
+	int ret;
+
+	protobuf_c_message_pack(msg, buf);
+	ret = imgw_put(w, type, 0, buf, len);
+	free(buf);
+	return ret;
+}
+
+int imgw_put_pages(struct imgw *w, int32_t pid, const struct img_page_run *runs,
+		   uint32_t nr_runs, const void *data, uint64_t npages)
+{
+	struct img_pages_hdr ph;
+	uint64_t head = sizeof(struct img_rec_hdr) + sizeof(ph) + nr_runs * sizeof(*runs);
+	uint64_t pad = ALIGN_UP(w->s->pos + head, IMG_ALIGN) - (w->s->pos + head);
+	uint64_t dlen = npages * PAGE_SIZE;
+	XXH3_state_t st;
+	struct iovec iov[4];
+	int ret;
+
+	ph.nr_runs = nr_runs;
+	ph.pid = pid;
+	ph.data_off = sizeof(ph) + nr_runs * sizeof(*runs) + pad;
+	ph.npages = npages;
+
+	XXH3_64bits_reset(&st);
+	XXH3_64bits_update(&st, &ph, sizeof(ph));
+	XXH3_64bits_update(&st, runs, nr_runs * sizeof(*runs));
+	XXH3_64bits_update(&st, zero_page, pad);
+	XXH3_64bits_update(&st, data, dlen);
+
+	iov[0] = (struct iovec){ &ph, sizeof(ph) };
+	iov[1] = (struct iovec){ (void *)runs, nr_runs * sizeof(*runs) };
+	iov[2] = (struct iovec){ (void *)zero_page, pad };
+	iov[3] = (struct iovec){ (void *)data, dlen };
+	ret = put_rec(w, REC_PAGES, 0, iov, 4, ph.data_off + dlen, XXH3_64bits_digest(&st));
+	if (!ret)
+		w->pages += npages;
+	return ret;
+}
+
+int imgw_finish(struct imgw *w)
+{
+	Rtcr__End end = RTCR__END__INIT;
+	int ret;
+
+	end.nr_records = w->nr_records;
+	end.payload_bytes = w->payload_bytes;
+	end.pages = w->pages;
+	end.chain_hash = XXH3_64bits_digest(w->chain);
+	ret = imgw_put_pb(w, REC_END, &end.base);
+	if (ret)
+		return ret;
+	return img_commit(w->s);
+}
+
+void imgw_release(struct imgw *w)
+{
+	if (w->chain)
+		XXH3_freeState(w->chain);
+	w->chain = NULL;
+}

@@ -1,0 +1,194 @@
+/*
+ * The address space, dump side: mm layout (code/data/brk/stack/args/env
+ * bounds, auxv, exe) and the list of areas with what each needs.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "common/proc.h"
+#include "common/util.h"
+#include "files/files.h"
+#include "mem/mem.h"
+
+/* Data pages of a shared anonymous area live in its shmem object, not
+ * necessarily in this process's page tables: ask the object. */
+static int shmem_runs(pid_t pid, struct vma *v)
+{
+	char link[96];
+	off_t base = v->pgoff * PAGE_SIZE, end = base + (v->end - v->start), off = base;
+	int fd;
+
+	snprintf(link, sizeof(link), "/proc/%d/map_files/%llx-%llx", pid,
+		 (unsigned long long)v->start, (unsigned long long)v->end);
+	fd = open(link, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		char d[256];
+		pr_perror("%s: open %s", vma_describe(v, d, sizeof(d)), link);
+		return -errno;
+	}
+	while (off < end) {
+		off_t data = lseek(fd, off, SEEK_DATA), hole;
+		if (data < 0 || data >= end)
+			break;
+		hole = lseek(fd, data, SEEK_HOLE);
+		if (hole < 0 || hole > end)
+			hole = end;
+		data &= ~(off_t)(PAGE_SIZE - 1);
+		prl_add(&v->pages, v->start + (data - base), (ALIGN_UP(hole, PAGE_SIZE) - data) / PAGE_SIZE);
+		off = ALIGN_UP(hole, PAGE_SIZE);
+	}
+	close(fd);
+	return 0;
+}
+
+int mem_find_pages(pid_t pid, struct vma_list *vl, struct mem_stats *st)
+{
+	struct pagemap pm;
+	uint64_t t0 = now_ns();
+	int ret = pagemap_open(&pm, pid);
+
+	if (ret)
+		return ret;
+	for (int i = 0; i < vl->nr && !ret; i++) {
+		struct vma *v = &vl->v[i];
+		switch (v->kind) {
+		case RTCR__VMA_KIND__ANON_PRIVATE:
+			ret = pagemap_data_runs(&pm, v->start, v->end, false, &v->pages);
+			break;
+		case RTCR__VMA_KIND__FILE_PRIVATE:
+			ret = pagemap_data_runs(&pm, v->start, v->end, true, &v->pages);
+			break;
+		case RTCR__VMA_KIND__ANON_SHARED:
+			ret = shmem_runs(pid, v);
+			break;
+		default:
+			break;
+		}
+		st->pages += v->pages.npages;
+	}
+	pagemap_close(&pm);
+	st->scan_ns += now_ns() - t0;
+	return ret;
+}
+
+int mem_dump_mm(struct inject *in, pid_t pid, const struct vma_list *vl, Rtcr__Mm **out)
+{
+	Rtcr__Mm *mm = xzalloc(sizeof(*mm));
+	uint64_t f[PROC_STAT_FIELDS];
+	char path[64], *exe, *auxv;
+	struct stat st;
+	ssize_t n;
+	long brk;
+	int ret;
+
+	rtcr__mm__init(mm);
+	ret = proc_stat_read(pid, f, NULL);
+	if (ret)
+		goto err;
+	mm->start_code = f[26];
+	mm->end_code = f[27];
+	mm->start_stack = f[28];
+	mm->start_data = f[45];
+	mm->end_data = f[46];
+	mm->start_brk = f[47];
+	mm->arg_start = f[48];
+	mm->arg_end = f[49];
+	mm->env_start = f[50];
+	mm->env_end = f[51];
+	ret = inject_syscall(in, __NR_brk, 0, 0, 0, 0, 0, 0, &brk);
+	if (ret)
+		goto err;
+	mm->brk = brk;
+
+	snprintf(path, sizeof(path), "/proc/%d/auxv", pid);
+	n = read_file(path, &auxv);
+	if (n < 0) {
+		ret = (int)n;
+		pr_err("%s: %s", path, strerror(-ret));
+		goto err;
+	}
+	mm->auxv.data = (uint8_t *)auxv;
+	mm->auxv.len = n;
+
+	snprintf(path, sizeof(path), "/proc/%d/exe", pid);
+	exe = xreadlink(path);
+	if (exe && stat(path, &st) == 0) {
+		mm->exe = xzalloc(sizeof(*mm->exe));
+		fileref_fill(mm->exe, exe, &st);
+	}
+	free(exe);
+
+	mm->vmas = xzalloc((vl->nr ? vl->nr : 1) * sizeof(*mm->vmas));
+	for (int i = 0; i < vl->nr; i++) {
+		const struct vma *v = &vl->v[i];
+		Rtcr__Vma *e = xzalloc(sizeof(*e));
+		rtcr__vma__init(e);
+		e->start = v->start;
+		e->end = v->end;
+		e->prot = v->prot;
+		e->kind = v->kind;
+		e->pgoff = v->pgoff;
+		e->madv = v->madv;
+		e->growsdown = v->growsdown;
+		e->may_write = v->may_write;
+		e->locked = v->locked;
+		e->lock_onfault = v->lock_onfault;
+		e->sealed = v->sealed;
+		e->pages_stored = v->pages.npages;
+		if (v->anon_name)
+			e->anon_name = xstrdup(v->anon_name);
+		if (v->kind == RTCR__VMA_KIND__FILE_PRIVATE || v->kind == RTCR__VMA_KIND__FILE_SHARED) {
+			e->file = xzalloc(sizeof(*e->file));
+			fileref_fill(e->file, v->path, &v->st);
+		}
+		mm->vmas[mm->n_vmas++] = e;
+	}
+	*out = mm;
+	return 0;
+err:
+	mm_free(mm);
+	return ret;
+}
+
+void mm_free(Rtcr__Mm *mm)
+{
+	if (mm)
+		rtcr__mm__free_unpacked(mm, NULL);
+}
+
+static uint64_t hash_range(pid_t pid, uint64_t start, uint64_t len)
+{
+	void *buf = xmalloc(len);
+	struct iovec l = { buf, len }, r = { (void *)start, len };
+	uint64_t h = 0;
+	if (process_vm_readv(pid, &l, 1, &r, 1, 0) == (ssize_t)len)
+		h = XXH3_64bits(buf, len);
+	free(buf);
+	return h;
+}
+
+uint64_t vdso_hash_of(pid_t pid, const struct vma_list *vl)
+{
+	for (int i = 0; i < vl->nr; i++)
+		if (vl->v[i].kind == RTCR__VMA_KIND__VDSO)
+			return hash_range(pid, vl->v[i].start, vl->v[i].end - vl->v[i].start);
+	return 0;
+}
+
+uint64_t vdso_hash_self(void)
+{
+	struct vma_list vl;
+	uint64_t h = 0;
+	if (vma_list_read(getpid(), &vl))
+		return 0;
+	h = vdso_hash_of(getpid(), &vl);
+	vma_list_free(&vl);
+	return h;
+}

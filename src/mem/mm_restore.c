@@ -1,0 +1,507 @@
+/*
+ * The address space, restore side. Runs in the parent, driving the
+ * stopped child through injected calls (task/inject.h):
+ *
+ *   mem_unmap_all_but()  rtcr's own mappings go (binary, libc, heap,
+ *                        stack): only the scratch area and the vDSO stay
+ *   mem_move_vdso()      [vvar] [vvar_vclock] [vdso] move, together, to
+ *                        the saved addresses (glibc caches them)
+ *   mem_map_areas()      every saved area at its address, with its file
+ *   mem_fill_pages()     saved pages copied in (two threads)
+ *   mem_finish_areas()   protections, madvise state, PR_SET_MM_MAP
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "arch/x86/regs.h"
+#include "common/util.h"
+#include "image/load.h"
+#include "mem/mem.h"
+
+#ifndef PR_SET_VMA
+#define PR_SET_VMA 0x53564d41
+#define PR_SET_VMA_ANON_NAME 0
+#endif
+#ifndef MLOCK_ONFAULT
+#define MLOCK_ONFAULT 0x01
+#endif
+#ifndef __NR_mseal
+#define __NR_mseal 462
+#endif
+
+struct range {
+	uint64_t start, end;
+	char name[32];
+};
+
+/* Mappings of pid: start, end and the [special] name if any. */
+static int read_ranges(pid_t pid, struct range **out)
+{
+	char path[64], *buf, *line;
+	int n = 0, cap = 64;
+	ssize_t len;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	len = read_file(path, &buf);
+	if (len < 0) {
+		pr_err("%s: %s", path, strerror((int)-len));
+		return (int)len;
+	}
+	*out = xzalloc(cap * sizeof(**out));
+	for (line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+		unsigned long long s, e;
+		const char *br;
+		if (sscanf(line, "%llx-%llx", &s, &e) != 2)
+			continue;
+		if (n == cap)
+			*out = xrealloc(*out, (cap *= 2) * sizeof(**out));
+		(*out)[n].start = s;
+		(*out)[n].end = e;
+		(*out)[n].name[0] = 0;
+		br = strchr(line, '[');
+		if (br && br < strchr(line, '\n'))
+			sscanf(br, "%31[^]\n]", (*out)[n].name);
+		n++;
+	}
+	free(buf);
+	return n;
+}
+
+static const char *vdso_names[] = { "[vvar", "[vvar_vclock", "[vdso" };
+static const Rtcr__VmaKind vdso_kinds[] = {
+	RTCR__VMA_KIND__VVAR, RTCR__VMA_KIND__VVAR_VCLOCK, RTCR__VMA_KIND__VDSO
+};
+
+static int vdso_index(const char *name)
+{
+	for (int k = 0; k < 3; k++)
+		if (!strcmp(name, vdso_names[k]))
+			return k;
+	return -1;
+}
+
+static bool overlaps(uint64_t s1, uint64_t e1, uint64_t s2, uint64_t e2)
+{
+	return s1 < e2 && s2 < e1;
+}
+
+uint64_t mem_find_gap(const Rtcr__Mm *mm, uint64_t size, int nth)
+{
+	struct range *mine;
+	int nm = read_ranges(getpid(), &mine);
+	/* Candidates: below the first area and above each area; lowest
+	 * usable address is 64 KiB (mmap_min_addr), highest 47 bits. */
+	uint64_t lo = 1ULL << 32, hi = 0x7ff000000000ULL;
+	int found = 0;
+
+	if (nm < 0)
+		return 0;
+	for (size_t i = 0; i <= mm->n_vmas; i++) {
+		uint64_t cand = i == mm->n_vmas ? lo : ALIGN_UP(mm->vmas[i]->end + (1 << 20), 1 << 20);
+		bool ok = cand + size < hi;
+		for (size_t j = 0; j < mm->n_vmas && ok; j++)
+			if (overlaps(cand, cand + size + (1 << 20), mm->vmas[j]->start, mm->vmas[j]->end))
+				ok = false;
+		for (int j = 0; j < nm && ok; j++)
+			if (overlaps(cand, cand + size + (1 << 20), mine[j].start, mine[j].end))
+				ok = false;
+		if (ok && found++ == nth) {
+			free(mine);
+			return cand;
+		}
+	}
+	free(mine);
+	return 0;
+}
+
+int mem_check_vdso(const Rtcr__Inventory *inv, const Rtcr__Mm *mm)
+{
+	struct range *mine;
+	int nm = read_ranges(getpid(), &mine);
+	uint64_t mysize[3] = { 0 }, imgsize[3] = { 0 };
+	bool any = false;
+
+	if (nm < 0)
+		return nm;
+	for (int j = 0; j < nm; j++) {
+		int k = vdso_index(mine[j].name);
+		if (k >= 0)
+			mysize[k] = mine[j].end - mine[j].start;
+	}
+	free(mine);
+	for (size_t i = 0; i < mm->n_vmas; i++)
+		for (int k = 0; k < 3; k++)
+			if (mm->vmas[i]->kind == vdso_kinds[k]) {
+				imgsize[k] = mm->vmas[i]->end - mm->vmas[i]->start;
+				any = true;
+			}
+	if (!any)
+		return 0;
+	for (int k = 0; k < 3; k++)
+		if (mysize[k] != imgsize[k]) {
+			pr_err("the vDSO layout differs from the dumping kernel's (%s] is %llu bytes "
+			       "here, was %llu): restoring across kernel versions is not supported yet",
+			       vdso_names[k], (unsigned long long)mysize[k], (unsigned long long)imgsize[k]);
+			return -ENOTSUP;
+		}
+	if (inv->has_vdso_hash && inv->vdso_hash && inv->vdso_hash != vdso_hash_self()) {
+		pr_err("the vDSO code differs from the dumping kernel's (kernel %s there): restoring "
+		       "across kernel versions is not supported yet", inv->kernel_release);
+		return -ENOTSUP;
+	}
+	return 0;
+}
+
+static int rcall(struct inject *in, const char *what, long nr, uint64_t a0, uint64_t a1,
+		 uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5, long *res)
+{
+	long r;
+	int ret = inject_syscall(in, nr, a0, a1, a2, a3, a4, a5, &r);
+	if (ret)
+		return ret;
+	if (r < 0 && r > -4096) {
+		pr_err("%s: %s", what, strerror((int)-r));
+		return (int)r;
+	}
+	if (res)
+		*res = r;
+	return 0;
+}
+
+int mem_unmap_all_but(struct inject *in, pid_t pid)
+{
+	struct range *r;
+	int n = read_ranges(pid, &r), ret = 0;
+	uint64_t run_s = 0, run_e = 0;
+
+	if (n < 0)
+		return n;
+	for (int i = 0; i <= n && !ret; i++) {
+		bool keep = i == n || vdso_index(r[i].name) >= 0 || !strcmp(r[i].name, "[vsyscall") ||
+			    (r[i].start >= in->scratch && r[i].end <= in->scratch + in->scratch_len);
+		if (!keep) {
+			if (!run_e)
+				run_s = r[i].start;
+			run_e = r[i].end;
+			continue;
+		}
+		if (run_e) {
+			char what[96];
+			snprintf(what, sizeof(what), "unmapping rtcr's %llx-%llx in the new process",
+				 (unsigned long long)run_s, (unsigned long long)run_e);
+			ret = rcall(in, what, __NR_munmap, run_s, run_e - run_s, 0, 0, 0, 0, NULL);
+			run_e = 0;
+		}
+	}
+	free(r);
+	return ret;
+}
+
+int mem_move_vdso(struct inject *in, pid_t pid, const Rtcr__Mm *mm, uint64_t temp)
+{
+	struct range *r;
+	uint64_t cur[3] = { 0 }, len[3] = { 0 }, dst[3] = { 0 };
+	int n = read_ranges(pid, &r), ret = 0;
+	bool clash = false, any = false;
+
+	if (n < 0)
+		return n;
+	for (int i = 0; i < n; i++) {
+		int k = vdso_index(r[i].name);
+		if (k >= 0) {
+			cur[k] = r[i].start;
+			len[k] = r[i].end - r[i].start;
+		}
+	}
+	free(r);
+	for (size_t i = 0; i < mm->n_vmas; i++)
+		for (int k = 0; k < 3; k++)
+			if (mm->vmas[i]->kind == vdso_kinds[k]) {
+				dst[k] = mm->vmas[i]->start;
+				any = true;
+			}
+	if (!any) {
+		/* The process had unmapped its vDSO: so does the restored one. */
+		for (int k = 0; k < 3 && !ret; k++)
+			if (len[k])
+				ret = rcall(in, "unmapping the vDSO", __NR_munmap, cur[k], len[k], 0, 0, 0,
+					    0, NULL);
+		return ret;
+	}
+	for (int k = 0; k < 3; k++)
+		for (int j = 0; j < 3; j++)
+			if (len[k] && len[j] && overlaps(dst[k], dst[k] + len[k], cur[j], cur[j] + len[j]) &&
+			    dst[k] != cur[k])
+				clash = true;
+	if (clash) {
+		/* Step aside first, keeping the three together. */
+		for (int k = 0; k < 3 && !ret; k++) {
+			uint64_t t = temp + (cur[k] - cur[0]);
+			ret = rcall(in, "moving the vDSO aside", __NR_mremap, cur[k], len[k], len[k],
+				    MREMAP_MAYMOVE | MREMAP_FIXED, t, 0, NULL);
+			cur[k] = t;
+		}
+	}
+	for (int k = 0; k < 3 && !ret; k++) {
+		if (cur[k] == dst[k])
+			continue;
+		ret = rcall(in, "moving the vDSO to its saved address", __NR_mremap, cur[k], len[k],
+			    len[k], MREMAP_MAYMOVE | MREMAP_FIXED, dst[k], 0, NULL);
+	}
+	return ret;
+}
+
+static bool is_vdso_kind(Rtcr__VmaKind k)
+{
+	return k == RTCR__VMA_KIND__VVAR || k == RTCR__VMA_KIND__VVAR_VCLOCK || k == RTCR__VMA_KIND__VDSO;
+}
+
+int mem_map_areas(struct inject *in, const Rtcr__Mm *mm, const int *map_fd, bool *extra_write)
+{
+	for (size_t i = 0; i < mm->n_vmas; i++) {
+		const Rtcr__Vma *v = mm->vmas[i];
+		bool shared = v->kind == RTCR__VMA_KIND__ANON_SHARED || v->kind == RTCR__VMA_KIND__FILE_SHARED;
+		bool anon = v->kind == RTCR__VMA_KIND__ANON_PRIVATE || v->kind == RTCR__VMA_KIND__ANON_SHARED;
+		uint64_t flags = MAP_FIXED_NOREPLACE | (shared ? MAP_SHARED : MAP_PRIVATE) |
+				 (anon ? MAP_ANONYMOUS : 0) | (v->growsdown ? MAP_GROWSDOWN : 0) |
+				 ((v->madv & RTCR_MAP_NORESERVE) ? MAP_NORESERVE : 0);
+		uint64_t prot = v->prot;
+		char what[128];
+		long addr;
+		int ret;
+
+		if (is_vdso_kind(v->kind))
+			continue;
+		extra_write[i] = false;
+		/* Shared memory must be writable to be filled; private areas are
+		 * filled through /proc/PID/mem, which may write read-only ones. */
+		if (v->kind == RTCR__VMA_KIND__ANON_SHARED && v->pages_stored && !(prot & PROT_WRITE)) {
+			prot |= PROT_WRITE;
+			extra_write[i] = true;
+		}
+		snprintf(what, sizeof(what), "mapping %llx-%llx%s%s", (unsigned long long)v->start,
+			 (unsigned long long)v->end, v->file ? " " : "", v->file ? v->file->path : "");
+		ret = rcall(in, what, __NR_mmap, v->start, v->end - v->start, prot, flags,
+			    anon ? (uint64_t)-1 : (uint64_t)map_fd[i], anon ? 0 : v->pgoff * PAGE_SIZE,
+			    &addr);
+		if (ret)
+			return ret;
+		if ((uint64_t)addr != v->start) {
+			pr_err("%s: landed at %#lx", what, addr);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* ---- page filling, two threads ---- */
+
+struct fill_ctx {
+	struct loaded_image *im;
+	pid_t pid;
+	int memfd;
+	const Rtcr__Mm *mm;
+	uint32_t next;          /* next record to take */
+	int err;
+	pthread_mutex_t lock;
+};
+
+static const Rtcr__Vma *vma_of(const Rtcr__Mm *mm, uint64_t addr)
+{
+	size_t lo = 0, hi = mm->n_vmas;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (addr < mm->vmas[mid]->start)
+			hi = mid;
+		else if (addr >= mm->vmas[mid]->end)
+			lo = mid + 1;
+		else
+			return mm->vmas[mid];
+	}
+	return NULL;
+}
+
+static int flush_vm(struct fill_ctx *f, struct iovec *l, struct iovec *r, int n)
+{
+	size_t want = 0;
+	ssize_t got;
+	if (!n)
+		return 0;
+	for (int i = 0; i < n; i++)
+		want += l[i].iov_len;
+	got = process_vm_writev(f->pid, l, n, r, n, 0);
+	if (got == (ssize_t)want)
+		return 0;
+	pr_err("writing memory of the new process at %p: %s", r[0].iov_base,
+	       got < 0 ? strerror(errno) : "short write");
+	return got < 0 ? -errno : -EIO;
+}
+
+static int fill_record(struct fill_ctx *f, uint32_t i)
+{
+	const struct img_pages_hdr *ph;
+	const struct img_page_run *runs;
+	const char *data;
+	struct iovec l[1024], r[1024];
+	int n = 0, ret;
+
+	ret = image_pages(f->im, i, &ph, &runs, (const void **)&data);
+	if (ret)
+		return ret;
+	for (uint32_t k = 0; k < ph->nr_runs; k++) {
+		uint64_t len = runs[k].npages * PAGE_SIZE;
+		const Rtcr__Vma *v = vma_of(f->mm, runs[k].vaddr);
+		if (!v || runs[k].vaddr + len > v->end || is_vdso_kind(v->kind) ||
+		    v->kind == RTCR__VMA_KIND__FILE_SHARED) {
+			pr_err("image: %llu pages at %#llx lie outside any memory area that holds data",
+			       (unsigned long long)runs[k].npages, (unsigned long long)runs[k].vaddr);
+			return -EINVAL;
+		}
+		if ((v->prot & PROT_WRITE) || v->kind == RTCR__VMA_KIND__ANON_SHARED) {
+			l[n].iov_base = (void *)data;
+			l[n].iov_len = len;
+			r[n].iov_base = (void *)runs[k].vaddr;
+			r[n].iov_len = len;
+			if (++n == (int)ARRAY_SIZE(l)) {
+				ret = flush_vm(f, l, r, n);
+				n = 0;
+			}
+		} else {
+			/* Read-only private memory: /proc/PID/mem writes through
+			 * (FOLL_FORCE), making the private copy the process had. */
+			ssize_t w = pwrite(f->memfd, data, len, runs[k].vaddr);
+			if (w != (ssize_t)len) {
+				pr_err("writing %llu bytes at %#llx of the new process: %s",
+				       (unsigned long long)len, (unsigned long long)runs[k].vaddr,
+				       w < 0 ? strerror(errno) : "short write");
+				return w < 0 ? -errno : -EIO;
+			}
+		}
+		if (ret)
+			return ret;
+		data += len;
+	}
+	return flush_vm(f, l, r, n);
+}
+
+static void *filler(void *arg)
+{
+	struct fill_ctx *f = arg;
+	for (;;) {
+		uint32_t i;
+		int ret;
+		pthread_mutex_lock(&f->lock);
+		if (f->err || f->next >= f->im->nr_pages_recs) {
+			pthread_mutex_unlock(&f->lock);
+			return NULL;
+		}
+		i = f->next++;
+		pthread_mutex_unlock(&f->lock);
+		ret = fill_record(f, i);
+		if (ret) {
+			pthread_mutex_lock(&f->lock);
+			if (!f->err)
+				f->err = ret;
+			pthread_mutex_unlock(&f->lock);
+			return NULL;
+		}
+	}
+}
+
+int mem_fill_pages(struct loaded_image *im, pid_t pid, int memfd, struct mem_stats *st)
+{
+	struct fill_ctx f = { .im = im, .pid = pid, .memfd = memfd, .mm = im->mm };
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	pthread_t th;
+	bool two = ncpu > 1 && im->nr_pages_recs > 1;
+	uint64_t t0 = now_ns();
+
+	pthread_mutex_init(&f.lock, NULL);
+	if (two && pthread_create(&th, NULL, filler, &f))
+		two = false;
+	filler(&f);
+	if (two)
+		pthread_join(th, NULL);
+	pthread_mutex_destroy(&f.lock);
+	st->pages = im->total_pages;
+	st->copy_ns = now_ns() - t0;
+	return f.err;
+}
+
+int mem_finish_areas(struct inject *in, const Rtcr__Mm *mm, const bool *extra_write, int exe_fd)
+{
+	static const struct { uint64_t bit; int advice; } madv[] = {
+		{ RTCR_MADV_HUGEPAGE, MADV_HUGEPAGE }, { RTCR_MADV_NOHUGEPAGE, MADV_NOHUGEPAGE },
+		{ RTCR_MADV_DONTFORK, MADV_DONTFORK }, { RTCR_MADV_DONTDUMP, MADV_DONTDUMP },
+		{ RTCR_MADV_WIPEONFORK, MADV_WIPEONFORK }, { RTCR_MADV_MERGEABLE, MADV_MERGEABLE },
+		{ RTCR_MADV_SEQUENTIAL, MADV_SEQUENTIAL }, { RTCR_MADV_RANDOM, MADV_RANDOM },
+	};
+	struct prctl_mm_map map;
+	uint64_t data = inject_data(in);
+	int ret = 0;
+
+	for (size_t i = 0; i < mm->n_vmas && !ret; i++) {
+		const Rtcr__Vma *v = mm->vmas[i];
+		uint64_t len = v->end - v->start;
+		char what[96];
+
+		if (is_vdso_kind(v->kind))
+			continue;
+		snprintf(what, sizeof(what), "area %llx-%llx", (unsigned long long)v->start,
+			 (unsigned long long)v->end);
+		if (extra_write[i])
+			ret = rcall(in, what, __NR_mprotect, v->start, len, v->prot, 0, 0, 0, NULL);
+		for (size_t k = 0; k < ARRAY_SIZE(madv) && !ret; k++)
+			if (v->madv & madv[k].bit)
+				ret = rcall(in, what, __NR_madvise, v->start, len, madv[k].advice, 0, 0, 0,
+					    NULL);
+		if (!ret && v->locked)
+			ret = rcall(in, what, __NR_mlock2, v->start, len,
+				    v->lock_onfault ? MLOCK_ONFAULT : 0, 0, 0, 0, NULL);
+		if (!ret && v->anon_name) {
+			ret = inject_write(in, data, v->anon_name, strlen(v->anon_name) + 1);
+			if (!ret)
+				ret = rcall(in, what, __NR_prctl, PR_SET_VMA, PR_SET_VMA_ANON_NAME, v->start,
+					    len, data, 0, NULL);
+		}
+		if (!ret && v->sealed)
+			ret = rcall(in, what, __NR_mseal, v->start, len, 0, 0, 0, 0, NULL);
+	}
+	if (ret)
+		return ret;
+
+	memset(&map, 0, sizeof(map));
+	map.start_code = mm->start_code;
+	map.end_code = mm->end_code;
+	map.start_data = mm->start_data;
+	map.end_data = mm->end_data;
+	map.start_brk = mm->start_brk;
+	map.brk = mm->brk;
+	map.start_stack = mm->start_stack;
+	map.arg_start = mm->arg_start;
+	map.arg_end = mm->arg_end;
+	map.env_start = mm->env_start;
+	map.env_end = mm->env_end;
+	map.auxv_size = mm->auxv.len;
+	map.exe_fd = exe_fd;
+	if (mm->auxv.len > SCRATCH_DATA_LEN - sizeof(map)) {
+		pr_err("auxv of %zu bytes is too large", mm->auxv.len);
+		return -E2BIG;
+	}
+	map.auxv = (__u64 *)(uintptr_t)(data + sizeof(map));
+	ret = inject_write(in, data + sizeof(map), mm->auxv.data, mm->auxv.len);
+	if (!ret)
+		ret = inject_write(in, data, &map, sizeof(map));
+	if (!ret)
+		ret = rcall(in, "setting the memory layout (PR_SET_MM_MAP)", __NR_prctl, PR_SET_MM,
+			    PR_SET_MM_MAP, data, sizeof(map), 0, 0, NULL);
+	return ret;
+}

@@ -1,0 +1,154 @@
+#include "mem/pagemap.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "common/util.h"
+
+void prl_add(struct page_run_list *l, uint64_t start, uint64_t npages)
+{
+	if (l->nr && l->v[l->nr - 1].start + l->v[l->nr - 1].npages * PAGE_SIZE == start) {
+		l->v[l->nr - 1].npages += npages;
+	} else {
+		if (l->nr == l->cap) {
+			l->cap = l->cap ? l->cap * 2 : 16;
+			l->v = xrealloc(l->v, l->cap * sizeof(*l->v));
+		}
+		l->v[l->nr].start = start;
+		l->v[l->nr].npages = npages;
+		l->nr++;
+	}
+	l->npages += npages;
+}
+
+void prl_free(struct page_run_list *l)
+{
+	free(l->v);
+	l->v = NULL;
+	l->nr = l->cap = 0;
+	l->npages = 0;
+}
+
+int pagemap_open(struct pagemap *pm, int pid)
+{
+	struct pm_scan_arg a = { .size = sizeof(a) };
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", pid);
+	pm->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (pm->fd < 0) {
+		pr_perror("%s", path);
+		return -errno;
+	}
+	pm->vec_len = 4096;
+	pm->vec = xmalloc(pm->vec_len * sizeof(*pm->vec));
+	/* An empty scan tells whether the ioctl exists. */
+	a.vec = (uintptr_t)pm->vec;
+	a.vec_len = pm->vec_len;
+	a.return_mask = PAGE_IS_PRESENT;
+	pm->scan = ioctl(pm->fd, PAGEMAP_SCAN, &a) >= 0;
+	return 0;
+}
+
+void pagemap_close(struct pagemap *pm)
+{
+	if (pm->fd >= 0)
+		close(pm->fd);
+	free(pm->vec);
+	pm->fd = -1;
+	pm->vec = NULL;
+}
+
+static int scan_runs(struct pagemap *pm, uint64_t start, uint64_t end, bool anon_only,
+		     struct page_run_list *out)
+{
+	struct pm_scan_arg a = {
+		.size = sizeof(a),
+		.start = start,
+		.end = end,
+		.vec = (uintptr_t)pm->vec,
+		.vec_len = pm->vec_len,
+		.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+		.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_FILE | PAGE_IS_PFNZERO,
+	};
+
+	while (a.start < a.end) {
+		long n = ioctl(pm->fd, PAGEMAP_SCAN, &a);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			pr_perror("PAGEMAP_SCAN %#llx-%#llx", (unsigned long long)a.start,
+				  (unsigned long long)a.end);
+			return -errno;
+		}
+		for (long i = 0; i < n; i++) {
+			uint64_t c = pm->vec[i].categories;
+			if (c & PAGE_IS_PFNZERO)
+				continue;
+			if (anon_only && (c & PAGE_IS_FILE))
+				continue;
+			prl_add(out, pm->vec[i].start, (pm->vec[i].end - pm->vec[i].start) / PAGE_SIZE);
+		}
+		if (a.walk_end <= a.start)
+			break;
+		a.start = a.walk_end;
+	}
+	return 0;
+}
+
+#define PM_PRESENT (1ULL << 63)
+#define PM_SWAP (1ULL << 62)
+#define PM_FILE (1ULL << 61)
+#define PM_PFN_MASK ((1ULL << 55) - 1)
+
+static int read_runs(struct pagemap *pm, uint64_t start, uint64_t end, bool anon_only,
+		     struct page_run_list *out)
+{
+	static uint64_t zero_pfn;
+	uint64_t buf[4096];
+
+	if (!zero_pfn) {
+		/* The shared zero page's pfn, seen through a private read fault. */
+		static volatile char z[2 * 4096] __attribute__((aligned(4096)));
+		uint64_t e;
+		(void)z[4096];
+		if (pread(pm->fd, &e, 8, ((uintptr_t)&z[4096] / PAGE_SIZE) * 8) == 8 &&
+		    (e & PM_PRESENT))
+			zero_pfn = e & PM_PFN_MASK;
+		else
+			zero_pfn = ~0ULL;
+	}
+	for (uint64_t addr = start; addr < end; ) {
+		size_t n = MIN((end - addr) / PAGE_SIZE, ARRAY_SIZE(buf));
+		ssize_t r = pread(pm->fd, buf, n * 8, (addr / PAGE_SIZE) * 8);
+		if (r < 0) {
+			pr_perror("pagemap read at %#llx", (unsigned long long)addr);
+			return -errno;
+		}
+		if ((size_t)r != n * 8)
+			return -EIO;
+		for (size_t i = 0; i < n; i++) {
+			uint64_t e = buf[i];
+			if (!(e & (PM_PRESENT | PM_SWAP)))
+				continue;
+			if ((e & PM_PRESENT) && (e & PM_PFN_MASK) == zero_pfn)
+				continue;
+			if (anon_only && (e & PM_FILE))
+				continue;
+			prl_add(out, addr + i * PAGE_SIZE, 1);
+		}
+		addr += n * PAGE_SIZE;
+	}
+	return 0;
+}
+
+int pagemap_data_runs(struct pagemap *pm, uint64_t start, uint64_t end, bool anon_only,
+		      struct page_run_list *out)
+{
+	return pm->scan ? scan_runs(pm, start, end, anon_only, out)
+			: read_runs(pm, start, end, anon_only, out);
+}

@@ -1,0 +1,64 @@
+/*
+ * Which pages of a range hold data: PAGEMAP_SCAN on /proc/PID/pagemap
+ * (one ioctl returns whole runs), or, on kernels without it, the classic
+ * 8-bytes-per-page pagemap read. Debian 12's headers predate
+ * PAGEMAP_SCAN, so its ABI is spelled out here.
+ */
+#ifndef RTCR_MEM_PAGEMAP_H
+#define RTCR_MEM_PAGEMAP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <linux/ioctl.h>
+
+#include "common/log.h"
+
+#ifndef PAGEMAP_SCAN
+struct page_region {
+	uint64_t start, end, categories;
+};
+struct pm_scan_arg {
+	uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+	uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+#define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
+#define PM_SCAN_WP_MATCHING (1 << 0)
+#define PM_SCAN_CHECK_WPASYNC (1 << 1)
+#define PAGE_IS_WPALLOWED (1 << 0)
+#define PAGE_IS_WRITTEN (1 << 1)
+#define PAGE_IS_FILE (1 << 2)
+#define PAGE_IS_PRESENT (1 << 3)
+#define PAGE_IS_SWAPPED (1 << 4)
+#define PAGE_IS_PFNZERO (1 << 5)
+#define PAGE_IS_HUGE (1 << 6)
+#define PAGE_IS_SOFT_DIRTY (1 << 7)
+#endif
+
+struct page_run_list {
+	struct { uint64_t start, npages; } *v;
+	uint32_t nr, cap;
+	uint64_t npages;
+};
+
+void prl_add(struct page_run_list *l, uint64_t start, uint64_t npages);
+void prl_free(struct page_run_list *l);
+
+struct pagemap {
+	int fd;
+	bool scan;     /* PAGEMAP_SCAN works */
+	struct page_region *vec;
+	uint32_t vec_len;
+};
+
+int pagemap_open(struct pagemap *pm, int pid) __must_check;
+void pagemap_close(struct pagemap *pm);
+/*
+ * Append to 'out' the runs of pages in [start, end) that hold private
+ * data: present or swapped, not the shared zero page, and, if anon_only,
+ * not page-cache pages (for private file mappings: only the pages the
+ * process wrote, which are anonymous copies).
+ */
+int pagemap_data_runs(struct pagemap *pm, uint64_t start, uint64_t end, bool anon_only,
+		      struct page_run_list *out) __must_check;
+
+#endif

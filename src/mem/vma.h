@@ -1,0 +1,53 @@
+/*
+ * Memory areas of a process as /proc/PID/smaps describes them, classified
+ * by what restore must do with each.
+ */
+#ifndef RTCR_MEM_VMA_H
+#define RTCR_MEM_VMA_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "common/log.h"
+#include "image/pb.h"
+#include "mem/pagemap.h"
+
+/* madvise() state kept per area (Vma.madv in the image). */
+#define RTCR_MADV_HUGEPAGE    (1u << 0)
+#define RTCR_MADV_NOHUGEPAGE  (1u << 1)
+#define RTCR_MADV_DONTFORK    (1u << 2)
+#define RTCR_MADV_DONTDUMP    (1u << 3)
+#define RTCR_MADV_WIPEONFORK  (1u << 4)
+#define RTCR_MADV_MERGEABLE   (1u << 5)
+#define RTCR_MADV_SEQUENTIAL  (1u << 6)
+#define RTCR_MADV_RANDOM      (1u << 7)
+#define RTCR_MAP_NORESERVE    (1u << 16)
+
+struct vma {
+	uint64_t start, end, pgoff;
+	int prot;
+	bool shared;
+	Rtcr__VmaKind kind;
+	char *path;              /* mapped file or [name], NULL for plain anon */
+	char *anon_name;         /* [anon:NAME] set with PR_SET_VMA */
+	struct stat st;          /* of the mapped file */
+	uint64_t madv;
+	bool growsdown, may_write, locked, lock_onfault, sealed;
+	struct page_run_list pages;  /* data to store (dump side) */
+};
+
+struct vma_list {
+	struct vma *v;
+	int nr;
+};
+
+/* Read and classify; refuses (by address and name) what rtcr cannot restore. */
+int vma_list_read(pid_t pid, struct vma_list *vl) __must_check;
+void vma_list_free(struct vma_list *vl);
+/* "7f12...-7f13... /usr/lib/x.so" for messages. */
+const char *vma_describe(const struct vma *v, char *buf, size_t len);
+const char *vma_kind_name(Rtcr__VmaKind k);
+
+#endif

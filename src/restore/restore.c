@@ -1,0 +1,502 @@
+/*
+ * rtcr restore: bringing a process back from an image, without loading
+ * its program.
+ *
+ *   LOAD        image read; structure, END record, metadata checksums
+ *     |
+ *   PREFLIGHT   pid free, files present and unchanged, CPU and vDSO
+ *     |         compatible, limits and credentials grantable
+ *     v
+ *   FORKED      clone3(set_tid = saved pid); the parent seizes the child
+ *     |         with PTRACE_O_EXITKILL: if rtcr dies, so does the child
+ *     v
+ *   HOSTED      the child, still running rtcr's code: fds at their
+ *     |         numbers, cwd, root, umask, personality, session, signal
+ *     |         actions; then it stops itself (SIGSTOP)
+ *     v
+ *   ADDRESS     the parent drives it with injected calls (task/inject.h):
+ *     |         scratch area, rtcr's mappings unmapped, vDSO moved, saved
+ *     |         areas mapped and filled, protections, PR_SET_MM_MAP
+ *     v
+ *   STATE       thread state, limits, pending signals, credentials,
+ *     |         dumpable, parent-death signal, interval timers
+ *     v
+ *   RUNNING     scratch unmapped; registers, xstate and signal mask set
+ *               at the syscall-exit stop; detached
+ *
+ * Any failure after FORKED kills the child and reaps it: no half-restored
+ * process is ever left behind. Messages name the object that failed.
+ */
+#include "restore/restore.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "arch/x86/cpu.h"
+#include "arch/x86/regs.h"
+#include "common/proc.h"
+#include "common/util.h"
+#include "files/files.h"
+#include "image/load.h"
+#include "mem/mem.h"
+#include "task/ptrace.h"
+#include "task/task.h"
+
+extern char rtcr_syscall_gadget[];
+
+struct mapfile {
+	const Rtcr__FileRef *ref;
+	int oflags;
+};
+
+struct plan {
+	int base;               /* first helper fd in the child: the control pipe */
+	struct mapfile *mf;     /* distinct mapped files, at fds base+1+k */
+	int nmf;
+	int *vma_fd;            /* per area: the child's fd of its file, or -1 */
+	int exe_fd;
+	bool same_boot;
+};
+
+static int plan_file(struct plan *p, const Rtcr__FileRef *ref, int oflags)
+{
+	for (int k = 0; k < p->nmf; k++)
+		if (!strcmp(p->mf[k].ref->path, ref->path) && p->mf[k].oflags == oflags)
+			return p->base + 1 + k;
+	p->mf = xrealloc(p->mf, (p->nmf + 1) * sizeof(*p->mf));
+	p->mf[p->nmf].ref = ref;
+	p->mf[p->nmf].oflags = oflags;
+	return p->base + 1 + p->nmf++;
+}
+
+static int build_plan(const struct loaded_image *im, struct plan *p)
+{
+	const Rtcr__Mm *mm = im->mm;
+	struct rlimit rl;
+	char *bootid = NULL;
+
+	memset(p, 0, sizeof(*p));
+	p->base = files_max_fd(im->files) + 1;
+	p->vma_fd = xmalloc((mm->n_vmas + 1) * sizeof(int));
+	for (size_t i = 0; i < mm->n_vmas; i++) {
+		const Rtcr__Vma *v = mm->vmas[i];
+		p->vma_fd[i] = -1;
+		if (v->kind == RTCR__VMA_KIND__FILE_PRIVATE || v->kind == RTCR__VMA_KIND__FILE_SHARED) {
+			if (!v->file) {
+				pr_err("image: file mapping %llx-%llx without its file",
+				       (unsigned long long)v->start, (unsigned long long)v->end);
+				return -EINVAL;
+			}
+			p->vma_fd[i] = plan_file(p, v->file,
+						 v->kind == RTCR__VMA_KIND__FILE_SHARED && v->may_write ?
+						 O_RDWR : O_RDONLY);
+		}
+	}
+	p->exe_fd = mm->exe ? plan_file(p, mm->exe, O_RDONLY) : -1;
+	getrlimit(RLIMIT_NOFILE, &rl);
+	if ((rlim_t)(p->base + 1 + p->nmf) >= rl.rlim_cur) {
+		pr_err("the process used fd %d; rtcr's RLIMIT_NOFILE (%llu) is too low to restore it",
+		       p->base - 1, (unsigned long long)rl.rlim_cur);
+		return -EMFILE;
+	}
+	if (read_file("/proc/sys/kernel/random/boot_id", &bootid) >= 0) {
+		bootid[strcspn(bootid, "\n")] = 0;
+		p->same_boot = !strcmp(bootid, im->inv->boot_id);
+		free(bootid);
+	}
+	return 0;
+}
+
+static void plan_free(struct plan *p)
+{
+	free(p->mf);
+	free(p->vma_fd);
+}
+
+static int preflight(const struct loaded_image *im, const struct plan *pl)
+{
+	const Rtcr__Process *proc = im->proc;
+	struct files_restore_ctx ctx = { .same_boot = pl->same_boot };
+	struct cpu_info here, dumped;
+	char msg[256], path[64];
+	int ret;
+
+	snprintf(path, sizeof(path), "/proc/%d", proc->pid);
+	if (access(path, F_OK) == 0) {
+		char comm[64] = "?";
+		if (proc_comm(proc->pid, proc->pid, comm, sizeof(comm))) {
+			/* gone meanwhile; clone3 decides */
+		}
+		pr_err("pid %d is in use (by '%s'): restore needs the saved pid free", proc->pid, comm);
+		return -EEXIST;
+	}
+	cpu_info_get(&here);
+	memset(&dumped, 0, sizeof(dumped));
+	dumped.xfeatures = im->inv->cpu->xfeatures;
+	for (size_t i = 0; i < im->inv->cpu->n_features && i < CPU_NR_FEATURE_WORDS; i++)
+		dumped.features[i] = im->inv->cpu->features[i];
+	if (cpu_compatible(&dumped, &here, msg, sizeof(msg))) {
+		pr_err("CPU: %s", msg);
+		return -ENOTSUP;
+	}
+	ret = mem_check_vdso(im->inv, im->mm);
+	if (ret)
+		return ret;
+	for (int k = 0; k < pl->nmf; k++) {
+		ret = fileref_check(pl->mf[k].ref, "mapped file", pl->same_boot, true);
+		if (ret)
+			return ret;
+	}
+	ret = files_check(im->files, &ctx);
+	if (!ret)
+		ret = attrs_check_rlimits(proc);
+	if (!ret && !creds_same_as_self(proc->creds))
+		ret = creds_check(proc->creds);
+	return ret;
+}
+
+/* ---- HOSTED: the child, before it stops itself ---- */
+
+static __attribute__((noreturn)) void child_main(const struct loaded_image *im,
+						 const struct plan *pl, int sync_rd, int ctl_wr,
+						 bool detach)
+{
+	struct files_restore_ctx ctx = { .same_boot = pl->same_boot };
+	int *keep = xmalloc((pl->nmf + 1) * sizeof(int));
+	sigset_t all;
+	char c;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	if (read(sync_rd, &c, 1) != 1)
+		_exit(1);
+	if (dup2(ctl_wr, pl->base) < 0)
+		_exit(1);
+	log_set_fd(pl->base);
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+
+	keep[0] = pl->base;
+	for (int k = 0; k < pl->nmf; k++) {
+		int fd = open(pl->mf[k].ref->path, pl->mf[k].oflags | O_CLOEXEC);
+		if (fd < 0) {
+			pr_perror("mapped file %s", pl->mf[k].ref->path);
+			_exit(1);
+		}
+		if (dup2(fd, pl->base + 1 + k) < 0) {
+			pr_perror("mapped file %s: dup2", pl->mf[k].ref->path);
+			_exit(1);
+		}
+		close(fd);
+		keep[k + 1] = pl->base + 1 + k;
+	}
+	if (files_restore(im->files, &ctx, keep, pl->nmf + 1) ||
+	    attrs_restore_child(im->proc, detach) || signals_restore_child(im->proc))
+		_exit(1);
+	raise(SIGSTOP);
+	/* The parent rebuilds this process from here on; it never returns
+	 * to this code. */
+	_exit(1);
+}
+
+static void relay_child_messages(int ctl_rd)
+{
+	char buf[4096];
+	ssize_t n;
+	fcntl(ctl_rd, F_SETFL, O_NONBLOCK);
+	while ((n = read(ctl_rd, buf, sizeof(buf))) > 0)
+		if (write(STDERR_FILENO, buf, n) < 0)
+			break;
+}
+
+/* ---- ADDRESS and STATE: the parent drives the stopped child ---- */
+
+static int rebuild(struct loaded_image *im, const struct plan *pl, pid_t pid, bool detach,
+		   struct mem_stats *ms)
+{
+	const Rtcr__Process *proc = im->proc;
+	const Rtcr__Thread *t = proc->threads[0];
+	struct user_regs_struct regs;
+	struct inject in;
+	struct rseq_conf rc;
+	struct cpu_info ci;
+	bool *extra_write = xzalloc((im->mm->n_vmas + 1) * sizeof(bool));
+	void *host_xs = NULL, *xs = NULL;
+	int host_xs_len, ret;
+	long r;
+
+	cpu_info_get(&ci);
+	ret = inject_begin(&in, pid, (uint64_t)(uintptr_t)rtcr_syscall_gadget);
+	if (ret)
+		goto out;
+	for (int n = 0;; n++) {
+		uint64_t addr = mem_find_gap(im->mm, scratch_size(ci.xsave_size) + (2 << 20), n);
+		if (!addr) {
+			pr_err("no free address range for rtcr's scratch area in the saved layout");
+			ret = -ENOMEM;
+			goto out;
+		}
+		ret = inject_map_scratch(&in, addr, NULL, 0, ci.xsave_size);
+		if (ret != -EEXIST)
+			break;
+	}
+	if (ret)
+		goto out;
+
+	/* rtcr's glibc registered rseq in the child: undo before its area goes. */
+	memset(&rc, 0, sizeof(rc));
+	if (ptrace(PTRACE_GET_RSEQ_CONFIGURATION, pid, (void *)sizeof(rc), &rc) >= 0 &&
+	    rc.rseq_abi_pointer) {
+		ret = inject_syscall(&in, __NR_rseq, rc.rseq_abi_pointer, rc.rseq_abi_size, 1 /* UNREGISTER */,
+				     rc.signature, 0, 0, &r);
+		if (!ret && r) {
+			pr_err("unregistering rtcr's rseq area: %s", strerror((int)-r));
+			ret = (int)r;
+		}
+		if (ret)
+			goto out;
+	}
+	ret = mem_unmap_all_but(&in, pid);
+	if (!ret)
+		ret = mem_move_vdso(&in, pid, im->mm, in.scratch + in.scratch_len + (1 << 20));
+	if (!ret)
+		ret = mem_map_areas(&in, im->mm, pl->vma_fd, extra_write);
+	if (!ret)
+		ret = mem_fill_pages(im, pid, in.memfd, ms);
+	if (!ret)
+		ret = mem_finish_areas(&in, im->mm, extra_write, pl->exe_fd);
+	if (ret)
+		goto out;
+
+	ret = thread_restore_inj(&in, t, proc->xcomp_perm);
+	if (!ret)
+		ret = attrs_restore_inj(&in, proc);
+	if (!ret)
+		ret = signals_restore_pending(&in, proc);
+	if (!ret && !creds_same_as_self(proc->creds))
+		ret = creds_restore_inj(&in, proc->creds);
+	if (!ret)
+		ret = attrs_restore_final(&in, proc, detach);
+	if (!ret) {
+		ret = inject_syscall(&in, __NR_close_range, pl->base, ~0U, 0, 0, 0, 0, &r);
+		if (!ret && r)
+			ret = (int)r;
+	}
+	if (!ret)
+		ret = inject_unmap_scratch(&in);
+	if (ret)
+		goto out;
+
+	/* RUNNING: the child sits at the exit of its last injected call. */
+	regs_from_image(t->regs, &regs);
+	regs_resume_syscall(&regs);
+	host_xs_len = task_get_xstate(pid, &host_xs);
+	if (host_xs_len < 0) {
+		ret = host_xs_len;
+		goto out;
+	}
+	xs = xstate_adapt(t->xstate.data, t->xstate.len, host_xs_len, ci.xfeatures);
+	if (!xs) {
+		ret = -EINVAL;
+		goto out;
+	}
+	ret = task_set_regs(pid, &regs);
+	if (!ret)
+		ret = task_set_xstate(pid, xs, host_xs_len);
+	if (!ret)
+		ret = task_set_sigmask(pid, t->blocked);
+	if (ret)
+		goto out;
+	inject_abandon(&in);
+	if (proc->stopped)
+		kill(pid, SIGSTOP);
+	ret = task_detach(pid, 0);
+out:
+	if (ret)
+		inject_abandon(&in);
+	free(host_xs);
+	free(xs);
+	free(extra_write);
+	return ret;
+}
+
+static volatile pid_t g_child;
+
+static void forward(int sig, siginfo_t *si, void *uc)
+{
+	/* Signals someone sent to rtcr go on to the process it restored;
+	 * terminal signals (SI_KERNEL) reach it directly. */
+	if (g_child && si->si_code != SI_KERNEL)
+		kill(g_child, sig);
+}
+
+static int wait_child(pid_t pid)
+{
+	static const int fwd[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
+	struct sigaction sa;
+	int status;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = forward;
+	sa.sa_flags = SA_SIGINFO | SA_RESTART;
+	g_child = pid;
+	for (size_t i = 0; i < ARRAY_SIZE(fwd); i++)
+		sigaction(fwd[i], &sa, NULL);
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR) {
+			pr_perror("waiting for pid %d", pid);
+			return -errno;
+		}
+	}
+	g_child = 0;
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	pr_warn("restored process %d was killed by %s", pid, sig_name(WTERMSIG(status)));
+	return 128 + WTERMSIG(status);
+}
+
+int restore_run(const struct restore_opts *o)
+{
+	struct loaded_image im;
+	struct plan pl;
+	struct mem_stats ms = { 0 };
+	struct clone_args ca;
+	int sync[2] = { -1, -1 }, ctl[2] = { -1, -1 }, ret, status;
+	uint64_t t0 = now_ns(), t_fork = 0, t_run = 0;
+	pid_t pid, want;
+
+	ret = image_load(o->dir, &im);
+	if (ret)
+		return ret;
+	ret = build_plan(&im, &pl);
+	if (!ret)
+		ret = preflight(&im, &pl);
+	if (ret)
+		goto out_plan;
+	if (pipe2(sync, O_CLOEXEC) || pipe2(ctl, O_CLOEXEC)) {
+		ret = -errno;
+		pr_perror("pipe");
+		goto out_plan;
+	}
+
+	/* FORKED */
+	want = im.proc->pid;
+	memset(&ca, 0, sizeof(ca));
+	ca.exit_signal = SIGCHLD;
+	ca.set_tid = (uintptr_t)&want;
+	ca.set_tid_size = 1;
+	fflush(NULL);
+	t_fork = now_ns();
+	pid = syscall(SYS_clone3, &ca, sizeof(ca));
+	if (pid < 0) {
+		ret = -errno;
+		if (errno == EEXIST)
+			pr_err("pid %d is in use: restore needs the saved pid free", want);
+		else if (errno == EPERM)
+			pr_err("creating pid %d: permission denied (needs CAP_CHECKPOINT_RESTORE or "
+			       "CAP_SYS_ADMIN)", want);
+		else
+			pr_perror("clone3(set_tid=%d)", want);
+		goto out_plan;
+	}
+	if (pid == 0) {
+		close(sync[1]);
+		close(ctl[0]);
+		child_main(&im, &pl, sync[0], ctl[1], o->detach);
+	}
+	close(sync[0]);
+	close(ctl[1]);
+	sync[0] = ctl[1] = -1;
+	ret = task_seize(pid, true);
+	if (ret) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		goto out_plan;
+	}
+	if (write(sync[1], "g", 1) != 1) {
+		ret = -errno;
+		goto kill_child;
+	}
+
+	/* HOSTED: wait until the child stops itself. */
+	for (;;) {
+		pid_t w = waitpid(pid, &status, __WALL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			ret = -errno;
+			pr_perror("waitpid");
+			goto kill_child;
+		}
+		if (WIFSTOPPED(status) && WSTOPSIG(status) == SIGSTOP && !(status >> 16))
+			break;
+		if (WIFEXITED(status) || WIFSIGNALED(status)) {
+			relay_child_messages(ctl[0]);
+			pr_err("restore of pid %d failed while setting up its handles and attributes",
+			       want);
+			ret = -EIO;
+			goto out_plan;
+		}
+		/* other stops (group-stop notifications): let it go on */
+		ptrace(PTRACE_CONT, pid, 0, 0);
+	}
+	relay_child_messages(ctl[0]);
+
+	/* ADDRESS, STATE, RUNNING */
+	ret = rebuild(&im, &pl, pid, o->detach, &ms);
+	relay_child_messages(ctl[0]);
+	if (ret)
+		goto kill_child;
+	t_run = now_ns();
+	if (o->stats) {
+		char b[32];
+		fprintf(stderr,
+			"rtcr restore: pid %d: %s in %llu pages\n"
+			"  until running %8.3f ms (fork to running %.3f ms)\n"
+			"  page copy     %8.3f ms (%.2f GiB/s)\n",
+			pid, fmt_bytes(b, sizeof(b), ms.pages * PAGE_SIZE), (unsigned long long)ms.pages,
+			(t_run - t0) / 1e6, (t_run - t_fork) / 1e6, ms.copy_ns / 1e6,
+			ms.copy_ns ? ms.pages * PAGE_SIZE / (ms.copy_ns / 1e9) / (1ULL << 30) : 0.0);
+		fprintf(stderr, "STATS restore pid=%d pages=%llu total_ns=%llu fork_to_run_ns=%llu "
+			"copy_ns=%llu\n", pid, (unsigned long long)ms.pages,
+			(unsigned long long)(t_run - t0), (unsigned long long)(t_run - t_fork),
+			(unsigned long long)ms.copy_ns);
+	}
+	close(ctl[0]);
+	close(sync[1]);
+	image_unload(&im);
+	plan_free(&pl);
+	if (o->detach) {
+		printf("%d\n", pid);
+		fflush(stdout);
+		return 0;
+	}
+	return wait_child(pid);
+
+kill_child:
+	kill(pid, SIGKILL);
+	while (waitpid(pid, NULL, __WALL) < 0 && errno == EINTR)
+		;
+	pr_err("restore of pid %d failed; the partly restored process was killed", want);
+out_plan:
+	for (int i = 0; i < 2; i++) {
+		if (sync[i] >= 0)
+			close(sync[i]);
+		if (ctl[i] >= 0)
+			close(ctl[i]);
+	}
+	plan_free(&pl);
+	image_unload(&im);
+	return ret < 0 ? ret : -EIO;
+}

@@ -1,0 +1,16 @@
+#ifndef RTCR_RESTORE_H
+#define RTCR_RESTORE_H
+
+#include <stdbool.h>
+
+struct restore_opts {
+	const char *dir;
+	bool detach;
+	bool stats;
+};
+
+/* Restore the image in opts->dir. Without detach, waits for the process
+ * and returns its exit status as rtcr's (>= 0); -errno on failure. */
+int restore_run(const struct restore_opts *o);
+
+#endif

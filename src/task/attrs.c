@@ -1,0 +1,308 @@
+/*
+ * Process attributes: identity (pid, session, process group), comm, cwd,
+ * root, umask, personality, resource limits, and prctl state (no_new_privs,
+ * dumpable, parent-death signal, child subreaper, THP, timer slack),
+ * interval timers.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/personality.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "common/proc.h"
+#include "common/util.h"
+#include "task/task.h"
+
+#define ARCH_GET_XCOMP_PERM 0x1022
+
+static const char *const rlimit_names[] = {
+	"RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_DATA", "RLIMIT_STACK", "RLIMIT_CORE",
+	"RLIMIT_RSS", "RLIMIT_NPROC", "RLIMIT_NOFILE", "RLIMIT_MEMLOCK", "RLIMIT_AS",
+	"RLIMIT_LOCKS", "RLIMIT_SIGPENDING", "RLIMIT_MSGQUEUE", "RLIMIT_NICE",
+	"RLIMIT_RTPRIO", "RLIMIT_RTTIME",
+};
+
+/* One injected call whose result is a value or -errno. */
+static int query(struct inject *in, pid_t pid, const char *what, long nr, uint64_t a0,
+		 uint64_t a1, long *val)
+{
+	int ret = inject_syscall(in, nr, a0, a1, 0, 0, 0, 0, val);
+	if (ret)
+		return ret;
+	if (*val < 0 && *val > -4096) {
+		pr_err("pid %d: %s: %s", pid, what, strerror((int)-*val));
+		return (int)*val;
+	}
+	return 0;
+}
+
+static int dump_rlimits(pid_t pid, Rtcr__Process *p)
+{
+	uint64_t cur[16], max[16];
+	bool from_proc = false;
+
+	for (int r = 0; r < RLIM_NLIMITS; r++) {
+		struct rlimit rl;
+		if (!from_proc && prlimit(pid, r, NULL, &rl) == 0) {
+			cur[r] = rl.rlim_cur;
+			max[r] = rl.rlim_max;
+			continue;
+		}
+		if (from_proc || errno != EPERM) {
+			pr_perror("pid %d: reading %s", pid, rlimit_names[r]);
+			return -errno;
+		}
+		/* Another user's process and no CAP_SYS_RESOURCE: /proc says it all. */
+		if (proc_limits(pid, cur, max)) {
+			pr_err("pid %d: cannot read its resource limits (prlimit refused, "
+			       "/proc/%d/limits unreadable)", pid, pid);
+			return -EPERM;
+		}
+		from_proc = true;
+		break;
+	}
+	p->rlimits = xzalloc(RLIM_NLIMITS * sizeof(*p->rlimits));
+	for (int r = 0; r < RLIM_NLIMITS; r++) {
+		Rtcr__Rlimit *l = xzalloc(sizeof(*l));
+		rtcr__rlimit__init(l);
+		l->resource = r;
+		l->cur = cur[r];
+		l->max = max[r];
+		p->rlimits[p->n_rlimits++] = l;
+	}
+	return 0;
+}
+
+int attrs_dump(struct inject *in, pid_t pid, Rtcr__Process *p)
+{
+	uint64_t f[PROC_STAT_FIELDS], v;
+	struct proc_status ps;
+	uint64_t data = inject_data(in);
+	char path[64], *s;
+	char comm[64];
+	long r, xr;
+	int ret;
+
+	ret = proc_stat_read(pid, f, NULL);
+	if (ret)
+		return ret;
+	p->pid = pid;
+	p->ppid = f[4];
+	p->pgid = f[5];
+	p->sid = f[6];
+	ret = proc_comm(pid, pid, comm, sizeof(comm));
+	if (ret)
+		return ret;
+	p->comm = xstrdup(comm);
+
+	ret = proc_status_read(pid, &ps);
+	if (ret)
+		return ret;
+	if (!proc_status_u64(&ps, "Umask", &v, 8))
+		p->umask = v;
+	if (!proc_status_u64(&ps, "NoNewPrivs", &v, 10))
+		p->no_new_privs = v;
+	proc_status_free(&ps);
+
+	snprintf(path, sizeof(path), "/proc/%d/personality", pid);
+	if (read_file(path, &s) >= 0) {
+		p->personality = strtoul(s, NULL, 16);
+		free(s);
+	}
+	snprintf(path, sizeof(path), "/proc/%d/timerslack_ns", pid);
+	if (read_file(path, &s) >= 0) {
+		p->timerslack_ns = strtoull(s, NULL, 10);
+		free(s);
+	}
+	snprintf(path, sizeof(path), "/proc/%d/cwd", pid);
+	p->cwd = xreadlink(path);
+	snprintf(path, sizeof(path), "/proc/%d/root", pid);
+	p->root = xreadlink(path);
+	if (!p->cwd || !p->root) {
+		pr_perror("pid %d: reading cwd/root", pid);
+		return -errno;
+	}
+	ret = dump_rlimits(pid, p);
+	if (ret)
+		return ret;
+
+	if ((ret = query(in, pid, "PR_GET_DUMPABLE", __NR_prctl, PR_GET_DUMPABLE, 0, &r)))
+		return ret;
+	p->dumpable = r;
+	if ((ret = query(in, pid, "PR_GET_THP_DISABLE", __NR_prctl, PR_GET_THP_DISABLE, 0, &r)))
+		return ret;
+	p->thp_disable = r;
+	if ((ret = query(in, pid, "PR_GET_PDEATHSIG", __NR_prctl, PR_GET_PDEATHSIG, data, &r)))
+		return ret;
+	if ((ret = query(in, pid, "PR_GET_CHILD_SUBREAPER", __NR_prctl, PR_GET_CHILD_SUBREAPER,
+			 data + 8, &r)))
+		return ret;
+	/* Not every kernel has XCOMP_PERM (no AMX support): then it is 0. */
+	if ((ret = inject_syscall(in, __NR_arch_prctl, ARCH_GET_XCOMP_PERM, data + 16, 0, 0, 0, 0,
+				  &xr)))
+		return ret;
+	for (int which = 0; which < 3; which++) {
+		if ((ret = query(in, pid, "getitimer", __NR_getitimer, which, data + 32 + which * 32, &r)))
+			return ret;
+	}
+	{
+		struct {
+			int32_t pdeathsig, pad;
+			int32_t subreaper, pad2;
+			uint64_t xcomp;
+			uint64_t pad3;
+			struct itimerval it[3];
+		} q;
+		_Static_assert(sizeof(struct itimerval) == 32, "itimerval");
+		ret = inject_read(in, data, &q, sizeof(q));
+		if (ret)
+			return ret;
+		p->pdeathsig = q.pdeathsig;
+		p->child_subreaper = q.subreaper;
+		p->xcomp_perm = xr == 0 ? q.xcomp : 0;
+		p->itimers = xzalloc(3 * sizeof(*p->itimers));
+		for (int which = 0; which < 3; which++) {
+			struct itimerval *it = &q.it[which];
+			Rtcr__ITimer *t;
+			if (!it->it_value.tv_sec && !it->it_value.tv_usec)
+				continue;
+			t = xzalloc(sizeof(*t));
+			rtcr__itimer__init(t);
+			t->which = which;
+			t->interval_us = it->it_interval.tv_sec * 1000000ULL + it->it_interval.tv_usec;
+			t->value_us = it->it_value.tv_sec * 1000000ULL + it->it_value.tv_usec;
+			p->itimers[p->n_itimers++] = t;
+		}
+	}
+	return 0;
+}
+
+int attrs_check_rlimits(const Rtcr__Process *p)
+{
+	for (size_t i = 0; i < p->n_rlimits; i++) {
+		const Rtcr__Rlimit *l = p->rlimits[i];
+		struct rlimit mine;
+		if (l->resource >= RLIM_NLIMITS || getrlimit(l->resource, &mine))
+			continue;
+		if (l->max > mine.rlim_max || l->cur > l->max) {
+			char a[32], b[32];
+			snprintf(a, sizeof(a), l->max == RLIM_INFINITY ? "unlimited" : "%llu",
+				 (unsigned long long)l->max);
+			snprintf(b, sizeof(b), mine.rlim_max == RLIM_INFINITY ? "unlimited" : "%llu",
+				 (unsigned long long)mine.rlim_max);
+			pr_err("%s: the process had hard limit %s, above this rtcr's %s; raising a hard "
+			       "limit needs CAP_SYS_RESOURCE, which rtcr lacks here",
+			       rlimit_names[l->resource], a, b);
+			return -EPERM;
+		}
+	}
+	return 0;
+}
+
+int attrs_restore_child(const Rtcr__Process *p, bool detach)
+{
+	umask(p->umask);
+	if (personality(p->personality) < 0) {
+		pr_perror("personality %#x", p->personality);
+		return -errno;
+	}
+	if (prctl(PR_SET_NAME, p->comm, 0, 0, 0) < 0) {
+		pr_perror("comm %s", p->comm);
+		return -errno;
+	}
+	if (p->sid == p->pid) {
+		if (setsid() < 0) {
+			pr_perror("setsid (the process led its session)");
+			return -errno;
+		}
+	} else if (p->pgid == p->pid && setpgid(0, 0) < 0) {
+		pr_perror("setpgid (the process led its process group)");
+		return -errno;
+	}
+	if (chdir(p->cwd) < 0) {
+		pr_perror("working directory %s", p->cwd);
+		return -errno;
+	}
+	if (strcmp(p->root, "/") && chroot(p->root) < 0) {
+		pr_perror("root directory %s", p->root);
+		return -errno;
+	}
+	if (p->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+		pr_perror("PR_SET_NO_NEW_PRIVS");
+		return -errno;
+	}
+	(void)detach;
+	return 0;
+}
+
+static int set(struct inject *in, const char *what, long nr, uint64_t a0, uint64_t a1,
+	       uint64_t a2, uint64_t a3)
+{
+	long r;
+	int ret = inject_syscall(in, nr, a0, a1, a2, a3, 0, 0, &r);
+	if (ret)
+		return ret;
+	if (r < 0 && r > -4096) {
+		pr_err("restoring %s: %s", what, strerror((int)-r));
+		return (int)r;
+	}
+	return 0;
+}
+
+int attrs_restore_inj(struct inject *in, const Rtcr__Process *p)
+{
+	uint64_t data = inject_data(in);
+	int ret = 0;
+
+	for (size_t i = 0; i < p->n_rlimits && !ret; i++) {
+		const Rtcr__Rlimit *l = p->rlimits[i];
+		uint64_t v[2] = { l->cur, l->max };
+		if (l->resource >= RLIM_NLIMITS)
+			continue;
+		ret = inject_write(in, data, v, sizeof(v));
+		if (!ret)
+			ret = set(in, rlimit_names[l->resource], __NR_prlimit64, 0, l->resource, data, 0);
+	}
+	if (!ret && p->child_subreaper)
+		ret = set(in, "child subreaper", __NR_prctl, PR_SET_CHILD_SUBREAPER, 1, 0, 0);
+	if (!ret && p->thp_disable)
+		ret = set(in, "THP disable", __NR_prctl, PR_SET_THP_DISABLE, 1, 0, 0);
+	if (!ret && p->timerslack_ns)
+		ret = set(in, "timer slack", __NR_prctl, PR_SET_TIMERSLACK, p->timerslack_ns, 0, 0);
+	return ret;
+}
+
+int attrs_restore_final(struct inject *in, const Rtcr__Process *p, bool detach)
+{
+	uint64_t data = inject_data(in);
+	int ret;
+
+	ret = set(in, "dumpable", __NR_prctl, PR_SET_DUMPABLE, p->dumpable, 0, 0);
+	/* Always set: the restoring child ran with SIGKILL as its
+	 * parent-death signal until now. */
+	if (p->pdeathsig && detach)
+		pr_warn("parent-death signal %s not restored: with --detach the parent (rtcr) "
+			"exits at once", sig_name(p->pdeathsig));
+	if (!ret)
+		ret = set(in, "parent-death signal", __NR_prctl, PR_SET_PDEATHSIG,
+			  detach ? 0 : p->pdeathsig, 0, 0);
+	for (size_t i = 0; i < p->n_itimers && !ret; i++) {
+		const Rtcr__ITimer *t = p->itimers[i];
+		struct itimerval it = {
+			.it_interval = { t->interval_us / 1000000, t->interval_us % 1000000 },
+			.it_value = { t->value_us / 1000000, t->value_us % 1000000 },
+		};
+		ret = inject_write(in, data, &it, sizeof(it));
+		if (!ret)
+			ret = set(in, "interval timer", __NR_setitimer, t->which, data, 0, 0);
+	}
+	return ret;
+}

@@ -1,0 +1,302 @@
+#include "task/inject.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "arch/x86/regs.h"
+#include "common/util.h"
+#include "task/ptrace.h"
+
+int inject_begin(struct inject *in, pid_t tid, uint64_t gadget)
+{
+	char path[64];
+	int ret;
+
+	memset(in, 0, sizeof(*in));
+	in->tid = tid;
+	in->gadget = gadget;
+	in->memfd = -1;
+	ret = task_get_regs(tid, &in->saved);
+	if (ret)
+		return ret;
+	ret = task_get_sigmask(tid, &in->saved_sigmask);
+	if (ret)
+		return ret;
+	ret = task_set_sigmask(tid, ~0ULL);
+	if (ret)
+		return ret;
+	snprintf(path, sizeof(path), "/proc/%d/mem", tid);
+	in->memfd = open(path, O_RDWR | O_CLOEXEC);
+	if (in->memfd < 0) {
+		ret = -errno;
+		pr_perror("%s", path);
+		if (task_set_sigmask(tid, in->saved_sigmask)) {
+			/* logged */
+		}
+		return ret;
+	}
+	return 0;
+}
+
+static int resume_to_syscall_stop(struct inject *in, const char *what)
+{
+	for (;;) {
+		struct stop st;
+		int ret;
+
+		if (ptrace(PTRACE_SYSCALL, in->tid, 0, 0) < 0) {
+			pr_perror("pid %d: PTRACE_SYSCALL", in->tid);
+			return -errno;
+		}
+		in->resumed = true;
+		ret = task_wait_stop(in->tid, &st);
+		if (ret)
+			return ret;
+		if (st.kind == STOP_SYSCALL)
+			return 0;
+		if (st.kind == STOP_GROUP || (st.kind == STOP_SIGNAL && st.sig == SIGSTOP)) {
+			/* Someone stopped the task meanwhile: note it and go on;
+			 * the stop is re-established when rtcr lets go. */
+			in->group_stop = true;
+			continue;
+		}
+		if (st.kind == STOP_INTERRUPT)
+			continue;
+		pr_err("pid %d: %s: unexpected stop (%s) during an injected system call", in->tid,
+		       what, sig_name(st.sig));
+		return -EFAULT;
+	}
+}
+
+int inject_syscall(struct inject *in, long nr, uint64_t a0, uint64_t a1, uint64_t a2,
+		   uint64_t a3, uint64_t a4, uint64_t a5, long *ret)
+{
+	struct user_regs_struct r = in->saved;
+	char what[32];
+	int err;
+
+	snprintf(what, sizeof(what), "syscall %ld", nr);
+	r.rax = nr;
+	r.orig_rax = (unsigned long long)-1;   /* never treated as a restart */
+	r.rdi = a0;
+	r.rsi = a1;
+	r.rdx = a2;
+	r.r10 = a3;
+	r.r8 = a4;
+	r.r9 = a5;
+	r.rip = in->gadget;
+	r.eflags &= ~0x100ULL;                 /* no single-step trap */
+	/* Off any alternate signal stack: sigaltstack() judges by rsp. */
+	if (in->scratch)
+		r.rsp = in->scratch + SCRATCH_FRAME_OFF;
+	err = task_set_regs(in->tid, &r);
+	if (err)
+		return err;
+	err = resume_to_syscall_stop(in, what);   /* entry */
+	if (err)
+		return err;
+	err = resume_to_syscall_stop(in, what);   /* exit */
+	if (err)
+		return err;
+	err = task_get_regs(in->tid, &r);
+	if (err)
+		return err;
+	in->nr_calls++;
+	*ret = (long)r.rax;
+	return 0;
+}
+
+uint64_t inject_data(const struct inject *in)
+{
+	return in->scratch + SCRATCH_DATA_OFF;
+}
+
+int inject_write(struct inject *in, uint64_t raddr, const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len) {
+		ssize_t n = pwrite(in->memfd, p, len, raddr);
+		if (n <= 0) {
+			if (n < 0 && errno == EINTR)
+				continue;
+			pr_err("pid %d: writing %zu bytes at %#llx: %s", in->tid, len,
+			       (unsigned long long)raddr, n < 0 ? strerror(errno) : "short write");
+			return n < 0 ? -errno : -EIO;
+		}
+		p += n;
+		raddr += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int inject_read(struct inject *in, uint64_t raddr, void *buf, size_t len)
+{
+	char *p = buf;
+	while (len) {
+		ssize_t n = pread(in->memfd, p, len, raddr);
+		if (n <= 0) {
+			if (n < 0 && errno == EINTR)
+				continue;
+			pr_err("pid %d: reading %zu bytes at %#llx: %s", in->tid, len,
+			       (unsigned long long)raddr, n < 0 ? strerror(errno) : "short read");
+			return n < 0 ? -errno : -EIO;
+		}
+		p += n;
+		raddr += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int inject_map_scratch(struct inject *in, uint64_t addr, const void *xstate, size_t xstate_len,
+		       size_t xsave_size)
+{
+	size_t len = scratch_size(MAX(xsave_size, xstate_len));
+	uint8_t code[64];
+	size_t clen;
+	long ret;
+	int err;
+
+	err = inject_syscall(in, __NR_mmap, addr, len, PROT_READ | PROT_WRITE | PROT_EXEC,
+			     MAP_PRIVATE | MAP_ANONYMOUS | (addr ? MAP_FIXED_NOREPLACE : 0),
+			     (uint64_t)-1, 0, &ret);
+	if (err)
+		return err;
+	if (ret < 0 && ret > -4096) {
+		if (!(addr && ret == -EEXIST))
+			pr_err("pid %d: mapping the scratch area: %s", in->tid, strerror(-ret));
+		return (int)ret;
+	}
+	if (addr && (uint64_t)ret != addr) {
+		pr_err("pid %d: scratch area landed at %#lx, not %#llx", in->tid, ret,
+		       (unsigned long long)addr);
+		return -EINVAL;
+	}
+	in->scratch = ret;
+	in->scratch_len = len;
+	if (xstate) {
+		size_t flen = len - SCRATCH_FRAME_OFF;
+		void *frame = xzalloc(flen);
+		err = scratch_frame(frame, flen, in->scratch + SCRATCH_FRAME_OFF, &in->saved, xstate,
+				    xstate_len, in->saved_sigmask);
+		if (!err)
+			err = inject_write(in, in->scratch + SCRATCH_FRAME_OFF, frame, flen);
+		free(frame);
+		if (err) {
+			pr_err("pid %d: cannot build the rollback frame", in->tid);
+			return err;
+		}
+	}
+	clen = scratch_code(code);
+	err = inject_write(in, in->scratch + SCRATCH_CODE_OFF, code, clen);
+	if (err)
+		return err;
+	in->gadget = in->scratch + SCRATCH_CODE_OFF;
+	return 0;
+}
+
+int inject_unmap_scratch(struct inject *in)
+{
+	long ret;
+	int err;
+
+	if (!in->scratch)
+		return 0;
+	/* The call runs on the scratch's own syscall instruction; the task
+	 * never returns to the unmapped code after it: the tracer takes it
+	 * at the syscall exit. */
+	err = inject_syscall(in, __NR_munmap, in->scratch, in->scratch_len, 0, 0, 0, 0, &ret);
+	if (err)
+		return err;
+	if (ret) {
+		pr_err("pid %d: unmapping the scratch area: %s", in->tid, strerror((int)-ret));
+		return (int)ret;
+	}
+	in->scratch = 0;
+	in->gadget = 0;
+	return 0;
+}
+
+int inject_finish(struct inject *in)
+{
+	struct stop st;
+	int err;
+
+	if (in->resumed) {
+		/* Take the task from its syscall-exit stop into a stop inside
+		 * signal delivery; registers written there go through the
+		 * kernel's restart rule when the task resumes. */
+		err = task_interrupt(in->tid);
+		if (err)
+			return err;
+		if (ptrace(PTRACE_CONT, in->tid, 0, 0) < 0) {
+			pr_perror("pid %d: PTRACE_CONT", in->tid);
+			return -errno;
+		}
+		do {
+			err = task_wait_stop(in->tid, &st);
+			if (err)
+				return err;
+			if (st.kind == STOP_GROUP)
+				in->group_stop = true;
+			if (st.kind != STOP_INTERRUPT && st.kind != STOP_GROUP &&
+			    ptrace(PTRACE_CONT, in->tid, 0, 0) < 0) {
+				pr_perror("pid %d: PTRACE_CONT", in->tid);
+				return -errno;
+			}
+		} while (st.kind != STOP_INTERRUPT && st.kind != STOP_GROUP);
+		err = task_set_regs(in->tid, &in->saved);
+		if (err)
+			return err;
+	}
+	err = task_set_sigmask(in->tid, in->saved_sigmask);
+	if (err)
+		return err;
+	if (in->memfd >= 0)
+		close(in->memfd);
+	in->memfd = -1;
+	in->resumed = false;
+	return 0;
+}
+
+void inject_abandon(struct inject *in)
+{
+	if (in->memfd >= 0)
+		close(in->memfd);
+	in->memfd = -1;
+}
+
+uint64_t find_syscall_insn(pid_t tid, uint64_t start, uint64_t end)
+{
+	size_t len = end - start;
+	struct iovec l, r;
+	uint8_t *buf;
+	uint64_t found = 0;
+
+	if (!len || len > (16 << 20))
+		return 0;
+	buf = xmalloc(len);
+	l.iov_base = buf;
+	l.iov_len = len;
+	r.iov_base = (void *)start;
+	r.iov_len = len;
+	if (process_vm_readv(tid, &l, 1, &r, 1, 0) == (ssize_t)len) {
+		for (size_t i = 0; i + 1 < len; i++)
+			if (buf[i] == 0x0f && buf[i + 1] == 0x05) {
+				found = start + i;
+				break;
+			}
+	}
+	free(buf);
+	return found;
+}

@@ -1,0 +1,77 @@
+/*
+ * Remote system calls: making a stopped task execute one system call of
+ * rtcr's choosing, then putting it back exactly as it was.
+ *
+ * This is how rtcr learns what only the task itself can ask the kernel
+ * (its signal handlers, alternate stack, clear_child_tid...) and how it
+ * builds a restored address space. No code of the task is modified:
+ *
+ *   1. The first call runs at a 'syscall' instruction that already exists
+ *      in the task (the vDSO, at dump; rtcr's own text in a restoring
+ *      child) and maps a scratch area (regs.h has its layout).
+ *   2. Later calls run at the scratch's own 'syscall'. Right after it the
+ *      scratch holds an rt_sigreturn back to the task's saved state, so
+ *      if rtcr dies while the task is between calls, the task returns to
+ *      where it was instead of running on with rtcr's registers.
+ *   3. inject_finish() unmaps the scratch, brings the task into a
+ *      signal-delivery context (PTRACE_INTERRUPT) and writes its saved
+ *      registers back there, so the kernel applies its own syscall
+ *      restart rule exactly as for any ptrace stop.
+ *
+ * All signals are blocked in the task while calls run (PTRACE_SETSIGMASK);
+ * nothing is delivered or lost, and the original mask comes back at the end.
+ */
+#ifndef RTCR_TASK_INJECT_H
+#define RTCR_TASK_INJECT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/user.h>
+
+#include "common/log.h"
+
+struct inject {
+	pid_t tid;
+	int memfd;                       /* /proc/TID/mem */
+	struct user_regs_struct saved;   /* the state inject_finish() returns to */
+	uint64_t saved_sigmask;
+	uint64_t gadget;                 /* address of a syscall instruction */
+	uint64_t scratch;                /* remote scratch base, 0 if none */
+	size_t scratch_len;
+	unsigned nr_calls;
+	bool resumed;                    /* the task ran since inject_begin() */
+	bool group_stop;                 /* a SIGSTOP arrived while we worked */
+};
+
+/* Start: 'gadget' is a syscall instruction mapped executable in tid. */
+int inject_begin(struct inject *in, pid_t tid, uint64_t gadget) __must_check;
+/*
+ * Run nr(a0..a5) in the task. Returns 0 and the raw result in *ret (a
+ * negative errno is the call's own failure), or -errno (logged) if the
+ * task could not be driven.
+ */
+int inject_syscall(struct inject *in, long nr, uint64_t a0, uint64_t a1, uint64_t a2,
+		   uint64_t a3, uint64_t a4, uint64_t a5, long *ret) __must_check;
+/*
+ * Map the scratch area (at 'addr' exactly if nonzero, else anywhere) and
+ * switch calls to its gadget. With 'xstate', also plant the rt_sigreturn
+ * frame that returns the task to its saved state if rtcr dies.
+ */
+int inject_map_scratch(struct inject *in, uint64_t addr, const void *xstate, size_t xstate_len,
+		       size_t xsave_size) __must_check;
+/* Remote address of the scratch data area (SCRATCH_DATA_LEN bytes). */
+uint64_t inject_data(const struct inject *in);
+int inject_unmap_scratch(struct inject *in) __must_check;
+int inject_write(struct inject *in, uint64_t raddr, const void *buf, size_t len) __must_check;
+int inject_read(struct inject *in, uint64_t raddr, void *buf, size_t len) __must_check;
+/* Back to the saved state, task left stopped and traced. */
+int inject_finish(struct inject *in) __must_check;
+/* Release resources without touching the task (it is being killed). */
+void inject_abandon(struct inject *in);
+
+/* Find a 'syscall' instruction in [start, end) of tid's memory; 0 if none. */
+uint64_t find_syscall_insn(pid_t tid, uint64_t start, uint64_t end);
+
+#endif

@@ -1,0 +1,162 @@
+/*
+ * Signal state: actions (handler, flags, restorer, mask) of every signal
+ * that is not at its default, and the signals pending for the process.
+ * The blocked mask and thread-directed pending signals are per thread
+ * (thread.c).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "common/proc.h"
+#include "common/util.h"
+#include "task/task.h"
+
+struct ksigaction {
+	uint64_t handler, flags, restorer, mask;
+};
+
+int signals_dump(struct inject *in, pid_t pid, Rtcr__Process *p)
+{
+	struct proc_status ps;
+	uint64_t ign = 0, cgt = 0, want;
+	struct ksigaction ka[64];
+	uint64_t data = inject_data(in);
+	int ret, nq = 0, sigs[64];
+
+	ret = proc_status_read(pid, &ps);
+	if (ret)
+		return ret;
+	proc_status_u64(&ps, "SigIgn", &ign, 16);
+	proc_status_u64(&ps, "SigCgt", &cgt, 16);
+	proc_status_free(&ps);
+	/* SIGCHLD's flags matter even at SIG_DFL (SA_NOCLDWAIT, SA_NOCLDSTOP). */
+	want = ign | cgt | (1ULL << (SIGCHLD - 1));
+
+	for (int sig = 1; sig <= 64; sig++) {
+		long r;
+		if (!(want & (1ULL << (sig - 1))) || sig == SIGKILL || sig == SIGSTOP)
+			continue;
+		ret = inject_syscall(in, __NR_rt_sigaction, sig, 0, data + nq * sizeof(ka[0]), 8, 0, 0, &r);
+		if (ret)
+			return ret;
+		if (r) {
+			pr_err("pid %d: reading the action of %s: %s", pid, sig_name(sig), strerror((int)-r));
+			return (int)r;
+		}
+		sigs[nq++] = sig;
+	}
+	ret = inject_read(in, data, ka, nq * sizeof(ka[0]));
+	if (ret)
+		return ret;
+	p->sigactions = xzalloc((nq ? nq : 1) * sizeof(*p->sigactions));
+	for (int i = 0; i < nq; i++) {
+		Rtcr__SigAction *a;
+		if (ka[i].handler == (uint64_t)SIG_DFL && !ka[i].flags && !ka[i].mask)
+			continue;
+		a = xzalloc(sizeof(*a));
+		rtcr__sig_action__init(a);
+		a->sig = sigs[i];
+		a->handler = ka[i].handler;
+		a->flags = ka[i].flags;
+		a->restorer = ka[i].restorer;
+		a->mask = ka[i].mask;
+		p->sigactions[p->n_sigactions++] = a;
+	}
+	return peek_pending(pid, true, &p->shared_pending, &p->n_shared_pending);
+}
+
+int peek_pending(pid_t tid, bool shared, Rtcr__SigInfo ***out, size_t *n)
+{
+	struct __ptrace_peeksiginfo_args a = {
+		.off = 0,
+		.flags = shared ? PTRACE_PEEKSIGINFO_SHARED : 0,
+		.nr = 1,
+	};
+	siginfo_t si;
+
+	*out = NULL;
+	*n = 0;
+	for (;;) {
+		long r = ptrace(PTRACE_PEEKSIGINFO, tid, &a, &si);
+		Rtcr__SigInfo *s;
+		if (r < 0) {
+			pr_perror("pid %d: PTRACE_PEEKSIGINFO", tid);
+			return -errno;
+		}
+		if (r == 0)
+			break;
+		s = xzalloc(sizeof(*s));
+		rtcr__sig_info__init(s);
+		s->raw.len = sizeof(si);
+		s->raw.data = xmalloc(sizeof(si));
+		memcpy(s->raw.data, &si, sizeof(si));
+		*out = xrealloc(*out, (*n + 1) * sizeof(**out));
+		(*out)[(*n)++] = s;
+		a.off++;
+	}
+	return 0;
+}
+
+int signals_restore_child(const Rtcr__Process *p)
+{
+	for (size_t i = 0; i < p->n_sigactions; i++) {
+		const Rtcr__SigAction *a = p->sigactions[i];
+		struct ksigaction k = { a->handler, a->flags, a->restorer, a->mask };
+		if (syscall(SYS_rt_sigaction, a->sig, &k, NULL, 8) < 0) {
+			pr_perror("restoring the action of %s", sig_name(a->sig));
+			return -errno;
+		}
+	}
+	return 0;
+}
+
+static int queue(struct inject *in, pid_t pid, pid_t tid, const Rtcr__SigInfo *s)
+{
+	siginfo_t si;
+	long r;
+	int ret;
+
+	if (s->raw.len != sizeof(si)) {
+		pr_err("pending signal: bad siginfo size %zu", s->raw.len);
+		return -EINVAL;
+	}
+	memcpy(&si, s->raw.data, sizeof(si));
+	ret = inject_write(in, inject_data(in), &si, sizeof(si));
+	if (ret)
+		return ret;
+	if (tid)
+		ret = inject_syscall(in, __NR_rt_tgsigqueueinfo, pid, tid, si.si_signo, inject_data(in),
+				     0, 0, &r);
+	else
+		ret = inject_syscall(in, __NR_rt_sigqueueinfo, pid, si.si_signo, inject_data(in), 0, 0,
+				     0, &r);
+	if (ret)
+		return ret;
+	if (r) {
+		pr_err("re-queueing pending %s: %s", sig_name(si.si_signo), strerror((int)-r));
+		return (int)r;
+	}
+	return 0;
+}
+
+int signals_restore_pending(struct inject *in, const Rtcr__Process *p)
+{
+	int ret;
+	for (size_t i = 0; i < p->n_shared_pending; i++) {
+		ret = queue(in, p->pid, 0, p->shared_pending[i]);
+		if (ret)
+			return ret;
+	}
+	for (size_t t = 0; t < p->n_threads; t++)
+		for (size_t i = 0; i < p->threads[t]->n_pending; i++) {
+			ret = queue(in, p->pid, p->threads[t]->tid, p->threads[t]->pending[i]);
+			if (ret)
+				return ret;
+		}
+	return 0;
+}

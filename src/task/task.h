@@ -1,0 +1,52 @@
+/*
+ * Process and thread state other than memory and handles: CPU registers,
+ * signals, credentials and the many small attributes (limits, umask,
+ * personality, prctl flags...). Each domain has a dump function (run
+ * while the target is frozen, some through injected system calls) and
+ * restore functions: *_restore_child() run inside the restoring process
+ * while it still runs rtcr's code; *_restore_inj() run through injected
+ * calls once its address space is the target's.
+ */
+#ifndef RTCR_TASK_H
+#define RTCR_TASK_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "common/log.h"
+#include "image/pb.h"
+#include "task/inject.h"
+
+/* Checks that need no stopping: fails with a message naming the reason. */
+int task_preflight(pid_t pid) __must_check;
+
+/* Process-wide attributes (everything in Process but threads/signals/creds). */
+int attrs_dump(struct inject *in, pid_t pid, Rtcr__Process *p) __must_check;
+int attrs_restore_child(const Rtcr__Process *p, bool detach) __must_check;
+/* Before credentials change (limits, prctl flags)... */
+int attrs_restore_inj(struct inject *in, const Rtcr__Process *p) __must_check;
+/* ...and after: dumpable and the parent-death signal are reset by a
+ * credential change; interval timers start last. */
+int attrs_restore_final(struct inject *in, const Rtcr__Process *p, bool detach) __must_check;
+/* Can the restoring user set these limits? */
+int attrs_check_rlimits(const Rtcr__Process *p) __must_check;
+
+int signals_dump(struct inject *in, pid_t pid, Rtcr__Process *p) __must_check;
+int signals_restore_child(const Rtcr__Process *p) __must_check;
+int signals_restore_pending(struct inject *in, const Rtcr__Process *p) __must_check;
+int peek_pending(pid_t tid, bool shared, Rtcr__SigInfo ***out, size_t *n) __must_check;
+
+int creds_dump(struct inject *in, pid_t pid, Rtcr__Creds **out) __must_check;
+int creds_check(const Rtcr__Creds *c) __must_check;
+/* Same credentials as the restoring rtcr (nothing to change)? */
+bool creds_same_as_self(const Rtcr__Creds *c);
+int creds_restore_inj(struct inject *in, const Rtcr__Creds *c) __must_check;
+
+/* One thread: registers, xstate, mask, pending, rseq, robust list... */
+int thread_dump_cpu(pid_t tid, Rtcr__Thread *t) __must_check;
+int thread_dump_inj(struct inject *in, Rtcr__Thread *t) __must_check;
+int thread_restore_inj(struct inject *in, const Rtcr__Thread *t, uint64_t xcomp_perm) __must_check;
+
+void process_free(Rtcr__Process *p);
+
+#endif

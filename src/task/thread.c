@@ -1,0 +1,157 @@
+/*
+ * One thread: general registers, the complete xstate, fs/gs base (in the
+ * registers), blocked mask, thread-directed pending signals, alternate
+ * signal stack, rseq registration, clear_child_tid, robust futex list,
+ * name.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "arch/x86/regs.h"
+#include "common/proc.h"
+#include "common/util.h"
+#include "task/ptrace.h"
+#include "task/task.h"
+
+#define ARCH_REQ_XCOMP_PERM 0x1023
+#define XFEATURE_XTILEDATA 18
+
+int thread_dump_cpu(pid_t tid, Rtcr__Thread *t)
+{
+	struct user_regs_struct regs;
+	struct rseq_conf rc;
+	void *xs;
+	char comm[64];
+	long head = 0;
+	size_t len = 0;
+	int ret, n;
+
+	t->tid = tid;
+	ret = task_get_regs(tid, &regs);
+	if (ret)
+		return ret;
+	t->regs = xzalloc(sizeof(*t->regs));
+	rtcr__x86_regs__init(t->regs);
+	regs_to_image(&regs, t->regs);
+	n = task_get_xstate(tid, &xs);
+	if (n < 0)
+		return n;
+	t->xstate.data = xs;
+	t->xstate.len = n;
+	ret = task_get_sigmask(tid, &t->blocked);
+	if (ret)
+		return ret;
+	ret = peek_pending(tid, false, &t->pending, &t->n_pending);
+	if (ret)
+		return ret;
+	memset(&rc, 0, sizeof(rc));
+	if (ptrace(PTRACE_GET_RSEQ_CONFIGURATION, tid, (void *)sizeof(rc), &rc) >= 0 &&
+	    rc.rseq_abi_pointer) {
+		t->rseq = xzalloc(sizeof(*t->rseq));
+		rtcr__rseq__init(t->rseq);
+		t->rseq->ptr = rc.rseq_abi_pointer;
+		t->rseq->len = rc.rseq_abi_size;
+		t->rseq->sig = rc.signature;
+	}
+	if (syscall(SYS_get_robust_list, tid, &head, &len) < 0) {
+		pr_perror("tid %d: get_robust_list", tid);
+		return -errno;
+	}
+	t->robust_list = head;
+	t->robust_len = len;
+	ret = proc_comm(tid, tid, comm, sizeof(comm));
+	if (ret)
+		return ret;
+	t->comm = xstrdup(comm);
+	return 0;
+}
+
+int thread_dump_inj(struct inject *in, Rtcr__Thread *t)
+{
+	uint64_t data = inject_data(in);
+	struct {
+		uint64_t sp;
+		int32_t flags, pad;
+		uint64_t size;
+		uint64_t tid_addr;
+	} q;
+	long r;
+	int ret;
+
+	ret = inject_syscall(in, __NR_sigaltstack, 0, data, 0, 0, 0, 0, &r);
+	if (!ret && r)
+		ret = (int)r;
+	if (!ret)
+		ret = inject_syscall(in, __NR_prctl, PR_GET_TID_ADDRESS, data + 24, 0, 0, 0, 0, &r);
+	if (!ret && r)
+		ret = (int)r;
+	if (!ret)
+		ret = inject_read(in, data, &q, sizeof(q));
+	if (ret) {
+		pr_err("tid %d: reading alternate stack and clear_child_tid: %s", t->tid,
+		       strerror(-ret));
+		return ret;
+	}
+	if (!(q.flags & SS_DISABLE)) {
+		t->altstack = xzalloc(sizeof(*t->altstack));
+		rtcr__sig_alt_stack__init(t->altstack);
+		t->altstack->sp = q.sp;
+		t->altstack->size = q.size;
+		t->altstack->flags = q.flags & ~SS_ONSTACK;
+	}
+	t->clear_tid = q.tid_addr;
+	return 0;
+}
+
+static int set(struct inject *in, const char *what, pid_t tid, long nr, uint64_t a0,
+	       uint64_t a1, uint64_t a2, uint64_t a3)
+{
+	long r;
+	int ret = inject_syscall(in, nr, a0, a1, a2, a3, 0, 0, &r);
+	if (ret)
+		return ret;
+	if (r < 0 && r > -4096) {
+		pr_err("tid %d: restoring %s: %s", tid, what, strerror((int)-r));
+		return (int)r;
+	}
+	return 0;
+}
+
+int thread_restore_inj(struct inject *in, const Rtcr__Thread *t, uint64_t xcomp_perm)
+{
+	uint64_t data = inject_data(in);
+	int ret;
+
+	ret = set(in, "clear_child_tid", t->tid, __NR_set_tid_address, t->clear_tid, 0, 0, 0);
+	if (!ret && t->robust_list)
+		ret = set(in, "robust futex list", t->tid, __NR_set_robust_list, t->robust_list,
+			  t->robust_len, 0, 0);
+	if (!ret && t->rseq)
+		ret = set(in, "rseq registration", t->tid, __NR_rseq, t->rseq->ptr, t->rseq->len, 0,
+			  t->rseq->sig);
+	if (!ret && t->altstack) {
+		struct { uint64_t sp; int32_t flags, pad; uint64_t size; } ss = {
+			t->altstack->sp, (int32_t)t->altstack->flags, 0, t->altstack->size
+		};
+		ret = inject_write(in, data, &ss, sizeof(ss));
+		if (!ret)
+			ret = set(in, "alternate signal stack", t->tid, __NR_sigaltstack, data, 0, 0, 0);
+	}
+	if (!ret && (xcomp_perm & (1ULL << XFEATURE_XTILEDATA)))
+		ret = set(in, "AMX permission", t->tid, __NR_arch_prctl, ARCH_REQ_XCOMP_PERM,
+			  XFEATURE_XTILEDATA, 0, 0);
+	return ret;
+}
+
+void process_free(Rtcr__Process *p)
+{
+	if (p)
+		rtcr__process__free_unpacked(p, NULL);
+}
