@@ -27,7 +27,8 @@ static bool inherit_match(const struct fd_info *fi)
 {
 	if (fi->fd > 2)
 		return false;
-	return !strncmp(fi->link, "pipe:", 5) || !strncmp(fi->link, "socket:", 7) || is_tty(fi);
+	return !strncmp(fi->link, "pipe:", 5) || !strncmp(fi->link, "socket:", 7) ||
+	       S_ISFIFO(fi->st.st_mode) || is_tty(fi);
 }
 
 static int inherit_dump(const struct fd_info *fi, Rtcr__Fd *out)

@@ -194,11 +194,13 @@ static __attribute__((noreturn)) void child_main(const struct loaded_image *im,
 			pr_perror("mapped file %s", pl->mf[k].ref->path);
 			_exit(1);
 		}
-		if (dup2(fd, pl->base + 1 + k) < 0) {
-			pr_perror("mapped file %s: dup2", pl->mf[k].ref->path);
-			_exit(1);
+		if (fd != pl->base + 1 + k) {
+			if (dup2(fd, pl->base + 1 + k) < 0) {
+				pr_perror("mapped file %s: dup2", pl->mf[k].ref->path);
+				_exit(1);
+			}
+			close(fd);
 		}
-		close(fd);
 		keep[k + 1] = pl->base + 1 + k;
 	}
 	if (files_restore(im->files, &ctx, keep, pl->nmf + 1) ||

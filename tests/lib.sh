@@ -1,0 +1,151 @@
+# Helpers for integration tests. Sourced by tests/run.sh, which runs every
+# function named test_* in tests/integration/*.sh in its own subshell,
+# with a fresh temp dir $T, and kills every process the test registered
+# (track_pid) when it ends, whatever the outcome.
+#
+# A test passes if it returns 0, fails otherwise; "skip REASON" (exit 77)
+# marks it skipped. Use the assertion helpers: they print what differed.
+
+: "${BUILD:=build}"
+: "${RTCR:=$BUILD/rtcr}"
+: "${TGT:=$BUILD/targets}"
+
+_pids_file() { echo "$T/.pids"; }
+
+# Remember a pid so cleanup kills it (also if restored under the same pid).
+track_pid() { echo "$1" >> "$(_pids_file)"; }
+
+cleanup_pids() {
+	local f; f=$(_pids_file)
+	[ -f "$f" ] || return 0
+	while read -r p; do
+		[ -n "$p" ] || continue
+		kill -CONT "$p" 2>/dev/null
+		kill -9 "$p" 2>/dev/null
+	done < "$f"
+	# Give the kernel a moment to reap what it can.
+	sleep 0.05
+}
+
+skip() { echo "SKIP: $*"; exit 77; }
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+assert_eq() { # expected actual what
+	[ "$1" = "$2" ] || fail "$3: expected '$1', got '$2'"
+}
+assert_ne() {
+	[ "$1" != "$2" ] || fail "$3: did not expect '$2'"
+}
+assert_contains() { # file pattern what
+	grep -q -- "$2" "$1" || { echo "--- $1:" >&2; cat "$1" >&2; fail "$3: '$2' not found"; }
+}
+assert_not_contains() {
+	! grep -q -- "$2" "$1" || { echo "--- $1:" >&2; cat "$1" >&2; fail "$3: '$2' found"; }
+}
+
+# Wait until FILE contains PATTERN (default 5 s). Fails with the file shown.
+wait_for() { # file pattern [seconds]
+	local i n=$(( ${3:-5} * 100 ))
+	for ((i = 0; i < n; i++)); do
+		grep -q -- "$2" "$1" 2>/dev/null && return 0
+		sleep 0.01
+	done
+	echo "--- $1:" >&2; cat "$1" >&2 2>/dev/null
+	fail "timed out waiting for '$2' in $1"
+}
+
+# Is pid alive, and not stopped or traced?
+proc_state() { awk '{print $3}' "/proc/$1/stat" 2>/dev/null; }
+assert_running() { # pid
+	local st; st=$(proc_state "$1")
+	[ -n "$st" ] || fail "pid $1 is gone"
+	case "$st" in
+	T|t) fail "pid $1 is left stopped or traced (state $st)";;
+	Z|X) fail "pid $1 is dead (state $st)";;
+	esac
+	local tracer; tracer=$(awk '/^TracerPid/ {print $2}' "/proc/$1/status")
+	[ "$tracer" = 0 ] || fail "pid $1 is still traced by $tracer"
+}
+assert_gone() { # pid
+	local st; st=$(proc_state "$1")
+	[ -z "$st" ] || [ "$st" = Z ] || fail "pid $1 still exists (state $st)"
+}
+
+# Start a target program with stdout/stderr to $T/out, closing every fd
+# above 2 so it holds only what it opens itself. Sets PID.
+# Usage: start NAME [args...]   (NAME in $TGT, or an absolute command)
+# With OUT_PIPE=1 its stdout is a pipe to a cat appending to $T/out
+# (restored as inherited stdio) instead of the file itself.
+start() {
+	local prog=$1 _outfd; shift
+	[ "${prog#/}" != "$prog" ] || prog="$TGT/$prog"
+	export RTCR_TRIGGER="$T/go"
+	rm -f "$RTCR_TRIGGER"
+	: > "$T/out"
+	if [ "${OUT_PIPE:-0}" = 1 ]; then
+		exec {_outfd}> >(exec cat >> "$T/out")
+		track_pid $!
+	else
+		exec {_outfd}>>"$T/out"
+	fi
+	# The subshell closes inherited fds, then execs the target.
+	( for fd in /proc/self/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done 2>/dev/null
+	  exec "$prog" "$@" ) < "${STDIN:-/dev/null}" >&$_outfd 2>&1 &
+	PID=$!
+	exec {_outfd}>&-
+	track_pid "$PID"
+}
+
+# Start and wait for READY.
+start_ready() { start "$@"; wait_for "$T/out" READY; }
+
+dump() { # extra args; image in $T/img
+	mkdir -p "$T/img"
+	"$RTCR" dump -t "$PID" -D "$T/img" "$@" > "$T/dump.out" 2>&1
+	local rc=$?
+	[ $rc = 0 ] || { cat "$T/dump.out" >&2; fail "rtcr dump exited $rc"; }
+	# The dumped process is killed: reap it if it was our child.
+	case " $* " in *" --leave-running "*) ;; *) wait "$PID" 2>/dev/null;; esac
+	return 0
+}
+
+# Restore in the background (rtcr waits for the process): RPID is rtcr's pid.
+restore_bg() { # extra args
+	"$RTCR" restore -D "$T/img" "$@" >> "$T/out" 2> "$T/restore.err" &
+	RPID=$!
+	track_pid "$RPID"
+	# Wait until the process exists again and is no longer traced by rtcr.
+	local i
+	for ((i = 0; i < 500; i++)); do
+		if [ -e "/proc/$PID" ] && [ "$(awk '/^TracerPid/ {print $2}' /proc/$PID/status 2>/dev/null)" = 0 ]; then
+			return 0
+		fi
+		kill -0 "$RPID" 2>/dev/null || break
+		sleep 0.01
+	done
+	cat "$T/restore.err" >&2
+	fail "restored process $PID did not appear"
+}
+
+# Trigger the target and wait for rtcr restore to return its status.
+finish() { # [expected status, default 0]
+	touch "$T/go"
+	wait "$RPID"
+	local rc=$?
+	if [ "$rc" = 77 ]; then skip "$(grep SKIP "$T/out")"; fi
+	if [ "$rc" != "${1:-0}" ]; then
+		echo "--- target output:" >&2; cat "$T/out" >&2
+		echo "--- restore stderr:" >&2; cat "$T/restore.err" >&2
+		fail "restored process exited $rc, expected ${1:-0}"
+	fi
+}
+
+# The whole cycle for a self-checking target: start, dump, restore, check.
+cycle() { # target [args]
+	start_ready "$@"
+	dump
+	assert_gone "$PID"
+	restore_bg
+	finish
+	assert_contains "$T/out" '^PASS' "target verdict"
+}
