@@ -174,13 +174,16 @@ int task_preflight(pid_t pid)
 		}
 	}
 	snprintf(path, sizeof(path), "/proc/%d/timers", pid);
-	if (read_file(path, &timers) > 0) {
+	n = read_file(path, &timers);
+	if (n > 0) {
 		int id = -1;
 		sscanf(timers, "ID: %d", &id);
 		free(timers);
 		pr_err("pid %d: POSIX timer %d: not supported yet", pid, id);
 		return -ENOTSUP;
 	}
+	if (n == 0)
+		free(timers);
 	return 0;
 }
 
@@ -270,6 +273,7 @@ static int do_inject(struct dump_ctx *c)
 	ret = attrs_dump(&c->in, c->pid, c->proc);
 	if (!ret)
 		ret = signals_dump(&c->in, c->pid, c->proc);
+	test_kill_point("queried");
 	if (!ret)
 		ret = creds_dump(&c->in, c->pid, &c->proc->creds);
 	if (!ret)

@@ -202,7 +202,9 @@ int inject_map_scratch(struct inject *in, uint64_t addr, const void *xstate, siz
 	if (err)
 		return err;
 	in->gadget = in->scratch + SCRATCH_CODE_OFF;
-	return 0;
+	/* Step onto the scratch right away: from here on the instruction
+	 * after the task's syscall is the rollback, not the borrowed gadget. */
+	return inject_syscall(in, __NR_getpid, 0, 0, 0, 0, 0, 0, &ret);
 }
 
 int inject_unmap_scratch(struct inject *in)

@@ -104,6 +104,17 @@ int peek_pending(pid_t tid, bool shared, Rtcr__SigInfo ***out, size_t *n)
 
 int signals_restore_child(const Rtcr__Process *p)
 {
+	/* The child starts with rtcr's actions (a sanitizer runtime's, say):
+	 * every signal goes back to the default first. */
+	for (int sig = 1; sig <= 64; sig++) {
+		struct ksigaction k = { (uint64_t)SIG_DFL, 0, 0, 0 };
+		if (sig == SIGKILL || sig == SIGSTOP)
+			continue;
+		if (syscall(SYS_rt_sigaction, sig, &k, NULL, 8) < 0 && errno != EINVAL) {
+			pr_perror("resetting the action of %s", sig_name(sig));
+			return -errno;
+		}
+	}
 	for (size_t i = 0; i < p->n_sigactions; i++) {
 		const Rtcr__SigAction *a = p->sigactions[i];
 		struct ksigaction k = { a->handler, a->flags, a->restorer, a->mask };

@@ -1,0 +1,48 @@
+# A dump that cannot be restored correctly must fail at dump time, naming
+# the object, and the target must keep running untouched.
+
+refuse_case() { # kind expected-message-pattern
+	start_ready holder "$1"
+	mkdir -p "$T/img"
+	if "$RTCR" dump -t "$PID" -D "$T/img" > "$T/dump.out" 2>&1; then
+		fail "dump of a process holding $1 succeeded"
+	fi
+	assert_contains "$T/dump.out" "$2" "refusal message"
+	[ ! -e "$T/img/image.rtcr" ] || fail "an image was left behind"
+	ls -A "$T/img" > "$T/leftover"
+	[ ! -s "$T/leftover" ] || fail "files left in the image dir: $(cat "$T/leftover")"
+	assert_running "$PID"
+	# It kept running while rtcr looked at it, and still does.
+	sleep 0.1
+	touch "$T/go"
+	wait "$PID"
+	local rc=$?
+	[ $rc = 77 ] && skip "$(grep SKIP "$T/out")"
+	[ $rc = 0 ] || { cat "$T/out" >&2; fail "target exited $rc after the refused dump"; }
+	assert_contains "$T/out" '^PASS' "target verdict"
+}
+
+test_refuse_pipe() { refuse_case pipe "fd 5: pipe: not supported"; }
+test_refuse_eventfd() { refuse_case eventfd "fd 3: eventfd: not supported"; }
+test_refuse_socket() { refuse_case socket "fd 3: socket: not supported"; }
+test_refuse_epoll() { refuse_case epoll "fd 3: eventpoll: not supported"; }
+test_refuse_io_uring() { refuse_case io_uring "fd 3: io_uring: not supported"; }
+test_refuse_thread() { refuse_case thread "has 2 threads: multi-threaded processes are not supported yet"; }
+test_refuse_child() { refuse_case child "has child process [0-9]*: process trees are not supported yet"; }
+test_refuse_memfd_mapping() { refuse_case memfd_map "memfd:held (deleted): memfd mapping: not supported yet"; }
+test_refuse_deleted_file() { refuse_case deleted_file "fd 3: /tmp/rtcr-holder-.* (deleted): file deleted while open: not supported yet"; }
+test_refuse_posix_timer() { refuse_case posix_timer "POSIX timer 0: not supported yet"; }
+
+test_refuse_bad_arguments() {
+	start_ready holder none
+	"$RTCR" dump -t "$PID" -D "$T/no-such-dir" > "$T/o1" 2>&1 && fail "dump into a missing dir succeeded"
+	assert_contains "$T/o1" "no-such-dir" "missing dir message"
+	"$RTCR" dump -t 999999 -D "$T" > "$T/o2" 2>&1 && fail "dump of a missing pid succeeded"
+	assert_contains "$T/o2" "pid 999999: no such process" "missing pid message"
+	"$RTCR" dump -t abc -D "$T" > "$T/o3" 2>&1 && fail "dump with a bad pid succeeded"
+	assert_contains "$T/o3" "invalid pid" "bad pid message"
+	"$RTCR" dump -t "$$" -D "$T" > "$T/o4" 2>&1 && fail "dump of the test shell (with children) succeeded"
+	assert_running "$PID"
+	touch "$T/go"
+	wait "$PID" || fail "target failed after refused dumps"
+}

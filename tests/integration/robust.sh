@@ -1,0 +1,69 @@
+# rtcr interrupted or killed at any point of a dump never leaves the
+# target stopped, traced or damaged, and never leaves a complete-looking
+# image.
+
+killed_at() { # point
+	start_ready counter
+	mkdir -p "$T/img"
+	RTCR_TEST_KILL_AT=$1 "$RTCR" dump -t "$PID" -D "$T/img" > "$T/dump.out" 2>&1
+	local rc=$?
+	[ $rc = 137 ] || { cat "$T/dump.out" >&2; fail "rtcr was not killed at '$1' (exit $rc)"; }
+	[ ! -e "$T/img/image.rtcr" ] || fail "killed dump left image.rtcr"
+	sleep 0.05
+	assert_running "$PID"
+	touch "$T/go"
+	wait "$PID" || { cat "$T/out" >&2; fail "target broken after rtcr was killed at '$1'"; }
+	assert_contains "$T/out" '^PASS' "target verdict"
+}
+
+test_killed_after_seize() { killed_at seized; }
+test_killed_while_injecting() { killed_at injecting; }
+test_killed_after_queries() { killed_at queried; }
+test_killed_before_commit() { killed_at written; }
+
+test_next_dump_after_killed_dump() {
+	# A partial file left by a killed dump never stops the next one.
+	start_ready counter
+	mkdir -p "$T/img"
+	RTCR_TEST_KILL_AT=written "$RTCR" dump -t "$PID" -D "$T/img" > /dev/null 2>&1
+	dump
+	restore_bg
+	finish
+}
+
+test_sigterm_during_large_dump() {
+	start_ready bigmem 512
+	mkdir -p "$T/img"
+	"$RTCR" dump -t "$PID" -D "$T/img" > "$T/dump.out" 2>&1 &
+	local d=$!
+	sleep 0.05
+	kill -TERM $d
+	wait $d
+	local rc=$?
+	if [ $rc = 0 ]; then
+		# The dump won the race: that is allowed, but then it is complete.
+		"$RTCR" inspect "$T/img" > /dev/null || fail "dump exited 0 but the image is bad"
+		skip "dump finished before SIGTERM arrived"
+	fi
+	[ ! -e "$T/img/image.rtcr" ] || fail "interrupted dump left image.rtcr"
+	ls -A "$T/img" > "$T/left"
+	[ ! -s "$T/left" ] || fail "interrupted dump left files: $(cat "$T/left")"
+	assert_contains "$T/dump.out" "interrupted by SIGTERM" "message"
+	assert_running "$PID"
+	touch "$T/go"
+	wait "$PID" || { cat "$T/out" >&2; fail "target broken after an interrupted dump"; }
+}
+
+test_restore_killed_leaves_nothing() {
+	# rtcr restore killed mid-way: PTRACE_O_EXITKILL takes the half-built
+	# process with it.
+	start_ready bigmem 256
+	dump
+	"$RTCR" restore -D "$T/img" > /dev/null 2>&1 &
+	local r=$!
+	for i in $(seq 200); do [ -e /proc/$PID ] && break; sleep 0.005; done
+	kill -9 $r
+	wait $r 2>/dev/null
+	sleep 0.2
+	assert_gone "$PID"
+}

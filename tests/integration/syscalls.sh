@@ -1,0 +1,168 @@
+# A process checkpointed while blocked in a system call resumes it
+# correctly after restore. The targets (tests/targets/sc_*.c) block right
+# after READY; each test dumps while the call is blocked, checks that
+# rtcr inspect names the call, restores, ends the wait (trigger file,
+# input on stdin, or a signal) and expects PASS.
+#
+# Calls the kernel restarts after a stop (read, select, pause, futex
+# without timeout, absolute clock_nanosleep...) must resume without any
+# visible error; relative sleeps and waits with a timeout come back with
+# EINTR and the time left, which the targets handle like any program.
+
+# Dump the blocked target, check inspect names the call, restore. The
+# restored process's stdin is $RESTORE_STDIN (default /dev/null).
+sc_dump_restore() { # syscall-name (as rtcr inspect prints it)
+	sleep 0.2
+	assert_running "$PID"
+	dump
+	assert_gone "$PID"
+	"$RTCR" inspect "$T/img" > "$T/inspect.txt" || fail "rtcr inspect failed"
+	assert_contains "$T/inspect.txt" "^thread .*in syscall" "thread state in rtcr inspect"
+	assert_contains "$T/inspect.txt" "^thread .*($1)" "syscall name in rtcr inspect"
+	"$RTCR" restore -D "$T/img" < "${RESTORE_STDIN:-/dev/null}" >> "$T/out" 2> "$T/restore.err" &
+	RPID=$!
+	track_pid "$RPID"
+	local i
+	for ((i = 0; i < 500; i++)); do
+		if [ -e "/proc/$PID" ] &&
+		   [ "$(awk '/^TracerPid/ {print $2}' /proc/$PID/status 2>/dev/null)" = 0 ]; then
+			return 0
+		fi
+		# Gone already: finish reports how it ended.
+		kill -0 "$RPID" 2>/dev/null || return 0
+		sleep 0.01
+	done
+	cat "$T/restore.err" >&2
+	fail "restored process $PID did not appear"
+}
+
+# Fail showing how the restored process ended if it already did.
+sc_assert_waiting() { # what it waits for
+	local st; st=$(proc_state "$PID")
+	if [ -z "$st" ] || [ "$st" = Z ]; then
+		finish
+		fail "the restored process ended before $1"
+	fi
+	assert_running "$PID"
+	assert_not_contains "$T/out" '^PASS' "target output before $1"
+}
+
+# Send a signal to the restored process, then finish (lib.sh), but fail
+# (rather than hang) if it does not end within 5 s.
+sc_signal_finish() { # signal
+	# Let the restored process get back into its call first: a signal
+	# handled before the call is re-entered would be lost to it, for any
+	# program (the same race as "check a flag, then pause()").
+	sleep 0.1
+	assert_running "$PID"
+	kill -s "$1" "$PID" || fail "kill -s $1 $PID failed"
+	sc_finish_within 5
+}
+
+sc_finish_within() { # seconds
+	local i
+	touch "$T/go"
+	for ((i = 0; i < $1 * 100; i++)); do
+		kill -0 "$RPID" 2>/dev/null || break
+		[ "$(proc_state "$RPID")" = Z ] && break
+		sleep 0.01
+	done
+	if [ "$(proc_state "$RPID")" != "" ] && [ "$(proc_state "$RPID")" != Z ]; then
+		echo "--- target output:" >&2; cat "$T/out" >&2
+		echo "--- /proc/$PID/stack or wchan: $(cat /proc/$PID/wchan 2>/dev/null)" >&2
+		fail "restored process did not finish within $1 s"
+	fi
+	finish
+	assert_contains "$T/out" '^PASS' "target verdict"
+}
+
+# ---- sleeps ----
+
+sc_sleep() { # target mode inspect-name
+	start_ready "$1" "$2" 2000
+	sc_dump_restore "$3"
+	sc_finish_within 10
+}
+test_sc_nanosleep() { sc_sleep sc_sleep nanosleep nanosleep; }
+test_sc_nanosleep_static() { sc_sleep sc_sleep-static nanosleep nanosleep; }
+test_sc_clock_nanosleep_rel() { sc_sleep sc_sleep clock_nanosleep clock_nanosleep; }
+test_sc_clock_nanosleep_abs() { sc_sleep sc_sleep abs clock_nanosleep; }
+test_sc_clock_nanosleep_abs_static() { sc_sleep sc_sleep-static abs clock_nanosleep; }
+test_sc_glibc_sleep() { sc_sleep sc_sleep sleep clock_nanosleep; }
+
+# The absolute sleep restarts: inspect says so.
+test_sc_clock_nanosleep_abs_restarts() {
+	start_ready sc_sleep abs 2000
+	sc_dump_restore clock_nanosleep
+	assert_contains "$T/inspect.txt" "restarts on resume" "restart state in rtcr inspect"
+	sc_finish_within 10
+}
+
+# ---- reads on a stdin pipe ----
+
+# The target's stdin is a FIFO with a writer kept open by the test (so it
+# blocks); the restored process gets rtcr restore's stdin, another FIFO
+# the test writes to after restore.
+sc_read() { # target mode inspect-name
+	local w0 w1
+	mkfifo "$T/stdin0" "$T/stdin1" || fail "mkfifo"
+	exec {w0}<>"$T/stdin0" {w1}<>"$T/stdin1"
+	STDIN="$T/stdin0" start_ready "$1" "$2" 4242
+	RESTORE_STDIN="$T/stdin1" sc_dump_restore "$3"
+	sleep 0.1
+	sc_assert_waiting "the input came"
+	echo "rtcr-input-4242" >&$w1
+	sc_finish_within 5
+	exec {w0}>&- {w1}>&-
+}
+test_sc_read_pipe() { sc_read sc_read read read; }
+test_sc_read_pipe_static() { sc_read sc_read-static read read; }
+test_sc_select() { sc_read sc_read select select; }
+test_sc_pselect6() { sc_read sc_read pselect pselect6; }
+test_sc_poll_timeout() { sc_read sc_read poll poll; }
+test_sc_poll_infinite() { sc_read sc_read pollinf poll; }
+test_sc_ppoll() { sc_read sc_read ppoll ppoll; }
+test_sc_ppoll_static() { sc_read sc_read-static ppoll ppoll; }
+
+# ---- waiting for signals ----
+
+sc_signal() { # target mode inspect-name signal
+	start_ready "$1" "$2"
+	sc_dump_restore "$3"
+	sleep 0.1
+	sc_assert_waiting "the signal"
+	sc_signal_finish "$4"
+}
+test_sc_pause() { sc_signal sc_signal pause pause USR1; }
+test_sc_pause_static() { sc_signal sc_signal-static pause pause USR1; }
+test_sc_sigsuspend() { sc_signal sc_signal sigsuspend rt_sigsuspend USR1; }
+test_sc_sigwaitinfo() { sc_signal sc_signal sigwaitinfo rt_sigtimedwait USR2; }
+test_sc_sigtimedwait() { sc_signal sc_signal sigtimedwait rt_sigtimedwait USR2; }
+test_sc_sigtimedwait_static() { sc_signal sc_signal-static sigtimedwait rt_sigtimedwait USR2; }
+
+# ---- futex ----
+
+test_sc_futex_wait() { sc_signal sc_futex wait futex USR1; }
+test_sc_futex_wait_static() { sc_signal sc_futex-static wait futex USR1; }
+test_sc_futex_wait_timeout() { sc_signal sc_futex timeout futex USR1; }
+
+# ---- epoll: not supported yet, and refused by name ----
+
+test_sc_epoll_refused() {
+	start_ready sc_epoll
+	sleep 0.2
+	mkdir -p "$T/img"
+	if "$RTCR" dump -t "$PID" -D "$T/img" > "$T/dump.out" 2>&1; then
+		fail "rtcr dump of a process holding an epoll fd succeeded"
+	fi
+	cat "$T/dump.out"
+	# The kernel calls an epoll instance "eventpoll".
+	assert_contains "$T/dump.out" "fd 3: .*e\(vent\)\?poll.*not supported" "refusal naming epoll"
+	assert_running "$PID"
+	[ ! -e "$T/img/image.rtcr" ] || fail "an image was left behind"
+	touch "$T/go"
+	wait "$PID"
+	local rc=$?
+	assert_eq 0 "$rc" "the refused process's own exit status"
+	assert_contains "$T/out" '^PASS' "target verdict"
+}

@@ -1,0 +1,103 @@
+/*
+ * Holds one kind of handle or state rtcr does not support (argv[1]), and
+ * keeps counting. Used to check that a dump refuses by name and leaves
+ * the process running untouched: after the trigger it checks that it
+ * kept counting all along and that its handle still works.
+ */
+#include "target.h"
+
+#include <fcntl.h>
+#include <linux/io_uring.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+static volatile unsigned long counter;
+
+static void *spin(void *a)
+{
+	for (;;)
+		pause();
+	return a;
+}
+
+int main(int argc, char **argv)
+{
+	const char *kind = argc > 1 ? argv[1] : "";
+	int fd = -1, fds[2];
+	unsigned long before;
+
+	if (!strcmp(kind, "pipe")) {
+		if (pipe(fds))
+			fail("pipe");
+		dup2(fds[0], 5);
+		dup2(fds[1], 6);
+		close(fds[0]);
+		close(fds[1]);
+		fd = 5;
+	} else if (!strcmp(kind, "eventfd")) {
+		fd = eventfd(3, 0);
+	} else if (!strcmp(kind, "socket")) {
+		if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds))
+			fail("socketpair");
+		fd = fds[0];
+	} else if (!strcmp(kind, "epoll")) {
+		fd = epoll_create1(0);
+	} else if (!strcmp(kind, "io_uring")) {
+		struct io_uring_params p;
+		memset(&p, 0, sizeof(p));
+		fd = syscall(__NR_io_uring_setup, 4, &p);
+		if (fd < 0)
+			skip("io_uring_setup unavailable");
+	} else if (!strcmp(kind, "thread")) {
+		pthread_t t;
+		pthread_create(&t, NULL, spin, NULL);
+	} else if (!strcmp(kind, "child")) {
+		if (fork() == 0) {
+			for (;;)
+				pause();
+		}
+	} else if (!strcmp(kind, "memfd_map")) {
+		int m = memfd_create("held", 0);
+		char *p;
+		if (ftruncate(m, 4096))
+			fail("ftruncate");
+		p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, m, 0);
+		if (p == MAP_FAILED)
+			fail("mmap");
+		p[0] = 1;
+		close(m);
+	} else if (!strcmp(kind, "deleted_file")) {
+		char path[] = "/tmp/rtcr-holder-XXXXXX";
+		fd = mkstemp(path);
+		unlink(path);
+	} else if (!strcmp(kind, "posix_timer")) {
+		timer_t t;
+		struct sigevent se = { .sigev_notify = SIGEV_NONE };
+		if (timer_create(CLOCK_MONOTONIC, &se, &t))
+			fail("timer_create");
+	} else if (strcmp(kind, "none")) {
+		fail("unknown kind %s", kind);
+	}
+	if (fd < 0 && (!strcmp(kind, "eventfd") || !strcmp(kind, "epoll") ||
+		       !strcmp(kind, "deleted_file")))
+		fail("creating %s", kind);
+	ready();
+	while (!trigger_set(trigger_path())) {
+		counter++;
+		tick();
+	}
+	before = counter;
+	/* Still alive and counting, and the handle still works. */
+	for (int i = 0; i < 5; i++)
+		tick();
+	if (fd >= 0)
+		CHECK(fcntl(fd, F_GETFD) >= 0, "fd %d of kind %s was closed", fd, kind);
+	CHECK(counter == before, "counter moved unexpectedly");
+	CHECK(counter > 10, "barely counted (%lu): was the process stopped?", counter);
+	pass();
+}

@@ -1,0 +1,80 @@
+/*
+ * SIGCHLD's flags, which matter even at SIG_DFL.
+ *
+ *   sigchld nocldwait  SIG_DFL with SA_NOCLDWAIT: after the restore the
+ *                      flag reads back and a child that exits leaves no
+ *                      zombie: wait() fails with ECHILD.
+ *   sigchld handler    an SA_SIGINFO handler with SA_NOCLDSTOP: a child
+ *                      that stops raises no SIGCHLD, a child killed does,
+ *                      with CLD_KILLED and its pid.
+ */
+#include "target.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+
+static volatile int hits, code, spid;
+
+static void h(int sig, siginfo_t *si, void *uc)
+{
+	hits++;
+	code = si->si_code;
+	spid = si->si_pid;
+}
+
+int main(int argc, char **argv)
+{
+	const char *mode = argc > 1 ? argv[1] : "nocldwait";
+	int nocldwait = !strcmp(mode, "nocldwait");
+	struct sigaction sa, got;
+	int flags;
+	pid_t ch;
+
+	memset(&sa, 0, sizeof(sa));
+	if (nocldwait) {
+		sa.sa_handler = SIG_DFL;
+		sa.sa_flags = SA_NOCLDWAIT;
+	} else {
+		sa.sa_sigaction = h;
+		sa.sa_flags = SA_SIGINFO | SA_NOCLDSTOP | SA_RESTART;
+	}
+	flags = sa.sa_flags;
+	if (sigaction(SIGCHLD, &sa, NULL))
+		fail("sigaction: %s", strerror(errno));
+	ready();
+	trigger_wait();
+
+	sigaction(SIGCHLD, NULL, &got);
+	CHECK((got.sa_flags & flags) == flags, "SIGCHLD flags %#x, expected %#x set",
+	      got.sa_flags, flags);
+	if (nocldwait) {
+		int st;
+		pid_t w;
+		CHECK(got.sa_handler == SIG_DFL, "SIGCHLD handler no longer SIG_DFL");
+		ch = fork();
+		if (ch == 0)
+			_exit(3);
+		w = waitpid(-1, &st, 0);
+		CHECK(w < 0 && errno == ECHILD,
+		      "SA_NOCLDWAIT: wait returned %d (status %#x): the child became a zombie", w, st);
+		pass();
+	}
+	CHECK(got.sa_sigaction == h, "SIGCHLD handler changed");
+	ch = fork();
+	if (ch == 0) {
+		raise(SIGSTOP);
+		_exit(0);
+	}
+	{
+		int st;
+		pid_t w = waitpid(ch, &st, WUNTRACED);
+		CHECK(w == ch && WIFSTOPPED(st), "child did not stop");
+		CHECK(hits == 0, "SA_NOCLDSTOP: SIGCHLD for a stopped child (code %d)", code);
+		kill(ch, SIGKILL);
+		w = waitpid(ch, &st, 0);
+		CHECK(w == ch && WIFSIGNALED(st), "child not killed");
+		CHECK(hits == 1 && code == CLD_KILLED && spid == ch,
+		      "SIGCHLD: hits %d code %d pid %d (child %d)", hits, code, spid, ch);
+	}
+	pass();
+}
