@@ -46,6 +46,7 @@ BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
 .PHONY: all clean check unit
+.SECONDARY: $(PB_C) $(PB_H)
 all: $(BUILD)/rtcr $(UNIT_BIN) $(TGT_BIN) $(BENCH_BIN)
 
 $(BUILD)/proto/%.pb-c.c $(BUILD)/proto/%.pb-c.h: proto/%.proto
@@ -70,7 +71,7 @@ $(LIB): $(OBJ)
 $(BUILD)/rtcr: $(BUILD)/src/main.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/unit/%: tests/unit/%.c $(LIB)
+$(BUILD)/tests/unit/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -Wno-unused-function -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS) -lcmocka
 

@@ -91,6 +91,13 @@ if [ $san = 1 ] && [ -x build-san/rtcr ]; then
 		run_integration build-san " [asan+ubsan]" 'basic|image|files'
 fi
 
+# A short fuzzing run of the image reader (libFuzzer, ASan, UBSan).
+if [ $unit = 1 ] && [ -z "$pattern" ] && command -v clang > /dev/null; then
+	log="$TMPROOT/fuzz.log"; start=$SECONDS
+	tests/fuzz/run.sh "${FUZZ_SECONDS:-30}" > "$log" 2>&1
+	record "fuzz: image reader, ${FUZZ_SECONDS:-30} s" $? $((SECONDS - start)) "$log"
+fi
+
 if [ ${#failures[@]} -gt 0 ]; then
 	echo; echo "failed:"; printf '  %s\n' "${failures[@]}"
 fi

@@ -30,29 +30,36 @@ void proc_status_free(struct proc_status *ps)
 
 const char *proc_status_get(const struct proc_status *ps, const char *key)
 {
-	static __thread char val[1024];
 	size_t klen = strlen(key);
 	const char *p = ps->buf;
 
 	while (p && *p) {
 		if (!strncmp(p, key, klen) && p[klen] == ':') {
-			const char *v = p + klen + 1, *e;
-			size_t n;
+			const char *v = p + klen + 1;
 			while (*v == ' ' || *v == '\t')
 				v++;
-			e = strchr(v, '\n');
-			n = e ? (size_t)(e - v) : strlen(v);
-			if (n >= sizeof(val))
-				n = sizeof(val) - 1;
-			memcpy(val, v, n);
-			val[n] = 0;
-			return val;
+			return v;
 		}
 		p = strchr(p, '\n');
 		if (p)
 			p++;
 	}
 	return NULL;
+}
+
+char *proc_status_dup(const struct proc_status *ps, const char *key)
+{
+	const char *v = proc_status_get(ps, key);
+	size_t n;
+	char *s;
+
+	if (!v)
+		return NULL;
+	n = strcspn(v, "\n");
+	s = xmalloc(n + 1);
+	memcpy(s, v, n);
+	s[n] = 0;
+	return s;
 }
 
 int proc_status_u64(const struct proc_status *ps, const char *key, uint64_t *v, int base)
@@ -66,25 +73,30 @@ int proc_status_u64(const struct proc_status *ps, const char *key, uint64_t *v, 
 	return errno || end == s ? -EINVAL : 0;
 }
 
-int proc_status_nums(const struct proc_status *ps, const char *key, uint64_t *v, int n)
+int proc_status_nums(const struct proc_status *ps, const char *key, uint64_t **v)
 {
 	const char *s = proc_status_get(ps, key);
-	int i = 0;
+	int n = 0, cap = 16;
+
+	*v = xmalloc(cap * sizeof(**v));
 	if (!s)
 		return 0;
-	while (i < n) {
+	for (;;) {
 		char *end;
+		uint64_t x;
 		while (*s == ' ' || *s == '\t')
 			s++;
-		if (!*s)
+		if (!*s || *s == '\n')
 			break;
-		v[i] = strtoull(s, &end, 10);
+		x = strtoull(s, &end, 10);
 		if (end == s)
 			break;
+		if (n == cap)
+			*v = xrealloc(*v, (cap *= 2) * sizeof(**v));
+		(*v)[n++] = x;
 		s = end;
-		i++;
 	}
-	return i;
+	return n;
 }
 
 int proc_stat_read(pid_t pid, uint64_t f[PROC_STAT_FIELDS], char *state)

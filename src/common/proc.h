@@ -14,13 +14,16 @@ struct proc_status {
 
 int proc_status_read(pid_t pid, struct proc_status *ps) __must_check;
 void proc_status_free(struct proc_status *ps);
-/* Value of "Key:" (leading blanks skipped, up to end of line) in a
- * static buffer, or NULL. */
+/* Value of "Key:" (leading blanks skipped), or NULL: a pointer into the
+ * file text, running to the end of its line ('\n' or NUL). */
 const char *proc_status_get(const struct proc_status *ps, const char *key);
+/* The same, as a NUL-terminated copy to free(). */
+char *proc_status_dup(const struct proc_status *ps, const char *key);
 /* Parse helpers; return 0 or -EINVAL. */
 int proc_status_u64(const struct proc_status *ps, const char *key, uint64_t *v, int base);
-/* Up to n whitespace-separated numbers of key. Returns how many. */
-int proc_status_nums(const struct proc_status *ps, const char *key, uint64_t *v, int n);
+/* All whitespace-separated numbers of key's line, malloc'ed into *v.
+ * Returns how many (0 if none or no such key). */
+int proc_status_nums(const struct proc_status *ps, const char *key, uint64_t **v);
 
 /* /proc/PID/stat fields 3..52 (man 5 proc numbering): f[k] is field k. */
 #define PROC_STAT_FIELDS 53

@@ -136,7 +136,7 @@ int task_preflight(pid_t pid)
 		pr_err("pid %d: seccomp %s: not supported yet", pid, v == 1 ? "strict mode" : "filter");
 		ret = -ENOTSUP;
 	} else {
-		const char *st = proc_status_get(&ps, "State");
+		const char *st = proc_status_get(&ps, "State");   /* "S (sleeping)" */
 		if (st && (st[0] == 'Z' || st[0] == 'X')) {
 			pr_err("pid %d is a zombie: nothing left to checkpoint", pid);
 			ret = -ESRCH;

@@ -116,13 +116,16 @@ static int read_runs(struct pagemap *pm, uint64_t start, uint64_t end, bool anon
 		static volatile char z[2 * 4096] __attribute__((aligned(4096)));
 		uint64_t e;
 		(void)z[4096];
+		/* Without CAP_SYS_ADMIN the kernel reports pfn 0 for every page:
+		 * then zero pages cannot be told apart and are all stored. */
 		if (pread(pm->fd, &e, 8, ((uintptr_t)&z[4096] / PAGE_SIZE) * 8) == 8 &&
-		    (e & PM_PRESENT))
+		    (e & PM_PRESENT) && (e & PM_PFN_MASK))
 			zero_pfn = e & PM_PFN_MASK;
 		else
 			zero_pfn = ~0ULL;
 	}
-	for (uint64_t addr = start; addr < end; ) {
+	end = ALIGN_UP(end, PAGE_SIZE);
+	for (uint64_t addr = start & PAGE_MASK; addr < end; ) {
 		size_t n = MIN((end - addr) / PAGE_SIZE, ARRAY_SIZE(buf));
 		ssize_t r = pread(pm->fd, buf, n * 8, (addr / PAGE_SIZE) * 8);
 		if (r < 0) {

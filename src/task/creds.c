@@ -16,13 +16,17 @@
 
 #include "common/proc.h"
 #include "common/util.h"
+#include "arch/x86/regs.h"
 #include "task/task.h"
+
+/* They are passed to setgroups() through the injection data area. */
+#define CREDS_MAX_GROUPS (SCRATCH_DATA_LEN / 4)
 
 int creds_dump(struct inject *in, pid_t pid, Rtcr__Creds **out)
 {
 	Rtcr__Creds *c = xzalloc(sizeof(*c));
 	struct proc_status ps;
-	uint64_t ids[4], groups[256];
+	uint64_t *ids = NULL, *groups = NULL;
 	long sb;
 	int ret, n;
 
@@ -32,17 +36,22 @@ int creds_dump(struct inject *in, pid_t pid, Rtcr__Creds **out)
 		free(c);
 		return ret;
 	}
-	if (proc_status_nums(&ps, "Uid", ids, 4) != 4)
+	if (proc_status_nums(&ps, "Uid", &ids) != 4)
 		goto bad;
 	c->uid = ids[0]; c->euid = ids[1]; c->suid = ids[2]; c->fsuid = ids[3];
-	if (proc_status_nums(&ps, "Gid", ids, 4) != 4)
+	free(ids);
+	if (proc_status_nums(&ps, "Gid", &ids) != 4)
 		goto bad;
 	c->gid = ids[0]; c->egid = ids[1]; c->sgid = ids[2]; c->fsgid = ids[3];
-	n = proc_status_nums(&ps, "Groups", groups, ARRAY_SIZE(groups));
+	n = proc_status_nums(&ps, "Groups", &groups);
 	c->groups = xzalloc((n ? n : 1) * sizeof(*c->groups));
 	for (int i = 0; i < n; i++)
 		c->groups[i] = groups[i];
 	c->n_groups = n;
+	free(groups);
+	groups = NULL;
+	free(ids);
+	ids = NULL;
 	if (proc_status_u64(&ps, "CapInh", &c->cap_inh, 16) ||
 	    proc_status_u64(&ps, "CapPrm", &c->cap_prm, 16) ||
 	    proc_status_u64(&ps, "CapEff", &c->cap_eff, 16) ||
@@ -66,6 +75,8 @@ bad:
 	proc_status_free(&ps);
 	ret = -EINVAL;
 err:
+	free(ids);
+	free(groups);
 	free(c->groups);
 	free(c);
 	return ret;
@@ -102,6 +113,11 @@ static const char *cap_name(int cap)
 
 int creds_check(const Rtcr__Creds *c)
 {
+	if (c->n_groups > CREDS_MAX_GROUPS) {
+		pr_err("credentials: the process is in %zu supplementary groups; rtcr restores at "
+		       "most %d", c->n_groups, CREDS_MAX_GROUPS);
+		return -E2BIG;
+	}
 	uint64_t have = my_caps("CapBnd") & my_caps("CapPrm");
 	uint64_t need = c->cap_prm | c->cap_inh | c->cap_bnd;
 	/* Inheritable and bounding bits beyond ours cannot be added. */
@@ -159,14 +175,11 @@ int creds_restore_inj(struct inject *in, const Rtcr__Creds *c)
 		struct __user_cap_data_struct d[2];
 	} caps;
 	uint64_t data = inject_data(in);
-	uint32_t groups[256];
+	uint32_t groups[CREDS_MAX_GROUPS];
 	int ret;
 
-	if (c->n_groups > ARRAY_SIZE(groups)) {
-		pr_err("credentials: %zu supplementary groups, at most %zu supported", c->n_groups,
-		       ARRAY_SIZE(groups));
-		return -E2BIG;
-	}
+	if (c->n_groups > ARRAY_SIZE(groups))
+		return -E2BIG;   /* refused by creds_check() already */
 	for (size_t i = 0; i < c->n_groups; i++)
 		groups[i] = c->groups[i];
 	ret = inject_write(in, data, groups, c->n_groups * sizeof(uint32_t));

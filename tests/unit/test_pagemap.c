@@ -132,9 +132,19 @@ static void test_read_path_without_pfn_access(void **state)
 		if (pagemap_data_runs(&pm, (uintptr_t)base, (uintptr_t)base + 8 * PAGE_SIZE, false, &l))
 			_exit(96);
 		pagemap_close(&pm);
-		if (l.nr == 1 && l.v[0].start == (uintptr_t)base + PAGE_SIZE && l.v[0].npages == 2)
-			_exit(0);
-		_exit(l.nr == 0 ? 1 : 2);
+		/* Both written pages must be reported. Without pfns the zero
+		 * page cannot be recognised, so the page that was only read
+		 * (5) may be reported too: storing zeros is wasteful, not wrong.
+		 * Nothing else may be. */
+		{
+			uint64_t want = (1u << 1) | (1u << 2), got = 0;
+			for (uint32_t i = 0; i < l.nr; i++)
+				for (uint64_t k = 0; k < l.v[i].npages; k++)
+					got |= 1ull << ((l.v[i].start - (uintptr_t)base) / PAGE_SIZE + k);
+			if (!got)
+				_exit(1);
+			_exit((got & want) == want && !(got & ~(want | (1u << 5))) ? 0 : 2);
+		}
 	}
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	assert_true(WIFEXITED(st));
@@ -329,7 +339,7 @@ static void test_read_path_unaligned_end(void **state)
 		struct page_run_list l = { 0 };
 		uint8_t *base = mmap(NULL, 4 * PAGE_SIZE, PROT_READ | PROT_WRITE,
 				     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		alarm(5);
+		alarm(2);
 		base[0] = 1;
 		if (pagemap_open(&pm, getpid()))
 			_exit(90);
@@ -341,7 +351,7 @@ static void test_read_path_unaligned_end(void **state)
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	if (WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM)
 		fail_msg("pagemap_data_runs (read path) on [base, base+4096+100) did not return "
-			 "within 5 s: n = (end-addr)/PAGE_SIZE is 0 for the tail, addr never advances");
+			 "within 2 s: n = (end-addr)/PAGE_SIZE is 0 for the tail, addr never advances");
 	assert_true(WIFEXITED(st));
 	assert_int_equal(WEXITSTATUS(st), 0);
 }

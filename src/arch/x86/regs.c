@@ -28,7 +28,8 @@ void regs_from_image(const Rtcr__X86Regs *in, struct user_regs_struct *r)
 
 bool regs_resume_syscall(struct user_regs_struct *r)
 {
-	long nr = (long)r->orig_rax, err = -(long)r->rax;
+	long nr = (long)r->orig_rax;
+	unsigned long long err = -r->rax;   /* unsigned: no overflow for any rax */
 
 	r->orig_rax = (unsigned long long)-1;
 	if (nr < 0)
@@ -49,7 +50,8 @@ bool regs_resume_syscall(struct user_regs_struct *r)
 
 const char *regs_syscall_state(const struct user_regs_struct *r, char *buf, size_t len)
 {
-	long nr = (long)r->orig_rax, err = -(long)r->rax;
+	long nr = (long)r->orig_rax;
+	unsigned long long err = -r->rax;
 	const char *what;
 
 	if (nr < 0) {
