@@ -67,3 +67,19 @@ test_restore_killed_leaves_nothing() {
 	sleep 0.2
 	assert_gone "$PID"
 }
+
+test_disk_full() {
+	mkdir -p "$T/small"
+	mount -t tmpfs -o size=2m tmpfs "$T/small" 2>/dev/null || skip "cannot mount a small tmpfs here"
+	start_ready bigmem 64
+	"$RTCR" dump -t "$PID" -D "$T/small" > "$T/dump.out" 2>&1
+	local rc=$?
+	ls -A "$T/small" > "$T/left"
+	umount "$T/small"
+	[ $rc != 0 ] || fail "dump onto a full disk succeeded"
+	assert_contains "$T/dump.out" "No space left on device" "message"
+	[ ! -s "$T/left" ] || fail "files left on the full disk: $(cat "$T/left")"
+	assert_running "$PID"
+	touch "$T/go"
+	wait "$PID" || { cat "$T/out" >&2; fail "target broken after a failed dump"; }
+}
