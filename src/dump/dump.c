@@ -458,16 +458,20 @@ int dump_run(const struct dump_opts *o)
 	img_close(c.sink);
 	c.sink = NULL;
 
-	/* RELEASED */
+	/* RELEASED: frozen time ends when the target runs again or is killed;
+	 * the kernel's teardown of a killed process is not part of it. */
 	if (o->leave_running) {
 		ret = task_detach(c.pid, 0);
+		c.t_thaw = now_ns();
 	} else {
 		kill(c.pid, SIGKILL);
+		c.t_thaw = now_ns();
+		/* Reap the trace so the pid is free when rtcr returns (once the
+		 * real parent reaps the zombie). */
 		while (waitpid(c.pid, NULL, __WALL) < 0 && errno == EINTR)
 			;
 	}
 	g_seized = 0;
-	c.t_thaw = now_ns();
 	if (o->stats)
 		print_stats(&c);
 	goto out;

@@ -41,6 +41,23 @@ int imgw_put_pb(struct imgw *w, uint32_t type, const ProtobufCMessage *msg) __mu
  */
 int imgw_put_pages(struct imgw *w, int32_t pid, const struct img_page_run *runs,
 		   uint32_t nr_runs, const void *data, uint64_t npages) __must_check;
+/*
+ * The same in two steps, so the checksum can be computed on another
+ * thread than the one writing: imgw_pages_prepare() builds the record
+ * that will sit at stream offset 'at' (headers, padding, XXH3 over it all)
+ * and returns its size, i.e. where the next record starts;
+ * imgw_put_prepared() writes it, which must happen at exactly 'at'.
+ */
+struct imgw_pages_rec {
+	struct img_rec_hdr rh;
+	struct img_pages_hdr ph;
+	uint64_t at, pad;
+};
+uint64_t imgw_pages_prepare(struct imgw_pages_rec *pr, uint64_t at, int32_t pid,
+			    const struct img_page_run *runs, uint32_t nr_runs, const void *data,
+			    uint64_t npages);
+int imgw_put_prepared(struct imgw *w, const struct imgw_pages_rec *pr,
+		      const struct img_page_run *runs, const void *data) __must_check;
 int imgw_finish(struct imgw *w) __must_check;
 void imgw_release(struct imgw *w);
 

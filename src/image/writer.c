@@ -96,36 +96,65 @@ int imgw_put_pb(struct imgw *w, uint32_t type, const ProtobufCMessage *msg)
 	return ret;
 }
 
+uint64_t imgw_pages_prepare(struct imgw_pages_rec *pr, uint64_t at, int32_t pid,
+			    const struct img_page_run *runs, uint32_t nr_runs, const void *data,
+			    uint64_t npages)
+{
+	uint64_t head = sizeof(struct img_rec_hdr) + sizeof(pr->ph) + nr_runs * sizeof(*runs);
+	uint64_t dlen = npages * PAGE_SIZE;
+	XXH3_state_t st;
+
+	pr->at = at;
+	pr->pad = ALIGN_UP(at + head, IMG_ALIGN) - (at + head);
+	pr->ph.nr_runs = nr_runs;
+	pr->ph.pid = pid;
+	pr->ph.data_off = sizeof(pr->ph) + nr_runs * sizeof(*runs) + pr->pad;
+	pr->ph.npages = npages;
+
+	XXH3_64bits_reset(&st);
+	XXH3_64bits_update(&st, &pr->ph, sizeof(pr->ph));
+	XXH3_64bits_update(&st, runs, nr_runs * sizeof(*runs));
+	XXH3_64bits_update(&st, zero_page, pr->pad);
+	XXH3_64bits_update(&st, data, dlen);
+	rec_hdr_fill(&pr->rh, REC_PAGES, 0, pr->ph.data_off + dlen, XXH3_64bits_digest(&st));
+	return at + sizeof(struct img_rec_hdr) + pr->ph.data_off + dlen;
+}
+
+int imgw_put_prepared(struct imgw *w, const struct imgw_pages_rec *pr,
+		      const struct img_page_run *runs, const void *data)
+{
+	struct iovec iov[5];
+	int ret;
+
+	if (pr->at != w->s->pos) {
+		pr_err("%s: pages record prepared for byte %llu written at %llu", w->s->name,
+		       (unsigned long long)pr->at, (unsigned long long)w->s->pos);
+		return -EINVAL;
+	}
+	iov[0] = (struct iovec){ (void *)&pr->rh, sizeof(pr->rh) };
+	iov[1] = (struct iovec){ (void *)&pr->ph, sizeof(pr->ph) };
+	iov[2] = (struct iovec){ (void *)runs, pr->ph.nr_runs * sizeof(*runs) };
+	iov[3] = (struct iovec){ (void *)zero_page, pr->pad };
+	iov[4] = (struct iovec){ (void *)data, pr->ph.npages * PAGE_SIZE };
+	ret = img_writev(w->s, iov, 5);
+	if (ret) {
+		pr_err("%s: writing pages record: %s", w->s->name, strerror(-ret));
+		return ret;
+	}
+	XXH3_64bits_update(w->chain, &pr->rh, sizeof(pr->rh));
+	w->nr_records++;
+	w->payload_bytes += pr->rh.len;
+	w->pages += pr->ph.npages;
+	return 0;
+}
+
 int imgw_put_pages(struct imgw *w, int32_t pid, const struct img_page_run *runs,
 		   uint32_t nr_runs, const void *data, uint64_t npages)
 {
-	struct img_pages_hdr ph;
-	uint64_t head = sizeof(struct img_rec_hdr) + sizeof(ph) + nr_runs * sizeof(*runs);
-	uint64_t pad = ALIGN_UP(w->s->pos + head, IMG_ALIGN) - (w->s->pos + head);
-	uint64_t dlen = npages * PAGE_SIZE;
-	XXH3_state_t st;
-	struct iovec iov[4];
-	int ret;
+	struct imgw_pages_rec pr;
 
-	ph.nr_runs = nr_runs;
-	ph.pid = pid;
-	ph.data_off = sizeof(ph) + nr_runs * sizeof(*runs) + pad;
-	ph.npages = npages;
-
-	XXH3_64bits_reset(&st);
-	XXH3_64bits_update(&st, &ph, sizeof(ph));
-	XXH3_64bits_update(&st, runs, nr_runs * sizeof(*runs));
-	XXH3_64bits_update(&st, zero_page, pad);
-	XXH3_64bits_update(&st, data, dlen);
-
-	iov[0] = (struct iovec){ &ph, sizeof(ph) };
-	iov[1] = (struct iovec){ (void *)runs, nr_runs * sizeof(*runs) };
-	iov[2] = (struct iovec){ (void *)zero_page, pad };
-	iov[3] = (struct iovec){ (void *)data, dlen };
-	ret = put_rec(w, REC_PAGES, 0, iov, 4, ph.data_off + dlen, XXH3_64bits_digest(&st));
-	if (!ret)
-		w->pages += npages;
-	return ret;
+	imgw_pages_prepare(&pr, w->s->pos, pid, runs, nr_runs, data, npages);
+	return imgw_put_prepared(w, &pr, runs, data);
 }
 
 int imgw_finish(struct imgw *w)

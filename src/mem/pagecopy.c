@@ -4,9 +4,11 @@
  * Two threads overlap the two copies a dump makes: a reader pulls chunks
  * of pages out of the target (process_vm_readv: one call for up to 1024
  * runs; /proc/PID/mem for areas the process cannot read itself; the
- * shmem object for shared anonymous memory), while the caller's thread
- * checksums and writes the previous chunk to the image stream. With two
- * cores the dump then runs at the speed of the slower of the two.
+ * shmem object for shared anonymous memory) and checksums each while it
+ * is still in cache; the caller's thread writes the previous chunk to the
+ * image stream. Writing is the slow side (the image's page cache must be
+ * allocated), so the reader takes the checksum. With two cores the dump
+ * runs at the speed of the writer.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +31,7 @@ struct chunk {
 	struct img_page_run runs[CHUNK_RUNS];
 	uint32_t nr_runs;
 	uint64_t npages;
+	struct imgw_pages_rec rec;    /* prepared (checksummed) by the reader */
 	char *buf;
 };
 
@@ -43,6 +46,7 @@ struct copier {
 	int vi;
 	uint32_t ri;
 	uint64_t roff;                /* pages consumed of runs[ri] */
+	uint64_t at;                  /* stream offset of the next record */
 	/* ring */
 	struct chunk chunks[NR_CHUNKS];
 	int head, tail, count;        /* filled chunks: [tail, tail+count) */
@@ -176,6 +180,9 @@ static void *reader(void *arg)
 		pthread_mutex_unlock(&c->lock);
 
 		n = fill_chunk(c, ch);
+		if (n > 0)
+			c->at = imgw_pages_prepare(&ch->rec, c->at, c->pid, ch->runs, ch->nr_runs,
+						   ch->buf, ch->npages);
 
 		pthread_mutex_lock(&c->lock);
 		if (n < 0) {
@@ -206,6 +213,7 @@ int mem_dump_pages(struct imgw *w, pid_t pid, const struct vma_list *vl, struct 
 
 	c->pid = pid;
 	c->vl = vl;
+	c->at = w->s->pos;
 	c->shmfd = -1;
 	c->shm_vma = -1;
 	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
@@ -255,7 +263,7 @@ int mem_dump_pages(struct imgw *w, pid_t pid, const struct vma_list *vl, struct 
 		ch = &c->chunks[c->tail];
 		pthread_mutex_unlock(&c->lock);
 
-		ret = imgw_put_pages(w, pid, ch->runs, ch->nr_runs, ch->buf, ch->npages);
+		ret = imgw_put_prepared(w, &ch->rec, ch->runs, ch->buf);
 
 		pthread_mutex_lock(&c->lock);
 		if (ret) {
