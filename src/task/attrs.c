@@ -210,10 +210,6 @@ int attrs_check_rlimits(const Rtcr__Process *p)
 int attrs_restore_child(const Rtcr__Process *p, bool detach)
 {
 	umask(p->umask);
-	if (personality(p->personality) < 0) {
-		pr_perror("personality %#x", p->personality);
-		return -errno;
-	}
 	if (prctl(PR_SET_NAME, p->comm, 0, 0, 0) < 0) {
 		pr_perror("comm %s", p->comm);
 		return -errno;
@@ -285,7 +281,11 @@ int attrs_restore_final(struct inject *in, const Rtcr__Process *p, bool detach)
 	uint64_t data = inject_data(in);
 	int ret;
 
-	ret = set(in, "dumpable", __NR_prctl, PR_SET_DUMPABLE, p->dumpable, 0, 0);
+	/* Last: READ_IMPLIES_EXEC would have added PROT_EXEC to every area
+	 * mapped after it. */
+	ret = set(in, "personality", __NR_personality, p->personality, 0, 0, 0);
+	if (!ret)
+		ret = set(in, "dumpable", __NR_prctl, PR_SET_DUMPABLE, p->dumpable, 0, 0);
 	/* Always set: the restoring child ran with SIGKILL as its
 	 * parent-death signal until now. */
 	if (p->pdeathsig && detach)

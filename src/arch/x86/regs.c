@@ -26,6 +26,27 @@ void regs_from_image(const Rtcr__X86Regs *in, struct user_regs_struct *r)
 }
 #undef R
 
+/*
+ * A call stopped with ERESTART_RESTARTBLOCK would continue, in the kernel,
+ * from its restart block (remaining time, end time). A new task has no
+ * restart block, but re-issuing the original call with its registers
+ * (which the kernel left untouched) is exactly the same when no relative
+ * timeout was being consumed.
+ */
+static bool reissue_is_exact(const struct user_regs_struct *r)
+{
+	switch ((long)r->orig_rax) {
+	case __NR_poll:
+		return (int)r->rdx < 0;                 /* no timeout */
+	case __NR_ppoll:
+		return r->r10 == 0;                     /* NULL timespec */
+	case __NR_futex:
+		/* FUTEX_WAIT_BITSET takes an absolute timeout. */
+		return (r->rsi & 0x7f) == 9;
+	}
+	return false;
+}
+
 bool regs_resume_syscall(struct user_regs_struct *r)
 {
 	long nr = (long)r->orig_rax;
@@ -42,7 +63,16 @@ bool regs_resume_syscall(struct user_regs_struct *r)
 		r->rip -= 2;
 		break;
 	case ERESTART_RESTARTBLOCK:
-		r->rax = (unsigned long long)-EINTR;
+		r->orig_rax = nr;
+		if (reissue_is_exact(r)) {
+			r->rax = nr;
+			r->rip -= 2;
+		} else {
+			/* nanosleep & co: their remaining time is already written
+			 * back to the caller; a signal handler would cause this too */
+			r->rax = (unsigned long long)-EINTR;
+		}
+		r->orig_rax = (unsigned long long)-1;
 		break;
 	}
 	return true;
@@ -62,7 +92,7 @@ const char *regs_syscall_state(const struct user_regs_struct *r, char *buf, size
 	case ERESTARTSYS: case ERESTARTNOINTR: case ERESTARTNOHAND:
 		what = "restarts on resume"; break;
 	case ERESTART_RESTARTBLOCK:
-		what = "returns EINTR on resume"; break;
+		what = reissue_is_exact(r) ? "restarts on resume" : "returns EINTR on resume"; break;
 	default:
 		what = "returned"; break;
 	}

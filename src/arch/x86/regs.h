@@ -26,10 +26,12 @@ void regs_from_image(const Rtcr__X86Regs *in, struct user_regs_struct *r);
  * What the kernel does to a task that stopped inside a system call and is
  * resumed without running a signal handler: the call restarts (rip back
  * onto the syscall instruction, rax = its number), except calls that
- * need their kernel restart block (nanosleep, poll, futex with timeout),
- * which a new task does not have: those return EINTR, as they would after
- * a signal handler ran. Sets orig_rax to -1 so the kernel does not apply
- * the rule a second time. Returns true if the state was in a syscall.
+ * need their kernel restart block, which a new task does not have: those
+ * are re-issued when that is exactly equivalent (poll without timeout,
+ * futex with an absolute one) and otherwise return EINTR, as after a
+ * signal handler (nanosleep: its remaining time is already written back).
+ * Sets orig_rax to -1 so the kernel does not apply the rule a second
+ * time. Returns true if the state was in a syscall.
  */
 bool regs_resume_syscall(struct user_regs_struct *r);
 /* "in nanosleep, will restart" style description for inspect. */
