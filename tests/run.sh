@@ -72,8 +72,10 @@ run_integration() { # build dir, label, [file filter]
 			  set +e
 			  "$fn" ) > "$T/log" 2>&1 &
 			local tp=$!
-			# A test gets at most 120 s.
-			( sleep 120; kill -TERM $tp 2>/dev/null ) & local wd=$!
+			# A test gets at most 120 s. (The watchdog kills its own sleep
+			# when told to stop, so no process holds our stdout open.)
+			( sleep 120 & sp=$!; trap 'kill $sp; exit' TERM; wait $sp; kill -TERM $tp 2>/dev/null ) &
+			local wd=$!
 			wait $tp; local rc=$?
 			kill $wd 2>/dev/null; wait $wd 2>/dev/null
 			[ $rc = 143 ] && echo "timed out after 120 s" >> "$T/log"

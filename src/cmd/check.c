@@ -160,7 +160,8 @@ static void check_softdirty(void)
 		free(s);
 	}
 	report(ok, false, "soft-dirty bits", ok ? "present" : "",
-	       "not needed: rtcr tracks written pages with userfaultfd write-protect");
+	       "not needed: incremental checkpoints (coming) track written pages with userfaultfd "
+	       "write-protect, checked below");
 }
 
 static void check_uffd(void)
@@ -179,7 +180,8 @@ static void check_uffd(void)
 	}
 	if (fd >= 0)
 		close(fd);
-	report(ok, false, "userfaultfd WP_ASYNC", d, "no incremental or low-pause checkpoints");
+	report(ok, false, "userfaultfd WP_ASYNC", d, "incremental and low-pause checkpoints (coming) "
+	       "will not be possible");
 }
 
 static void check_pidfd(void)

@@ -24,12 +24,6 @@ void fileref_fill(Rtcr__FileRef *r, const char *path, const struct stat *st)
 	}
 }
 
-void fileref_free_fields(Rtcr__FileRef *r)
-{
-	if (r)
-		free(r->path);
-}
-
 int fileref_check(const Rtcr__FileRef *r, const char *what, bool strict, bool mtime)
 {
 	struct stat st;

@@ -199,16 +199,9 @@ int files_dump(pid_t pid, Rtcr__Files **out)
 
 void files_free(Rtcr__Files *f)
 {
-	if (!f)
-		return;
-	for (size_t i = 0; i < f->n_fds; i++) {
-		const struct fd_ops *ops = fd_ops_by_kind(f->fds[i]->kind);
-		if (ops && ops->free)
-			ops->free(f->fds[i]);
-		free(f->fds[i]);
-	}
-	free(f->fds);
-	free(f);
+	/* Built from malloc'ed parts, so protobuf-c's own free applies. */
+	if (f)
+		rtcr__files__free_unpacked(f, NULL);
 }
 
 int files_check(const Rtcr__Files *f, const struct files_restore_ctx *ctx)

@@ -49,7 +49,6 @@ struct fd_ops {
 	int (*open)(const Rtcr__Fd *e, const struct files_restore_ctx *ctx);
 	/* One line of meaning for inspect. */
 	void (*describe)(const Rtcr__Fd *e, char *buf, size_t len);
-	void (*free)(Rtcr__Fd *e);
 };
 
 const struct fd_ops *fd_ops_by_kind(Rtcr__FdKind kind);
@@ -68,7 +67,6 @@ void files_describe(const Rtcr__Fd *e, char *buf, size_t len);
 
 /* FileRef helpers shared by modules and the memory code. */
 void fileref_fill(Rtcr__FileRef *r, const char *path, const struct stat *st);
-void fileref_free_fields(Rtcr__FileRef *r);
 /* Does the file at r->path still match? strict: also device and inode
  * (same machine and boot), mtime: also modification time. */
 int fileref_check(const Rtcr__FileRef *r, const char *what, bool strict, bool mtime) __must_check;

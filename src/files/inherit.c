@@ -47,13 +47,6 @@ static void inherit_describe(const Rtcr__Fd *e, char *buf, size_t len)
 		 e->fd);
 }
 
-static void inherit_free(Rtcr__Fd *e)
-{
-	if (!e->inherit)
-		return;
-	free(e->inherit->desc);
-	free(e->inherit);
-}
 
 const struct fd_ops inherit_fd_ops = {
 	.name = "inherited stdio",
@@ -61,5 +54,4 @@ const struct fd_ops inherit_fd_ops = {
 	.match = inherit_match,
 	.dump = inherit_dump,
 	.describe = inherit_describe,
-	.free = inherit_free,
 };

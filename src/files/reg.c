@@ -117,14 +117,6 @@ static void reg_describe(const Rtcr__Fd *e, char *buf, size_t len)
 		 (unsigned long long)r->pos);
 }
 
-static void reg_free(Rtcr__Fd *e)
-{
-	if (!e->reg)
-		return;
-	fileref_free_fields(e->reg->file);
-	free(e->reg->file);
-	free(e->reg);
-}
 
 const struct fd_ops reg_fd_ops = {
 	.name = "file",
@@ -134,5 +126,4 @@ const struct fd_ops reg_fd_ops = {
 	.check = reg_check,
 	.open = reg_open,
 	.describe = reg_describe,
-	.free = reg_free,
 };

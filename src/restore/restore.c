@@ -134,6 +134,20 @@ static int preflight(const struct loaded_image *im, const struct plan *pl)
 	int ret;
 
 	snprintf(path, sizeof(path), "/proc/%d", proc->pid);
+	/* A zombie holding the pid may be about to be reaped: give its
+	 * parent a moment (init reaps orphans lazily on some systems). */
+	for (int i = 0; i < 300 && access(path, F_OK) == 0; i++) {
+		uint64_t f[PROC_STAT_FIELDS];
+		char state = 0;
+		if (proc_stat_read(proc->pid, f, &state) || state != 'Z')
+			break;
+		if (i == 299) {
+			pr_err("pid %d is held by a zombie that its parent (pid %llu) has not reaped: "
+			       "restore needs the saved pid free", proc->pid, (unsigned long long)f[4]);
+			return -EEXIST;
+		}
+		usleep(10000);
+	}
 	if (access(path, F_OK) == 0) {
 		char comm[64] = "?";
 		if (proc_comm(proc->pid, proc->pid, comm, sizeof(comm))) {

@@ -172,7 +172,10 @@ int attrs_dump(struct inject *in, pid_t pid, Rtcr__Process *p)
 		for (int which = 0; which < 3; which++) {
 			struct itimerval *it = &q.it[which];
 			Rtcr__ITimer *t;
-			if (!it->it_value.tv_sec && !it->it_value.tv_usec)
+			/* A periodic timer that just fired reads value 0 (the
+			 * kernel re-arms it when the signal is taken): keep it. */
+			if (!it->it_value.tv_sec && !it->it_value.tv_usec &&
+			    !it->it_interval.tv_sec && !it->it_interval.tv_usec)
 				continue;
 			t = xzalloc(sizeof(*t));
 			rtcr__itimer__init(t);
@@ -276,6 +279,24 @@ int attrs_restore_inj(struct inject *in, const Rtcr__Process *p)
 	return ret;
 }
 
+/* The kernel adds one scheduler tick when a CPU-time itimer is armed;
+ * measure it once on ourselves. */
+static uint64_t cpu_tick_us(void)
+{
+	static uint64_t tick = ~0ULL;
+	if (tick == ~0ULL) {
+		struct itimerval set = { { 0, 0 }, { 1, 0 } }, got, off = { { 0, 0 }, { 0, 0 } };
+		tick = 0;
+		if (!setitimer(ITIMER_PROF, &set, NULL) && !getitimer(ITIMER_PROF, &got)) {
+			int64_t d = got.it_value.tv_sec * 1000000LL + got.it_value.tv_usec - 1000000;
+			if (d > 0 && d < 100000)
+				tick = d;
+		}
+		setitimer(ITIMER_PROF, &off, NULL);
+	}
+	return tick;
+}
+
 int attrs_restore_final(struct inject *in, const Rtcr__Process *p, bool detach)
 {
 	uint64_t data = inject_data(in);
@@ -296,10 +317,21 @@ int attrs_restore_final(struct inject *in, const Rtcr__Process *p, bool detach)
 			  detach ? 0 : p->pdeathsig, 0, 0);
 	for (size_t i = 0; i < p->n_itimers && !ret; i++) {
 		const Rtcr__ITimer *t = p->itimers[i];
-		struct itimerval it = {
-			.it_interval = { t->interval_us / 1000000, t->interval_us % 1000000 },
-			.it_value = { t->value_us / 1000000, t->value_us % 1000000 },
-		};
+		uint64_t value = t->value_us;
+		struct itimerval it;
+
+		/* Expired periodic timer (value 0): its signal is pending, the
+		 * next expiry is one interval away. */
+		if (!value)
+			value = t->interval_us;
+		/* Arming a CPU-time timer adds one tick; take it back so a
+		 * restore does not lengthen the timer. */
+		if (t->which != ITIMER_REAL && value > cpu_tick_us() + 1)
+			value -= cpu_tick_us();
+		it.it_interval.tv_sec = t->interval_us / 1000000;
+		it.it_interval.tv_usec = t->interval_us % 1000000;
+		it.it_value.tv_sec = value / 1000000;
+		it.it_value.tv_usec = value % 1000000;
 		ret = inject_write(in, data, &it, sizeof(it));
 		if (!ret)
 			ret = set(in, "interval timer", __NR_setitimer, t->which, data, 0, 0);

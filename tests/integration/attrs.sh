@@ -139,3 +139,12 @@ test_creds_reduced_caps_static() {
 test_itimer_real() { cycle itimer real; }
 test_itimer_real_static() { cycle itimer-static real; }
 test_itimer_virtual() { cycle itimer virtual; }
+
+# Dumped while the timer has expired and SIGALRM waits, blocked: the
+# timer reads 0 then but keeps its interval, re-armed on dequeue.
+test_itimer_real_expired_native() {
+	start_ready itimer expired
+	touch "$T/go"
+	wait "$PID" || { cat "$T/out" >&2; fail "itimer expired without a dump failed"; }
+}
+test_itimer_real_expired() { cycle itimer expired; }

@@ -89,6 +89,10 @@ test_mem_madvise_static() { cycle_or_skip mem_madvise-static; }
 test_mem_mlock_dynamic() { cycle mem_mlock; }
 test_mem_mlock_static() { cycle mem_mlock-static; }
 
+# mseal()ed areas stay sealed.
+test_mem_sealed_dynamic() { cycle_or_skip mem_seal; }
+test_mem_sealed_static() { cycle_or_skip mem_seal-static; }
+
 # PR_SET_VMA_ANON_NAME names (skips where the kernel lacks them).
 test_mem_vma_name_dynamic() { cycle_or_skip mem_vmaname; }
 test_mem_vma_name_static() { cycle_or_skip mem_vmaname-static; }
@@ -107,3 +111,8 @@ test_mem_big_256m() {
 	assert_contains "$T/out" '^PASS' "target verdict"
 }
 test_mem_big_256m_static() { cycle mem_big-static 256; }
+
+# The mm layout (/proc/self/stat bounds, auxv, cmdline, environ) and a
+# stack that still grows down.
+test_mem_layout_dynamic() { cycle mem_layout arg-one "arg two"; }
+test_mem_layout_static() { cycle mem_layout-static arg-one "arg two"; }

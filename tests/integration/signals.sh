@@ -76,6 +76,8 @@ test_altstack_native() { native altstack inhandler; }
 test_sigchld_nocldwait() { cycle sigchld nocldwait; }
 test_sigchld_nocldstop_handler() { cycle sigchld handler; }
 test_sigchld_native() { native sigchld handler; }
+test_sigchld_pending_from_kernel() { cycle sigchld pending; }
+test_sigchld_pending_native() { native sigchld pending; }
 
 test_signal_sets_in_proc_after_restore() {
 	# SigIgn/SigCgt/SigBlk as the kernel reports them, before and after.

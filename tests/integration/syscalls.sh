@@ -9,8 +9,8 @@
 # visible error; relative sleeps and waits with a timeout come back with
 # EINTR and the time left, which the targets handle like any program.
 
-# Dump the blocked target, check inspect names the call, restore. The
-# restored process's stdin is $RESTORE_STDIN (default /dev/null).
+# Dump the blocked target, check inspect names the call, restore (with
+# sc_restore).
 sc_dump_restore() { # syscall-name (as rtcr inspect prints it)
 	sleep 0.2
 	assert_running "$PID"
@@ -19,6 +19,11 @@ sc_dump_restore() { # syscall-name (as rtcr inspect prints it)
 	"$RTCR" inspect "$T/img" > "$T/inspect.txt" || fail "rtcr inspect failed"
 	assert_contains "$T/inspect.txt" "^thread .*in syscall" "thread state in rtcr inspect"
 	assert_contains "$T/inspect.txt" "^thread .*($1)" "syscall name in rtcr inspect"
+	sc_restore
+}
+
+# restore_bg (lib.sh) with stdin from $RESTORE_STDIN (default /dev/null).
+sc_restore() {
 	"$RTCR" restore -D "$T/img" < "${RESTORE_STDIN:-/dev/null}" >> "$T/out" 2> "$T/restore.err" &
 	RPID=$!
 	track_pid "$RPID"
@@ -136,6 +141,8 @@ sc_signal() { # target mode inspect-name signal
 test_sc_pause() { sc_signal sc_signal pause pause USR1; }
 test_sc_pause_static() { sc_signal sc_signal-static pause pause USR1; }
 test_sc_sigsuspend() { sc_signal sc_signal sigsuspend rt_sigsuspend USR1; }
+test_sc_ppoll_sigmask() { sc_signal sc_signal ppoll ppoll USR1; }
+test_sc_pselect6_sigmask() { sc_signal sc_signal pselect pselect6 USR1; }
 test_sc_sigwaitinfo() { sc_signal sc_signal sigwaitinfo rt_sigtimedwait USR2; }
 test_sc_sigtimedwait() { sc_signal sc_signal sigtimedwait rt_sigtimedwait USR2; }
 test_sc_sigtimedwait_static() { sc_signal sc_signal-static sigtimedwait rt_sigtimedwait USR2; }
@@ -145,6 +152,7 @@ test_sc_sigtimedwait_static() { sc_signal sc_signal-static sigtimedwait rt_sigti
 test_sc_futex_wait() { sc_signal sc_futex wait futex USR1; }
 test_sc_futex_wait_static() { sc_signal sc_futex-static wait futex USR1; }
 test_sc_futex_wait_timeout() { sc_signal sc_futex timeout futex USR1; }
+test_sc_futex_wait_bitset_abs() { sc_signal sc_futex bitset futex USR1; }
 
 # ---- epoll: not supported yet, and refused by name ----
 
@@ -165,4 +173,48 @@ test_sc_epoll_refused() {
 	local rc=$?
 	assert_eq 0 "$rc" "the refused process's own exit status"
 	assert_contains "$T/out" '^PASS' "target verdict"
+}
+
+# ---- dump --leave-running: the original goes on in its call too ----
+
+test_sc_nanosleep_leave_running() {
+	OUT_PIPE=1 start_ready sc_sleep nanosleep 2000
+	sleep 0.2
+	dump --leave-running
+	assert_running "$PID"
+	touch "$T/go"
+	wait_for "$T/out" '^PASS' 10
+	wait "$PID"
+	assert_eq 0 "$?" "the original's exit status"
+	# and the image restores it inside the sleep
+	rm -f "$T/go"
+	: > "$T/out"
+	"$RTCR" inspect "$T/img" > "$T/inspect.txt" || fail "rtcr inspect failed"
+	assert_contains "$T/inspect.txt" "^thread .*in syscall.*(nanosleep)" "syscall state"
+	restore_bg
+	sc_finish_within 10
+}
+
+test_sc_read_leave_running() {
+	local w0 w1
+	mkfifo "$T/stdin0" "$T/stdin1" || fail "mkfifo"
+	exec {w0}<>"$T/stdin0" {w1}<>"$T/stdin1"
+	OUT_PIPE=1 STDIN="$T/stdin0" start_ready sc_read read 4242
+	sleep 0.2
+	dump --leave-running
+	assert_running "$PID"
+	sleep 0.1
+	assert_running "$PID"
+	assert_not_contains "$T/out" '^PASS' "the original's output before its input came"
+	echo "rtcr-input-4242" >&$w0
+	wait_for "$T/out" '^PASS' 5
+	wait "$PID"
+	assert_eq 0 "$?" "the original's exit status"
+	: > "$T/out"
+	RESTORE_STDIN="$T/stdin1" sc_restore
+	sleep 0.1
+	sc_assert_waiting "the input came"
+	echo "rtcr-input-4242" >&$w1
+	sc_finish_within 5
+	exec {w0}>&- {w1}>&-
 }

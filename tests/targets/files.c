@@ -11,6 +11,7 @@
  *   fd 12   dup of fd 100 (shares the offset; no FD_CLOEXEC)
  *   fd 8    DIR/app O_WRONLY|O_APPEND     at offset 3
  *   fd 20   DIR/nb  O_RDONLY|O_NONBLOCK   at offset 0
+ *   fd 21   DIR/nb  O_WRONLY|O_SYNC|O_NOATIME at offset 1000 (past the end)
  *   fd 30   DIR/d   directory, after one short getdents64 call
  *   fd 40   /dev/null O_WRONLY, fd 41 /dev/zero O_RDONLY|O_CLOEXEC
  * and stdout's offset is noted (a regular file unless "pipe").
@@ -97,7 +98,7 @@ static int list(int fd, char names[][64], int max, size_t bufsz)
 
 int main(int argc, char **argv)
 {
-	static const int fds[] = { 0, 1, 2, 3, 7, 8, 12, 20, 30, 40, 41, 100 };
+	static const int fds[] = { 0, 1, 2, 3, 7, 8, 12, 20, 21, 30, 40, 41, 100 };
 	static char first[64][64], rest[64][64];
 	int stdout_pipe = argc > 2 && !strcmp(argv[2], "pipe");
 	int nfirst, nrest, fl;
@@ -124,6 +125,7 @@ int main(int argc, char **argv)
 		fail("dup2: %s", strerror(errno));
 	put(8, "app", O_WRONLY | O_APPEND, 3);
 	put(20, "nb", O_RDONLY | O_NONBLOCK, 0);
+	put(21, "nb", O_WRONLY | O_SYNC | O_NOATIME, 1000);
 	put(30, "d", O_RDONLY | O_DIRECTORY, 0);
 	if (fstat(30, &dst))
 		fail("fstat dir");
@@ -161,6 +163,9 @@ int main(int argc, char **argv)
 	      "fd 8 flags %#x (want O_WRONLY|O_APPEND)", fl);
 	CHECK((fl = fcntl(20, F_GETFL)) & O_NONBLOCK, "fd 20 lost O_NONBLOCK (flags %#x)", fl);
 	CHECK(!(fcntl(3, F_GETFL) & O_NONBLOCK), "fd 3 gained O_NONBLOCK");
+	fl = fcntl(21, F_GETFL);
+	CHECK((fl & O_ACCMODE) == O_WRONLY && (fl & O_SYNC) == O_SYNC && (fl & O_NOATIME),
+	      "fd 21 flags %#x (want O_WRONLY|O_SYNC|O_NOATIME)", fl);
 	CHECK(((fl = fcntl(40, F_GETFL)) & O_ACCMODE) == O_WRONLY, "fd 40 flags %#x", fl);
 	/* Close-on-exec is per fd. */
 	CHECK(fcntl(7, F_GETFD) == FD_CLOEXEC, "fd 7 lost FD_CLOEXEC");
@@ -176,6 +181,7 @@ int main(int argc, char **argv)
 	CHECK(pos(12) == 17, "fd 12 offset %lld, was 17", (long long)pos(12));
 	CHECK(pos(8) == 3, "fd 8 offset %lld, was 3", (long long)pos(8));
 	CHECK(pos(20) == 0, "fd 20 offset %lld, was 0", (long long)pos(20));
+	CHECK(pos(21) == 1000, "fd 21 offset %lld, was 1000 (past the end)", (long long)pos(21));
 	if (!stdout_pipe) {
 		CHECK(pos(1) == out_pos, "stdout offset %lld, was %lld", (long long)pos(1),
 		      (long long)out_pos);

@@ -4,6 +4,12 @@
  *   itimer real     ITIMER_REAL every 20 ms with a SIGALRM handler
  *                   (SA_RESTART). After the trigger: the interval reads
  *                   back, and SIGALRM keeps arriving (>= 10 in 400 ms).
+ *   itimer expired  the same, but SIGALRM is blocked and already pending
+ *                   at the dump: the timer has expired and is re-armed
+ *                   only when the signal is dequeued, so it reads 0 with
+ *                   a 20 ms interval. After: the interval is still there,
+ *                   and unblocking brings the signal and then a steady
+ *                   stream of them.
  *   itimer virtual  ITIMER_VIRTUAL armed for 200 ms of CPU time, interval
  *                   150 ms, and ITIMER_PROF for 100 s: the idle target
  *                   barely uses CPU, so both are still armed at the dump.
@@ -42,6 +48,7 @@ static double now(void)
 int main(int argc, char **argv)
 {
 	int real = argc < 2 || !strcmp(argv[1], "real");
+	int expired = argc > 1 && !strcmp(argv[1], "expired");
 	struct sigaction sa;
 	struct itimerval it, got, before;
 
@@ -51,6 +58,40 @@ int main(int argc, char **argv)
 	sigaction(SIGALRM, &sa, NULL);
 	sigaction(SIGVTALRM, &sa, NULL);
 	sigaction(SIGPROF, &sa, NULL);
+
+	if (expired) {
+		sigset_t alrm_set, p;
+		sigemptyset(&alrm_set);
+		sigaddset(&alrm_set, SIGALRM);
+		sigprocmask(SIG_BLOCK, &alrm_set, NULL);
+		it.it_interval = (struct timeval){ 0, 20000 };
+		it.it_value = (struct timeval){ 0, 20000 };
+		setitimer(ITIMER_REAL, &it, NULL);
+		do {
+			tick();
+			sigpending(&p);
+		} while (!sigismember(&p, SIGALRM));
+		getitimer(ITIMER_REAL, &got);
+		CHECK(us(&got.it_value) == 0 && us(&got.it_interval) == 20000,
+		      "expired timer reads %ld/%ld us", us(&got.it_value), us(&got.it_interval));
+		ready();
+		trigger_wait();
+		sigpending(&p);
+		CHECK(sigismember(&p, SIGALRM), "SIGALRM no longer pending");
+		getitimer(ITIMER_REAL, &got);
+		CHECK(us(&got.it_interval) == 20000,
+		      "ITIMER_REAL interval %ld us (value %ld), was 20000 with the timer expired",
+		      us(&got.it_interval), us(&got.it_value));
+		sigprocmask(SIG_UNBLOCK, &alrm_set, NULL);
+		CHECK(alrm == 1, "%d SIGALRM on unblocking", alrm);
+		{
+			double t0 = now();
+			while (now() - t0 < 0.4)
+				tick();
+			CHECK(alrm - 1 >= 10, "only %d SIGALRM in 400 ms after the first", alrm - 1);
+		}
+		pass();
+	}
 
 	if (real) {
 		it.it_interval = (struct timeval){ 0, 20000 };

@@ -8,6 +8,8 @@
  *         file holds the data after restore, and the mapping still is
  *         the file's: a write through it after restore shows in pread()
  *   ro    MAP_PRIVATE PROT_READ of the first file, never written
+ *   pnone MAP_PRIVATE of the first file, pages 0-3 written, then
+ *         mprotect(PROT_NONE): the copies survive
  *   shro  MAP_SHARED PROT_READ of the second file, opened read-only:
  *         a pwrite to the file after restore shows in it
  *   shrw  MAP_SHARED PROT_READ of the second file, opened read-write:
@@ -61,7 +63,7 @@ static void read_file(const char *path, void *buf)
 
 int main(int argc, char **argv)
 {
-	char *priv, *shr, *ro, *shro, *shrw;
+	char *priv, *shr, *ro, *shro, *shrw, *pnone;
 	int fd;
 
 	CHECK(argc > 1, "usage: mem_file DIR");
@@ -76,6 +78,9 @@ int main(int argc, char **argv)
 		if (cow(pg))
 			fill(priv + pg * PG, PG, 5000 + pg);
 	ro = map_file(path_priv, O_RDONLY, PROT_READ, MAP_PRIVATE);
+	pnone = map_file(path_priv, O_RDONLY, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	fill(pnone, 4 * PG, 55);
+	CHECK(mprotect(pnone, FLEN, PROT_NONE) == 0, "mprotect: %s", strerror(errno));
 	shr = map_file(path_shr, O_RDWR, PROT_READ | PROT_WRITE, MAP_SHARED);
 	fill(shr, FLEN / 2, 61);    /* first half rewritten through the mapping */
 	shro = map_file(path_shr, O_RDONLY, PROT_READ, MAP_SHARED);
@@ -102,6 +107,10 @@ int main(int argc, char **argv)
 		}
 	}
 	CHECK(!memcmp(ro, fbuf, FLEN), "read-only private mapping differs from the file");
+	CHECK(mprotect(pnone, FLEN, PROT_READ) == 0, "mprotect: %s", strerror(errno));
+	check_fill("PROT_NONE private file mapping, written pages", pnone, 4 * PG, 55);
+	CHECK(!memcmp(pnone + 4 * PG, fbuf + 4 * PG, FLEN - 4 * PG),
+	      "PROT_NONE private file mapping, unwritten pages differ from the file");
 
 	/* The shared mapping and its file. */
 	check_fill("shared file mapping, written half", shr, FLEN / 2, 61);

@@ -2,6 +2,7 @@
  * Shared anonymous memory (MAP_SHARED | MAP_ANONYMOUS):
  *   sh    8 MiB, pages 0-99 and 1500 written, the rest never touched
  *   shro  written, then mprotect(PROT_READ)
+ *   shnone written, then mprotect(PROT_NONE)
  * After restore: data back, holes zero, protections as before, and the
  * area is still shared: a forked child's write is seen by the parent
  * (while a private area's is not).
@@ -22,7 +23,7 @@ static int written(size_t pg)
 
 int main(void)
 {
-	char *sh, *shro, *priv;
+	char *sh, *shro, *shnone, *priv;
 	pid_t child;
 	int st;
 
@@ -34,6 +35,9 @@ int main(void)
 	shro = map_anon(SHRO, PROT_READ | PROT_WRITE, MAP_SHARED);
 	fill(shro, SHRO, 5);
 	CHECK(mprotect(shro, SHRO, PROT_READ) == 0, "mprotect: %s", strerror(errno));
+	shnone = map_anon(SHRO, PROT_READ | PROT_WRITE, MAP_SHARED);
+	fill(shnone, SHRO, 6);
+	CHECK(mprotect(shnone, SHRO, PROT_NONE) == 0, "mprotect: %s", strerror(errno));
 	priv = map_anon(PG, PROT_READ | PROT_WRITE, MAP_PRIVATE);
 	priv[0] = 1;
 
@@ -52,6 +56,8 @@ int main(void)
 			check_zero(what, sh + pg * PG, PG);
 	}
 	check_fill("read-only shared area", shro, SHRO, 5);
+	CHECK(mprotect(shnone, SHRO, PROT_READ) == 0, "mprotect: %s", strerror(errno));
+	check_fill("PROT_NONE shared area", shnone, SHRO, 6);
 
 	fflush(stdout);
 	child = fork();

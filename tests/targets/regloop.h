@@ -14,7 +14,7 @@
  * between polls. %rdi and %rsi carry the syscall arguments, so they are
  * pushed around the syscalls and held in registers only in user space.
  *
- *   mode "spin":  ~100k iterations of a register-only countdown between
+ *   mode "spin":  ~2M iterations of a register-only countdown between
  *                 polls: the process is nearly always in user space, and
  *                 the dump catches it there.
  *   mode "sleep": the process is nearly always inside nanosleep, and the
@@ -114,7 +114,7 @@ static inline void regctx_init(struct regctx *c, int argc, char **argv)
 	c->path = trigger_path();
 	c->ts.tv_nsec = 1000000;
 	if (!strcmp(mode, "spin")) {
-		c->spin = 100000;
+		c->spin = 2000000;
 	} else if (!strcmp(mode, "sleep")) {
 		c->spin = 1;
 		c->sleep = 1;

@@ -7,6 +7,11 @@
  *                 blocked outside and unblocked inside: returns EINTR after
  *                 the handler, and the mask afterwards is the one from
  *                 before the call
+ *   ppoll         ppoll(2) on no fds with a 60 s timeout and a mask that
+ *                 unblocks SIGUSR1 (blocked outside): like sigsuspend, it
+ *                 must return EINTR after the handler (not time out) and
+ *                 leave the mask from before the call
+ *   pselect       the same with pselect6(2)
  *   sigwaitinfo   SIGUSR2 blocked, rt_sigtimedwait without timeout: the
  *                 test sends SIGUSR2; EINTR (the dump's stop) is retried
  *   sigtimedwait  the same with a 60 s timeout, which must not expire
@@ -50,6 +55,29 @@ int main(int argc, char **argv)
 		CHECK(!is_blocked(SIGTERM) && !is_blocked(SIGINT) && !is_blocked(SIGRTMIN + 3),
 		      "signal mask after rt_sigsuspend blocks more than before it (the "
 		      "temporary mask stayed)");
+	} else if (!strcmp(mode, "ppoll") || !strcmp(mode, "pselect")) {
+		sigset_t during;
+		struct timespec ts = { 60, 0 };
+		struct { const sigset_t *set; size_t size; } ps = { &during, 8 };
+		block(SIGUSR1);
+		block(SIGRTMIN + 2);
+		sigemptyset(&during);
+		sigaddset(&during, SIGRTMIN + 2);
+		ready();
+		if (mode[1] == 'p')
+			r = rawsys(SYS_ppoll, 0, 0, (long)&ts, (long)&during, 8, 0);
+		else
+			r = rawsys(SYS_pselect6, 0, 0, 0, 0, (long)&ts, (long)&ps);
+		CHECK(r != 0, "%s timed out", mode);
+		CHECK(r == -EINTR, "%s returned %ld (%s), expected EINTR", mode, r,
+		      r < 0 ? strerror(-r) : "no error");
+		CHECK(handled == 1, "%s returned, the handler ran %d times", mode, (int)handled);
+		CHECK(ts.tv_sec > 30 && ts.tv_sec <= 60, "%s: the time left is %lld s", mode,
+		      (long long)ts.tv_sec);
+		CHECK(is_blocked(SIGUSR1) && is_blocked(SIGRTMIN + 2),
+		      "signal mask after %s is not the one before it", mode);
+		CHECK(!is_blocked(SIGUSR2) && !is_blocked(SIGTERM),
+		      "signal mask after %s blocks more than before it", mode);
 	} else if (!strcmp(mode, "sigwaitinfo") || !strcmp(mode, "sigtimedwait")) {
 		int timed = !strcmp(mode, "sigtimedwait");
 		int64_t deadline = mono_ns() + 60 * 1000000000LL;

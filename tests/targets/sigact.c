@@ -83,7 +83,7 @@ static int flags_of(int sig)
 	return sa.sa_flags;
 }
 
-/* A child sends SIG to us in 50 ms while we block in read() on a pipe. */
+/* A child sends SIG to us while we block in read() on a pipe. */
 static ssize_t read_interrupted_by(int sig, int *err)
 {
 	int p[2];
@@ -98,7 +98,20 @@ static ssize_t read_interrupted_by(int sig, int *err)
 	if (ch < 0)
 		fail("fork: %s", strerror(errno));
 	if (ch == 0) {
-		usleep(50000);
+		/* Wait until the parent blocks in read(2) (syscall 0). */
+		char path[64], line[32] = "";
+		snprintf(path, sizeof(path), "/proc/%d/syscall", me);
+		for (int i = 0; i < 5000; i++) {
+			FILE *f = fopen(path, "r");
+			if (f && fgets(line, sizeof(line), f) && !strncmp(line, "0 ", 2)) {
+				fclose(f);
+				break;
+			}
+			if (f)
+				fclose(f);
+			usleep(1000);
+		}
+		usleep(5000);
 		kill(me, sig);
 		_exit(0);
 	}

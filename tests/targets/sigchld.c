@@ -7,19 +7,57 @@
  *   sigchld handler    an SA_SIGINFO handler with SA_NOCLDSTOP: a child
  *                      that stops raises no SIGCHLD, a child killed does,
  *                      with CLD_KILLED and its pid.
+ *   sigchld pending    SIGCHLD blocked, a child exits with status 7 and
+ *                      is reaped: the kernel's SIGCHLD (CLD_EXITED, the
+ *                      child's pid and status) waits, pending. After the
+ *                      restore, unblocking delivers it with that siginfo.
  */
 #include "target.h"
 
 #include <signal.h>
 #include <sys/wait.h>
 
-static volatile int hits, code, spid;
+static volatile int hits, code, spid, sstatus;
 
 static void h(int sig, siginfo_t *si, void *uc)
 {
 	hits++;
 	code = si->si_code;
 	spid = si->si_pid;
+	sstatus = si->si_status;
+}
+
+static void pending_mode(void)
+{
+	struct sigaction sa;
+	sigset_t set, p;
+	pid_t ch;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = h;
+	sa.sa_flags = SA_SIGINFO;
+	sigaction(SIGCHLD, &sa, NULL);
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	ch = fork();
+	if (ch == 0)
+		_exit(7);
+	if (waitpid(ch, NULL, 0) != ch)
+		fail("waitpid: %s", strerror(errno));
+	sigpending(&p);
+	CHECK(sigismember(&p, SIGCHLD), "SIGCHLD not pending after the child exited");
+	ready();
+	trigger_wait();
+	sigpending(&p);
+	CHECK(sigismember(&p, SIGCHLD), "SIGCHLD no longer pending");
+	CHECK(hits == 0, "SIGCHLD delivered while blocked");
+	sigprocmask(SIG_UNBLOCK, &set, NULL);
+	CHECK(hits == 1, "SIGCHLD handler ran %d times", hits);
+	CHECK(code == CLD_EXITED && spid == ch && sstatus == 7,
+	      "SIGCHLD siginfo: code %d pid %d status %d, expected %d %d 7", code, spid, sstatus,
+	      CLD_EXITED, ch);
+	pass();
 }
 
 int main(int argc, char **argv)
@@ -30,6 +68,8 @@ int main(int argc, char **argv)
 	int flags;
 	pid_t ch;
 
+	if (!strcmp(mode, "pending"))
+		pending_mode();
 	memset(&sa, 0, sizeof(sa));
 	if (nocldwait) {
 		sa.sa_handler = SIG_DFL;
