@@ -62,7 +62,7 @@ run_integration() { # build dir, label, [file filter]
 		for fn in $(bash -c "source tests/lib.sh; source '$f'; declare -F" | awk '{print $3}' | grep '^test_'); do
 			local name="$(basename "$f" .sh):$fn$label"
 			[ -n "$pattern" ] && ! grep -qE "$pattern" <<< "$name" && continue
-			local T="$TMPROOT/$(basename "$f" .sh)-$fn$label"
+			local T="$TMPROOT/$(basename "$f" .sh)-$fn$(tr -c 'a-z0-9\n' '_' <<< "$label")"
 			mkdir -p "$T"
 			local start=$SECONDS
 			( export T BUILD=$b RTCR=$b/rtcr TGT=$B/targets
