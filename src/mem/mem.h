@@ -17,6 +17,7 @@
 
 struct mem_stats {
 	uint64_t pages;            /* stored */
+	uint64_t uffd_pages;       /* restore: placed with UFFDIO_COPY */
 	uint64_t scan_ns;          /* finding the pages */
 	uint64_t copy_ns;          /* reading + writing them */
 };
@@ -56,8 +57,15 @@ int mem_move_vdso(struct inject *in, pid_t pid, const Rtcr__Mm *mm, uint64_t tem
  */
 int mem_map_areas(struct inject *in, const Rtcr__Mm *mm, const int *map_fd,
 		  bool *extra_write) __must_check;
-/* Copy every PAGES record into the child (checksums verified first). */
-int mem_fill_pages(struct loaded_image *im, pid_t pid, int memfd, struct mem_stats *st) __must_check;
+/*
+ * Copy every PAGES record into the child (checksums verified first).
+ * Anonymous areas are filled with UFFDIO_COPY through a userfaultfd the
+ * child creates (injected), which places pages without faulting and
+ * zeroing them first; other areas, or all if userfaultfd is unavailable,
+ * with process_vm_writev and /proc/PID/mem.
+ */
+int mem_fill_pages(struct inject *in, struct loaded_image *im, pid_t pid,
+		   struct mem_stats *st) __must_check;
 /* Protections, madvise state, locks, names, seals; then PR_SET_MM_MAP. */
 int mem_finish_areas(struct inject *in, const Rtcr__Mm *mm, const bool *extra_write,
 		     int exe_fd) __must_check;

@@ -7,14 +7,18 @@
  *   mem_move_vdso()      [vvar] [vvar_vclock] [vdso] move, together, to
  *                        the saved addresses (glibc caches them)
  *   mem_map_areas()      every saved area at its address, with its file
- *   mem_fill_pages()     saved pages copied in (two threads)
+ *   mem_fill_pages()     saved pages copied in (two threads; UFFDIO_COPY
+ *                        for anonymous memory)
  *   mem_finish_areas()   protections, madvise state, PR_SET_MM_MAP
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -308,13 +312,17 @@ struct fill_ctx {
 	struct loaded_image *im;
 	pid_t pid;
 	int memfd;
+	int uffd;                 /* -1: no userfaultfd */
+	const bool *registered;   /* per area: registered with uffd */
+	uint64_t uffd_pages;
 	const Rtcr__Mm *mm;
 	uint32_t next;          /* next record to take */
 	int err;
 	pthread_mutex_t lock;
 };
 
-static const Rtcr__Vma *vma_of(const Rtcr__Mm *mm, uint64_t addr)
+/* Index of the area holding addr (areas are sorted), or -1. */
+static long vma_index(const Rtcr__Mm *mm, uint64_t addr)
 {
 	size_t lo = 0, hi = mm->n_vmas;
 	while (lo < hi) {
@@ -324,9 +332,9 @@ static const Rtcr__Vma *vma_of(const Rtcr__Mm *mm, uint64_t addr)
 		else if (addr >= mm->vmas[mid]->end)
 			lo = mid + 1;
 		else
-			return mm->vmas[mid];
+			return (long)mid;
 	}
-	return NULL;
+	return -1;
 }
 
 static int flush_vm(struct fill_ctx *f, struct iovec *l, struct iovec *r, int n)
@@ -345,6 +353,31 @@ static int flush_vm(struct fill_ctx *f, struct iovec *l, struct iovec *r, int n)
 	return got < 0 ? -errno : -EIO;
 }
 
+static int uffd_copy(struct fill_ctx *f, uint64_t dst, const void *src, uint64_t len)
+{
+	while (len) {
+		struct uffdio_copy c = {
+			.dst = dst, .src = (uintptr_t)src, .len = len, .mode = UFFDIO_COPY_MODE_DONTWAKE,
+		};
+		if (ioctl(f->uffd, UFFDIO_COPY, &c) < 0 && errno != EAGAIN) {
+			pr_perror("UFFDIO_COPY %llu bytes at %#llx of the new process",
+				  (unsigned long long)len, (unsigned long long)dst);
+			return -errno;
+		}
+		if (c.copy <= 0) {
+			if (c.copy == -EAGAIN)
+				continue;
+			pr_err("UFFDIO_COPY at %#llx: %s", (unsigned long long)dst,
+			       strerror((int)-c.copy));
+			return (int)c.copy;
+		}
+		dst += c.copy;
+		src = (const char *)src + c.copy;
+		len -= c.copy;
+	}
+	return 0;
+}
+
 static int fill_record(struct fill_ctx *f, uint32_t i)
 {
 	const struct img_pages_hdr *ph;
@@ -358,14 +391,19 @@ static int fill_record(struct fill_ctx *f, uint32_t i)
 		return ret;
 	for (uint32_t k = 0; k < ph->nr_runs; k++) {
 		uint64_t len = runs[k].npages * PAGE_SIZE;
-		const Rtcr__Vma *v = vma_of(f->mm, runs[k].vaddr);
+		long vi = vma_index(f->mm, runs[k].vaddr);
+		const Rtcr__Vma *v = vi >= 0 ? f->mm->vmas[vi] : NULL;
 		if (!v || runs[k].vaddr + len > v->end || is_vdso_kind(v->kind) ||
 		    v->kind == RTCR__VMA_KIND__FILE_SHARED) {
 			pr_err("image: %llu pages at %#llx lie outside any memory area that holds data",
 			       (unsigned long long)runs[k].npages, (unsigned long long)runs[k].vaddr);
 			return -EINVAL;
 		}
-		if ((v->prot & PROT_WRITE) || v->kind == RTCR__VMA_KIND__ANON_SHARED) {
+		if (f->uffd >= 0 && f->registered[vi]) {
+			ret = uffd_copy(f, runs[k].vaddr, data, len);
+			if (!ret)
+				__atomic_add_fetch(&f->uffd_pages, runs[k].npages, __ATOMIC_RELAXED);
+		} else if ((v->prot & PROT_WRITE) || v->kind == RTCR__VMA_KIND__ANON_SHARED) {
 			l[n].iov_base = (void *)data;
 			l[n].iov_len = len;
 			r[n].iov_base = (void *)runs[k].vaddr;
@@ -416,14 +454,72 @@ static void *filler(void *arg)
 	}
 }
 
-int mem_fill_pages(struct loaded_image *im, pid_t pid, int memfd, struct mem_stats *st)
+/*
+ * A userfaultfd on the child's mm: the child creates it (one injected
+ * call), rtcr takes it with pidfd_getfd, the child closes its copy.
+ * Returns the fd, or -1 if this kernel or configuration does not allow it
+ * (then pages are written the plain way).
+ */
+static int open_child_uffd(struct inject *in, pid_t pid)
 {
-	struct fill_ctx f = { .im = im, .pid = pid, .memfd = memfd, .mm = im->mm };
+	struct uffdio_api api = { .api = UFFD_API, .features = 0 };
+	int pidfd, uffd = -1;
+	long rfd, r;
+
+	if (inject_syscall(in, __NR_userfaultfd, O_CLOEXEC | O_NONBLOCK, 0, 0, 0, 0, 0, &rfd) ||
+	    rfd < 0) {
+		pr_debug("userfaultfd in the new process: %s; copying pages the plain way",
+			 rfd < 0 ? strerror((int)-rfd) : "injection failed");
+		return -1;
+	}
+	pidfd = syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd >= 0) {
+		uffd = syscall(SYS_pidfd_getfd, pidfd, (int)rfd, 0);
+		close(pidfd);
+	}
+	if (inject_syscall(in, __NR_close, rfd, 0, 0, 0, 0, 0, &r) || r) {
+		pr_err("closing the new process's userfaultfd");
+		if (uffd >= 0)
+			close(uffd);
+		return -2;
+	}
+	if (uffd >= 0 && ioctl(uffd, UFFDIO_API, &api) < 0) {
+		close(uffd);
+		uffd = -1;
+	}
+	return uffd;
+}
+
+static bool uffd_fillable(const Rtcr__Vma *v)
+{
+	/* MISSING mode covers anonymous and shmem memory, not private files. */
+	return v->pages_stored && (v->kind == RTCR__VMA_KIND__ANON_PRIVATE ||
+				   v->kind == RTCR__VMA_KIND__ANON_SHARED);
+}
+
+int mem_fill_pages(struct inject *in, struct loaded_image *im, pid_t pid, struct mem_stats *st)
+{
+	struct fill_ctx f = { .im = im, .pid = pid, .memfd = in->memfd, .mm = im->mm, .uffd = -1 };
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	bool *reg = xzalloc((im->mm->n_vmas + 1) * sizeof(bool));
 	pthread_t th;
 	bool two = ncpu > 1 && im->nr_pages_recs > 1;
 	uint64_t t0 = now_ns();
 
+	f.uffd = open_child_uffd(in, pid);
+	if (f.uffd == -2) {
+		free(reg);
+		return -EIO;
+	}
+	for (size_t i = 0; f.uffd >= 0 && i < im->mm->n_vmas; i++) {
+		const Rtcr__Vma *v = im->mm->vmas[i];
+		struct uffdio_register r = {
+			.range = { v->start, v->end - v->start }, .mode = UFFDIO_REGISTER_MODE_MISSING,
+		};
+		if (uffd_fillable(v))
+			reg[i] = ioctl(f.uffd, UFFDIO_REGISTER, &r) == 0;
+	}
+	f.registered = reg;
 	pthread_mutex_init(&f.lock, NULL);
 	if (two && pthread_create(&th, NULL, filler, &f))
 		two = false;
@@ -431,7 +527,20 @@ int mem_fill_pages(struct loaded_image *im, pid_t pid, int memfd, struct mem_sta
 	if (two)
 		pthread_join(th, NULL);
 	pthread_mutex_destroy(&f.lock);
+	for (size_t i = 0; f.uffd >= 0 && i < im->mm->n_vmas; i++) {
+		struct uffdio_range r = { im->mm->vmas[i]->start,
+					  im->mm->vmas[i]->end - im->mm->vmas[i]->start };
+		if (reg[i] && ioctl(f.uffd, UFFDIO_UNREGISTER, &r) < 0 && !f.err) {
+			pr_perror("UFFDIO_UNREGISTER %llx-%llx", (unsigned long long)r.start,
+				  (unsigned long long)(r.start + r.len));
+			f.err = -errno;
+		}
+	}
+	if (f.uffd >= 0)
+		close(f.uffd);
+	free(reg);
 	st->pages = im->total_pages;
+	st->uffd_pages = f.uffd_pages;
 	st->copy_ns = now_ns() - t0;
 	return f.err;
 }

@@ -289,7 +289,7 @@ static int rebuild(struct loaded_image *im, const struct plan *pl, pid_t pid, bo
 	if (!ret)
 		ret = mem_map_areas(&in, im->mm, pl->vma_fd, extra_write);
 	if (!ret)
-		ret = mem_fill_pages(im, pid, in.memfd, ms);
+		ret = mem_fill_pages(&in, im, pid, ms);
 	if (!ret)
 		ret = mem_finish_areas(&in, im->mm, extra_write, pl->exe_fd);
 	if (ret)
@@ -480,10 +480,11 @@ int restore_run(const struct restore_opts *o)
 		fprintf(stderr,
 			"rtcr restore: pid %d: %s in %llu pages\n"
 			"  until running %8.3f ms (fork to running %.3f ms)\n"
-			"  page copy     %8.3f ms (%.2f GiB/s)\n",
+			"  page copy     %8.3f ms (%.2f GiB/s, %llu pages by UFFDIO_COPY)\n",
 			pid, fmt_bytes(b, sizeof(b), ms.pages * PAGE_SIZE), (unsigned long long)ms.pages,
 			(t_run - t0) / 1e6, (t_run - t_fork) / 1e6, ms.copy_ns / 1e6,
-			ms.copy_ns ? ms.pages * PAGE_SIZE / (ms.copy_ns / 1e9) / (1ULL << 30) : 0.0);
+			ms.copy_ns ? ms.pages * PAGE_SIZE / (ms.copy_ns / 1e9) / (1ULL << 30) : 0.0,
+			(unsigned long long)ms.uffd_pages);
 		fprintf(stderr, "STATS restore pid=%d pages=%llu total_ns=%llu fork_to_run_ns=%llu "
 			"copy_ns=%llu\n", pid, (unsigned long long)ms.pages,
 			(unsigned long long)(t_run - t0), (unsigned long long)(t_run - t_fork),
