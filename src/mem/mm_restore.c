@@ -268,42 +268,71 @@ static bool is_vdso_kind(Rtcr__VmaKind k)
 	return k == RTCR__VMA_KIND__VVAR || k == RTCR__VMA_KIND__VVAR_VCLOCK || k == RTCR__VMA_KIND__VDSO;
 }
 
+static void area_name(const Rtcr__Vma *v, char *buf, size_t len)
+{
+	snprintf(buf, len, "area %llx-%llx%s%s", (unsigned long long)v->start,
+		 (unsigned long long)v->end, v->file ? " " : "", v->file ? v->file->path : "");
+}
+
+/* Run calls[] as a batch; on failure name the area the failing call was for. */
+static int run_batch(struct inject *in, struct inj_call *calls, const size_t *area, size_t n,
+		     const Rtcr__Mm *mm, const char *const *what)
+{
+	size_t failed;
+	int ret = inject_batch(in, calls, n, &failed);
+	if (ret && failed < n) {
+		char d[300];
+		area_name(mm->vmas[area[failed]], d, sizeof(d));
+		pr_err("%s: %s: %s", d, what[failed], strerror(-ret));
+	}
+	return ret;
+}
+
 int mem_map_areas(struct inject *in, const Rtcr__Mm *mm, const int *map_fd, bool *extra_write)
 {
+	struct inj_call *calls = xzalloc((mm->n_vmas + 1) * sizeof(*calls));
+	size_t *area = xzalloc((mm->n_vmas + 1) * sizeof(*area));
+	const char **what = xzalloc((mm->n_vmas + 1) * sizeof(*what));
+	size_t n = 0;
+	int ret;
+
 	for (size_t i = 0; i < mm->n_vmas; i++) {
 		const Rtcr__Vma *v = mm->vmas[i];
 		bool shared = v->kind == RTCR__VMA_KIND__ANON_SHARED || v->kind == RTCR__VMA_KIND__FILE_SHARED;
 		bool anon = v->kind == RTCR__VMA_KIND__ANON_PRIVATE || v->kind == RTCR__VMA_KIND__ANON_SHARED;
-		uint64_t flags = MAP_FIXED_NOREPLACE | (shared ? MAP_SHARED : MAP_PRIVATE) |
-				 (anon ? MAP_ANONYMOUS : 0) | (v->growsdown ? MAP_GROWSDOWN : 0) |
-				 ((v->madv & RTCR_MAP_NORESERVE) ? MAP_NORESERVE : 0);
 		uint64_t prot = v->prot;
-		char what[128];
-		long addr;
-		int ret;
 
 		if (is_vdso_kind(v->kind))
 			continue;
 		extra_write[i] = false;
-		/* Shared memory must be writable to be filled; private areas are
-		 * filled through /proc/PID/mem, which may write read-only ones. */
+		/* Shared memory must be writable to be filled the plain way;
+		 * private areas are filled through /proc/PID/mem, which may write
+		 * read-only ones. */
 		if (v->kind == RTCR__VMA_KIND__ANON_SHARED && v->pages_stored && !(prot & PROT_WRITE)) {
 			prot |= PROT_WRITE;
 			extra_write[i] = true;
 		}
-		snprintf(what, sizeof(what), "mapping %llx-%llx%s%s", (unsigned long long)v->start,
-			 (unsigned long long)v->end, v->file ? " " : "", v->file ? v->file->path : "");
-		ret = rcall(in, what, __NR_mmap, v->start, v->end - v->start, prot, flags,
-			    anon ? (uint64_t)-1 : (uint64_t)map_fd[i], anon ? 0 : v->pgoff * PAGE_SIZE,
-			    &addr);
-		if (ret)
-			return ret;
-		if ((uint64_t)addr != v->start) {
-			pr_err("%s: landed at %#lx", what, addr);
-			return -EINVAL;
-		}
+		calls[n] = (struct inj_call){ .nr = __NR_mmap, .a = { v->start, v->end - v->start, prot,
+			MAP_FIXED_NOREPLACE | (shared ? MAP_SHARED : MAP_PRIVATE) |
+			(anon ? MAP_ANONYMOUS : 0) | (v->growsdown ? MAP_GROWSDOWN : 0) |
+			((v->madv & RTCR_MAP_NORESERVE) ? MAP_NORESERVE : 0),
+			anon ? (uint64_t)-1 : (uint64_t)map_fd[i], anon ? 0 : v->pgoff * PAGE_SIZE } };
+		area[n] = i;
+		what[n] = "mmap";
+		n++;
 	}
-	return 0;
+	ret = run_batch(in, calls, area, n, mm, what);
+	for (size_t k = 0; !ret && k < n; k++)
+		if ((uint64_t)calls[k].ret != mm->vmas[area[k]]->start) {
+			char d[300];
+			area_name(mm->vmas[area[k]], d, sizeof(d));
+			pr_err("%s: mapped at %#llx instead", d, (unsigned long long)calls[k].ret);
+			ret = -EINVAL;
+		}
+	free(calls);
+	free(area);
+	free(what);
+	return ret;
 }
 
 /* ---- page filling, two threads ---- */
@@ -547,42 +576,72 @@ int mem_fill_pages(struct inject *in, struct loaded_image *im, pid_t pid, struct
 
 int mem_finish_areas(struct inject *in, const Rtcr__Mm *mm, const bool *extra_write, int exe_fd)
 {
-	static const struct { uint64_t bit; int advice; } madv[] = {
-		{ RTCR_MADV_HUGEPAGE, MADV_HUGEPAGE }, { RTCR_MADV_NOHUGEPAGE, MADV_NOHUGEPAGE },
-		{ RTCR_MADV_DONTFORK, MADV_DONTFORK }, { RTCR_MADV_DONTDUMP, MADV_DONTDUMP },
-		{ RTCR_MADV_WIPEONFORK, MADV_WIPEONFORK }, { RTCR_MADV_MERGEABLE, MADV_MERGEABLE },
-		{ RTCR_MADV_SEQUENTIAL, MADV_SEQUENTIAL }, { RTCR_MADV_RANDOM, MADV_RANDOM },
+	static const struct { uint64_t bit; int advice; const char *name; } madv[] = {
+		{ RTCR_MADV_HUGEPAGE, MADV_HUGEPAGE, "MADV_HUGEPAGE" },
+		{ RTCR_MADV_NOHUGEPAGE, MADV_NOHUGEPAGE, "MADV_NOHUGEPAGE" },
+		{ RTCR_MADV_DONTFORK, MADV_DONTFORK, "MADV_DONTFORK" },
+		{ RTCR_MADV_DONTDUMP, MADV_DONTDUMP, "MADV_DONTDUMP" },
+		{ RTCR_MADV_WIPEONFORK, MADV_WIPEONFORK, "MADV_WIPEONFORK" },
+		{ RTCR_MADV_MERGEABLE, MADV_MERGEABLE, "MADV_MERGEABLE" },
+		{ RTCR_MADV_SEQUENTIAL, MADV_SEQUENTIAL, "MADV_SEQUENTIAL" },
+		{ RTCR_MADV_RANDOM, MADV_RANDOM, "MADV_RANDOM" },
 	};
+	size_t cap = mm->n_vmas * 4 + 8, n = 0;
+	struct inj_call *calls = xzalloc(cap * sizeof(*calls));
+	size_t *area = xzalloc(cap * sizeof(*area));
+	const char **what = xzalloc(cap * sizeof(*what));
 	struct prctl_mm_map map;
 	uint64_t data = inject_data(in);
 	int ret = 0;
 
-	for (size_t i = 0; i < mm->n_vmas && !ret; i++) {
+#define ADD(i, w, sysno, ...) do {							\
+		if (n == cap) {							\
+			cap *= 2;						\
+			calls = xrealloc(calls, cap * sizeof(*calls));		\
+			area = xrealloc(area, cap * sizeof(*area));		\
+			what = xrealloc(what, cap * sizeof(*what));		\
+		}								\
+		calls[n] = (struct inj_call){ .nr = sysno, .a = { __VA_ARGS__ } };	\
+		area[n] = (i);							\
+		what[n++] = (w);						\
+	} while (0)
+
+	for (size_t i = 0; i < mm->n_vmas; i++) {
 		const Rtcr__Vma *v = mm->vmas[i];
 		uint64_t len = v->end - v->start;
-		char what[96];
 
 		if (is_vdso_kind(v->kind))
 			continue;
-		snprintf(what, sizeof(what), "area %llx-%llx", (unsigned long long)v->start,
-			 (unsigned long long)v->end);
 		if (extra_write[i])
-			ret = rcall(in, what, __NR_mprotect, v->start, len, v->prot, 0, 0, 0, NULL);
-		for (size_t k = 0; k < ARRAY_SIZE(madv) && !ret; k++)
+			ADD(i, "mprotect", __NR_mprotect, v->start, len, v->prot);
+		for (size_t k = 0; k < ARRAY_SIZE(madv); k++)
 			if (v->madv & madv[k].bit)
-				ret = rcall(in, what, __NR_madvise, v->start, len, madv[k].advice, 0, 0, 0,
-					    NULL);
-		if (!ret && v->locked)
-			ret = rcall(in, what, __NR_mlock2, v->start, len,
-				    v->lock_onfault ? MLOCK_ONFAULT : 0, 0, 0, 0, NULL);
-		if (!ret && v->anon_name) {
+				ADD(i, madv[k].name, __NR_madvise, v->start, len, madv[k].advice);
+		if (v->locked)
+			ADD(i, "mlock", __NR_mlock2, v->start, len, v->lock_onfault ? MLOCK_ONFAULT : 0);
+	}
+#undef ADD
+	ret = run_batch(in, calls, area, n, mm, what);
+	free(calls);
+	free(area);
+	free(what);
+	/* Rare, and they need strings or must come last: one call each. */
+	for (size_t i = 0; i < mm->n_vmas && !ret; i++) {
+		const Rtcr__Vma *v = mm->vmas[i];
+		uint64_t len = v->end - v->start;
+		char d[300];
+
+		if (is_vdso_kind(v->kind))
+			continue;
+		area_name(v, d, sizeof(d));
+		if (v->anon_name) {
 			ret = inject_write(in, data, v->anon_name, strlen(v->anon_name) + 1);
 			if (!ret)
-				ret = rcall(in, what, __NR_prctl, PR_SET_VMA, PR_SET_VMA_ANON_NAME, v->start,
+				ret = rcall(in, d, __NR_prctl, PR_SET_VMA, PR_SET_VMA_ANON_NAME, v->start,
 					    len, data, 0, NULL);
 		}
 		if (!ret && v->sealed)
-			ret = rcall(in, what, __NR_mseal, v->start, len, 0, 0, 0, 0, NULL);
+			ret = rcall(in, d, __NR_mseal, v->start, len, 0, 0, 0, 0, NULL);
 	}
 	if (ret)
 		return ret;

@@ -295,7 +295,11 @@ static int rebuild(struct loaded_image *im, const struct plan *pl, pid_t pid, bo
 	if (ret)
 		goto out;
 
-	ret = thread_restore_inj(&in, t, proc->xcomp_perm);
+	/* A batch ends in int3, whose forced SIGTRAP resets that signal's
+	 * action when it is blocked: put the saved one back. */
+	ret = signals_restore_one(&in, proc, SIGTRAP);
+	if (!ret)
+		ret = thread_restore_inj(&in, t, proc->xcomp_perm);
 	if (!ret)
 		ret = attrs_restore_inj(&in, proc);
 	if (!ret)

@@ -115,6 +115,61 @@ int inject_syscall(struct inject *in, long nr, uint64_t a0, uint64_t a1, uint64_
 	return 0;
 }
 
+int inject_batch(struct inject *in, struct inj_call *calls, size_t n, size_t *failed)
+{
+	_Static_assert(sizeof(struct inj_call) == BATCH_CALL_SIZE, "batch table entry");
+	uint64_t data = in->scratch + SCRATCH_DATA_OFF;
+
+	*failed = n;
+	if (!in->scratch)
+		return -EINVAL;
+	for (size_t base = 0; base < n; base += BATCH_MAX) {
+		size_t cnt = MIN(n - base, (size_t)BATCH_MAX);
+		uint64_t hdr[2] = { cnt, 0 };
+		struct user_regs_struct r = in->saved;
+		struct stop st;
+		int err;
+
+		err = inject_write(in, data + BATCH_TABLE, calls + base, cnt * sizeof(*calls));
+		if (!err)
+			err = inject_write(in, data + BATCH_COUNT, hdr, sizeof(hdr));
+		if (err)
+			return err;
+		r.orig_rax = (unsigned long long)-1;
+		r.rip = in->scratch + SCRATCH_BATCH_OFF;
+		r.rsp = in->scratch + SCRATCH_FRAME_OFF;
+		r.eflags &= ~0x100ULL;
+		err = task_set_regs(in->tid, &r);
+		if (err)
+			return err;
+		if (ptrace(PTRACE_CONT, in->tid, 0, 0) < 0) {
+			pr_perror("pid %d: PTRACE_CONT", in->tid);
+			return -errno;
+		}
+		in->resumed = true;
+		err = task_wait_stop(in->tid, &st);
+		if (err)
+			return err;
+		if (st.kind != STOP_SIGNAL || st.sig != SIGTRAP) {
+			pr_err("pid %d: batch of injected calls ended with an unexpected stop (%s)",
+			       in->tid, sig_name(st.sig));
+			return -EFAULT;
+		}
+		err = inject_read(in, data + BATCH_COUNT, hdr, sizeof(hdr));
+		if (!err)
+			err = inject_read(in, data + BATCH_TABLE, calls + base, hdr[1] * sizeof(*calls));
+		if (err)
+			return err;
+		in->nr_calls += hdr[1];
+		if (hdr[1] != cnt || (uint64_t)calls[base + cnt - 1].ret >= (uint64_t)-4095) {
+			size_t i = base + (hdr[1] ? hdr[1] - 1 : 0);
+			*failed = i;
+			return calls[i].ret < 0 ? (int)calls[i].ret : -EIO;
+		}
+	}
+	return 0;
+}
+
 uint64_t inject_data(const struct inject *in)
 {
 	return in->scratch + SCRATCH_DATA_OFF;
@@ -162,7 +217,7 @@ int inject_map_scratch(struct inject *in, uint64_t addr, const void *xstate, siz
 		       size_t xsave_size)
 {
 	size_t len = scratch_size(MAX(xsave_size, xstate_len));
-	uint8_t code[64];
+	uint8_t code[SCRATCH_CODE_MAX];
 	size_t clen;
 	long ret;
 	int err;

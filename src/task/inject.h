@@ -55,6 +55,21 @@ int inject_begin(struct inject *in, pid_t tid, uint64_t gadget) __must_check;
 int inject_syscall(struct inject *in, long nr, uint64_t a0, uint64_t a1, uint64_t a2,
 		   uint64_t a3, uint64_t a4, uint64_t a5, long *ret) __must_check;
 /*
+ * A batch of calls run by the scratch's executor in one resume: in order,
+ * stopping at the first that fails. For restoring children only (the
+ * executor ends in int3, which kills a task whose tracer is gone; a
+ * restoring child dies with rtcr anyway).
+ */
+struct inj_call {
+	uint64_t nr, a[6];
+	int64_t ret;            /* filled in; unset for calls after a failure */
+};
+/* Run n calls (any n; split in BATCH_MAX chunks). Returns 0 if all
+ * succeeded, else -errno with *failed = the index of the failing call
+ * (its result in calls[*failed].ret), or a driving error (logged). */
+int inject_batch(struct inject *in, struct inj_call *calls, size_t n, size_t *failed) __must_check;
+
+/*
  * Map the scratch area (at 'addr' exactly if nonzero, else anywhere) and
  * switch calls to its gadget. With 'xstate', also plant the rt_sigreturn
  * frame that returns the task to its saved state if rtcr dies.

@@ -126,6 +126,27 @@ int signals_restore_child(const Rtcr__Process *p)
 	return 0;
 }
 
+int signals_restore_one(struct inject *in, const Rtcr__Process *p, int sig)
+{
+	struct ksigaction k = { (uint64_t)SIG_DFL, 0, 0, 0 };
+	long r;
+	int ret;
+
+	for (size_t i = 0; i < p->n_sigactions; i++)
+		if ((int)p->sigactions[i]->sig == sig) {
+			const Rtcr__SigAction *a = p->sigactions[i];
+			k = (struct ksigaction){ a->handler, a->flags, a->restorer, a->mask };
+		}
+	ret = inject_write(in, inject_data(in), &k, sizeof(k));
+	if (!ret)
+		ret = inject_syscall(in, __NR_rt_sigaction, sig, inject_data(in), 0, 8, 0, 0, &r);
+	if (!ret && r) {
+		pr_err("restoring the action of %s: %s", sig_name(sig), strerror((int)-r));
+		ret = (int)r;
+	}
+	return ret;
+}
+
 static int queue(struct inject *in, pid_t pid, pid_t tid, const Rtcr__SigInfo *s)
 {
 	siginfo_t si;

@@ -34,6 +34,8 @@ int attrs_check_rlimits(const Rtcr__Process *p) __must_check;
 int signals_dump(struct inject *in, pid_t pid, Rtcr__Process *p) __must_check;
 int signals_restore_child(const Rtcr__Process *p) __must_check;
 int signals_restore_pending(struct inject *in, const Rtcr__Process *p) __must_check;
+/* Set one signal's saved action (or the default) by an injected call. */
+int signals_restore_one(struct inject *in, const Rtcr__Process *p, int sig) __must_check;
 int peek_pending(pid_t tid, bool shared, Rtcr__SigInfo ***out, size_t *n) __must_check;
 
 int creds_dump(struct inject *in, pid_t pid, Rtcr__Creds **out) __must_check;

@@ -89,3 +89,8 @@ test_signal_sets_in_proc_after_restore() {
 	diff "$T/before" "$T/after" >&2 || fail "signal sets in /proc/$PID/status differ"
 	finish
 }
+
+# Restore's batches of injected calls end in int3: the program's own
+# SIGTRAP handler must survive them.
+test_sigtrap_handler() { cycle sigtrap; }
+test_sigtrap_handler_static() { cycle sigtrap-static; }

@@ -236,17 +236,18 @@ static void test_scratch_code(void **state)
 		0x0f, 0x05,                               /* syscall */
 		0xcc,                                     /* int3 */
 	};
-	uint8_t code[64];
+	uint8_t code[SCRATCH_CODE_MAX + 16];
 	int32_t disp;
 	size_t n;
 
 	memset(code, 0xaa, sizeof(code));
 	n = scratch_code(code);
-	assert_int_equal(n, sizeof(want));
-	assert_true(n <= 64);
+	/* The single-call gadget and its rollback, then the batch executor. */
+	assert_true(n > SCRATCH_BATCH_OFF && n <= SCRATCH_CODE_MAX);
 	assert_memory_equal(code, want, 5);
 	assert_memory_equal(code + 9, want + 9, sizeof(want) - 9);
 	assert_int_equal(code[n], 0xaa);
+	assert_int_equal(code[n - 1], 0xcc);            /* the batch ends in int3 */
 	/* The lea ends at offset 9; it must point %rsp at the frame. */
 	memcpy(&disp, code + 5, 4);
 	assert_int_equal(9 + disp, SCRATCH_FRAME_OFF);

@@ -106,19 +106,13 @@ size_t scratch_size(size_t xsave_size)
 	return ALIGN_UP(SCRATCH_FRAME_OFF + 1024 + xsave_size + 64 + 4, PAGE_SIZE);
 }
 
+extern const uint8_t rtcr_scratch_code[], rtcr_scratch_code_end[];
+
 size_t scratch_code(uint8_t *code)
 {
-	/* lea disp32(%rip), %rsp: the displacement is relative to the end of
-	 * the lea instruction, which ends at offset 9. */
-	int32_t disp = SCRATCH_FRAME_OFF - 9;
-	size_t n = 0;
-
-	code[n++] = 0x0f; code[n++] = 0x05;                          /* syscall */
-	code[n++] = 0x48; code[n++] = 0x8d; code[n++] = 0x25;        /* lea ...,%rsp */
-	memcpy(code + n, &disp, 4); n += 4;
-	code[n++] = 0xb8; code[n++] = 0x0f; code[n++] = 0; code[n++] = 0; code[n++] = 0; /* mov $15,%eax */
-	code[n++] = 0x0f; code[n++] = 0x05;                          /* syscall */
-	code[n++] = 0xcc;                                            /* int3 */
+	size_t n = rtcr_scratch_code_end - rtcr_scratch_code;
+	_Static_assert(SCRATCH_CODE_MAX < SCRATCH_DATA_OFF, "code fits before data");
+	memcpy(code, rtcr_scratch_code, n);
 	return n;
 }
 

@@ -37,24 +37,11 @@ bool regs_resume_syscall(struct user_regs_struct *r);
 /* "in nanosleep, will restart" style description for inspect. */
 const char *regs_syscall_state(const struct user_regs_struct *r, char *buf, size_t len);
 
-/*
- * Injection scratch area, mapped into a target for the duration of a dump
- * or restore:
- *
- *   +0x0000  code:  syscall                 <- tracer stops at its exit
- *                   lea  FRAME(%rip), %rsp  <- only reached if the tracer
- *                   mov  $15, %eax             died: rt_sigreturn puts the
- *                   syscall                    task back where it was
- *   +0x1000  data:  arguments of injected calls (SCRATCH_DATA_LEN)
- *   +FRAME   a signal frame holding the task's original registers
- */
-#define SCRATCH_CODE_OFF  0x0
-#define SCRATCH_DATA_OFF  0x1000
-#define SCRATCH_DATA_LEN  0x4000
-#define SCRATCH_FRAME_OFF (SCRATCH_DATA_OFF + SCRATCH_DATA_LEN)
+#include "arch/x86/scratch_layout.h"
 
 size_t scratch_size(size_t xsave_size);
-/* Fill 'code' (at most 64 bytes) with the scratch code; returns length. */
+/* Fill 'code' (SCRATCH_CODE_MAX bytes) with the scratch code (scratch.S);
+ * returns its length. */
 size_t scratch_code(uint8_t *code);
 /*
  * Build, in buf (scratch_size() - SCRATCH_FRAME_OFF bytes, which will live
