@@ -48,22 +48,56 @@ static int shmem_runs(pid_t pid, struct vma *v)
 	return 0;
 }
 
+/* Distributes the regions of one whole-address-space scan to the areas. */
+struct scan_split {
+	struct vma_list *vl;
+	int vi;                 /* regions come in address order */
+};
+
+static void split_region(void *arg, uint64_t start, uint64_t end, uint64_t cat)
+{
+	struct scan_split *s = arg;
+
+	while (start < end && s->vi < s->vl->nr) {
+		struct vma *v = &s->vl->v[s->vi];
+		uint64_t e;
+		if (start >= v->end) {
+			s->vi++;
+			continue;
+		}
+		if (start < v->start)
+			start = v->start;
+		e = MIN(end, v->end);
+		if (start < e && (v->kind == RTCR__VMA_KIND__ANON_PRIVATE ||
+				  (v->kind == RTCR__VMA_KIND__FILE_PRIVATE && !(cat & PAGE_IS_FILE))))
+			prl_add(&v->pages, start, (e - start) / PAGE_SIZE);
+		start = e;
+	}
+}
+
 int mem_find_pages(pid_t pid, struct vma_list *vl, struct mem_stats *st)
 {
+	struct scan_split split = { .vl = vl, .vi = 0 };
 	struct pagemap pm;
 	uint64_t t0 = now_ns();
 	int ret = pagemap_open(&pm, pid);
 
 	if (ret)
 		return ret;
+	/* One scan for all private areas (thousands of areas cost thousands
+	 * of ioctls otherwise); shared memory asks its object. */
+	if (pm.scan && vl->nr)
+		ret = pagemap_scan_all(&pm, vl->v[0].start, vl->v[vl->nr - 1].end, split_region, &split);
 	for (int i = 0; i < vl->nr && !ret; i++) {
 		struct vma *v = &vl->v[i];
 		switch (v->kind) {
 		case RTCR__VMA_KIND__ANON_PRIVATE:
-			ret = pagemap_data_runs(&pm, v->start, v->end, false, &v->pages);
+			if (!pm.scan)
+				ret = pagemap_data_runs(&pm, v->start, v->end, false, &v->pages);
 			break;
 		case RTCR__VMA_KIND__FILE_PRIVATE:
-			ret = pagemap_data_runs(&pm, v->start, v->end, true, &v->pages);
+			if (!pm.scan)
+				ret = pagemap_data_runs(&pm, v->start, v->end, true, &v->pages);
 			break;
 		case RTCR__VMA_KIND__ANON_SHARED:
 			ret = shmem_runs(pid, v);

@@ -100,6 +100,39 @@ static int scan_runs(struct pagemap *pm, uint64_t start, uint64_t end, bool anon
 	return 0;
 }
 
+int pagemap_scan_all(struct pagemap *pm, uint64_t start, uint64_t end,
+		     void (*cb)(void *arg, uint64_t start, uint64_t end, uint64_t categories),
+		     void *arg)
+{
+	struct pm_scan_arg a = {
+		.size = sizeof(a),
+		.start = start,
+		.end = end,
+		.vec = (uintptr_t)pm->vec,
+		.vec_len = pm->vec_len,
+		.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+		.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_FILE | PAGE_IS_PFNZERO,
+	};
+
+	while (a.start < a.end) {
+		long n = ioctl(pm->fd, PAGEMAP_SCAN, &a);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			pr_perror("PAGEMAP_SCAN %#llx-%#llx", (unsigned long long)a.start,
+				  (unsigned long long)a.end);
+			return -errno;
+		}
+		for (long i = 0; i < n; i++)
+			if (!(pm->vec[i].categories & PAGE_IS_PFNZERO))
+				cb(arg, pm->vec[i].start, pm->vec[i].end, pm->vec[i].categories);
+		if (a.walk_end <= a.start)
+			break;
+		a.start = a.walk_end;
+	}
+	return 0;
+}
+
 #define PM_PRESENT (1ULL << 63)
 #define PM_SWAP (1ULL << 62)
 #define PM_FILE (1ULL << 61)

@@ -61,4 +61,14 @@ void pagemap_close(struct pagemap *pm);
 int pagemap_data_runs(struct pagemap *pm, uint64_t start, uint64_t end, bool anon_only,
 		      struct page_run_list *out) __must_check;
 
+/*
+ * One PAGEMAP_SCAN over [start, end) for many areas at once: cb is called
+ * for each region of pages that are present or swapped and not the zero
+ * page, with its categories (PAGE_IS_FILE tells page-cache pages). Needs
+ * pm->scan. Regions may span area boundaries: the caller splits them.
+ */
+int pagemap_scan_all(struct pagemap *pm, uint64_t start, uint64_t end,
+		     void (*cb)(void *arg, uint64_t start, uint64_t end, uint64_t categories),
+		     void *arg) __must_check;
+
 #endif
