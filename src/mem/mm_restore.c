@@ -164,22 +164,6 @@ int mem_check_vdso(const Rtcr__Inventory *inv, const Rtcr__Mm *mm)
 	return 0;
 }
 
-static int rcall(struct inject *in, const char *what, long nr, uint64_t a0, uint64_t a1,
-		 uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5, long *res)
-{
-	long r;
-	int ret = inject_syscall(in, nr, a0, a1, a2, a3, a4, a5, &r);
-	if (ret)
-		return ret;
-	if (r < 0 && r > -4096) {
-		pr_err("%s: %s", what, strerror((int)-r));
-		return (int)r;
-	}
-	if (res)
-		*res = r;
-	return 0;
-}
-
 int mem_unmap_all_but(struct inject *in, pid_t pid)
 {
 	struct range *r;
@@ -201,7 +185,7 @@ int mem_unmap_all_but(struct inject *in, pid_t pid)
 			char what[96];
 			snprintf(what, sizeof(what), "unmapping rtcr's %llx-%llx in the new process",
 				 (unsigned long long)run_s, (unsigned long long)run_e);
-			ret = rcall(in, what, __NR_munmap, run_s, run_e - run_s, 0, 0, 0, 0, NULL);
+			ret = inject_call(in, what, __NR_munmap, run_s, run_e - run_s, 0, 0, 0, 0, NULL);
 			run_e = 0;
 		}
 	}
@@ -236,7 +220,7 @@ int mem_move_vdso(struct inject *in, pid_t pid, const Rtcr__Mm *mm, uint64_t tem
 		/* The process had unmapped its vDSO: so does the restored one. */
 		for (int k = 0; k < 3 && !ret; k++)
 			if (len[k])
-				ret = rcall(in, "unmapping the vDSO", __NR_munmap, cur[k], len[k], 0, 0, 0,
+				ret = inject_call(in, "unmapping the vDSO", __NR_munmap, cur[k], len[k], 0, 0, 0,
 					    0, NULL);
 		return ret;
 	}
@@ -249,7 +233,7 @@ int mem_move_vdso(struct inject *in, pid_t pid, const Rtcr__Mm *mm, uint64_t tem
 		/* Step aside first, keeping the three together. */
 		for (int k = 0; k < 3 && !ret; k++) {
 			uint64_t t = temp + (cur[k] - cur[0]);
-			ret = rcall(in, "moving the vDSO aside", __NR_mremap, cur[k], len[k], len[k],
+			ret = inject_call(in, "moving the vDSO aside", __NR_mremap, cur[k], len[k], len[k],
 				    MREMAP_MAYMOVE | MREMAP_FIXED, t, 0, NULL);
 			cur[k] = t;
 		}
@@ -257,7 +241,7 @@ int mem_move_vdso(struct inject *in, pid_t pid, const Rtcr__Mm *mm, uint64_t tem
 	for (int k = 0; k < 3 && !ret; k++) {
 		if (cur[k] == dst[k])
 			continue;
-		ret = rcall(in, "moving the vDSO to its saved address", __NR_mremap, cur[k], len[k],
+		ret = inject_call(in, "moving the vDSO to its saved address", __NR_mremap, cur[k], len[k],
 			    len[k], MREMAP_MAYMOVE | MREMAP_FIXED, dst[k], 0, NULL);
 	}
 	return ret;
@@ -637,11 +621,11 @@ int mem_finish_areas(struct inject *in, const Rtcr__Mm *mm, const bool *extra_wr
 		if (v->anon_name) {
 			ret = inject_write(in, data, v->anon_name, strlen(v->anon_name) + 1);
 			if (!ret)
-				ret = rcall(in, d, __NR_prctl, PR_SET_VMA, PR_SET_VMA_ANON_NAME, v->start,
+				ret = inject_call(in, d, __NR_prctl, PR_SET_VMA, PR_SET_VMA_ANON_NAME, v->start,
 					    len, data, 0, NULL);
 		}
 		if (!ret && v->sealed)
-			ret = rcall(in, d, __NR_mseal, v->start, len, 0, 0, 0, 0, NULL);
+			ret = inject_call(in, d, __NR_mseal, v->start, len, 0, 0, 0, 0, NULL);
 	}
 	if (ret)
 		return ret;
@@ -669,7 +653,7 @@ int mem_finish_areas(struct inject *in, const Rtcr__Mm *mm, const bool *extra_wr
 	if (!ret)
 		ret = inject_write(in, data, &map, sizeof(map));
 	if (!ret)
-		ret = rcall(in, "setting the memory layout (PR_SET_MM_MAP)", __NR_prctl, PR_SET_MM,
+		ret = inject_call(in, "setting the memory layout (PR_SET_MM_MAP)", __NR_prctl, PR_SET_MM,
 			    PR_SET_MM_MAP, data, sizeof(map), 0, 0, NULL);
 	return ret;
 }

@@ -63,43 +63,6 @@ void pagemap_close(struct pagemap *pm)
 	pm->vec = NULL;
 }
 
-static int scan_runs(struct pagemap *pm, uint64_t start, uint64_t end, bool anon_only,
-		     struct page_run_list *out)
-{
-	struct pm_scan_arg a = {
-		.size = sizeof(a),
-		.start = start,
-		.end = end,
-		.vec = (uintptr_t)pm->vec,
-		.vec_len = pm->vec_len,
-		.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-		.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_FILE | PAGE_IS_PFNZERO,
-	};
-
-	while (a.start < a.end) {
-		long n = ioctl(pm->fd, PAGEMAP_SCAN, &a);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			pr_perror("PAGEMAP_SCAN %#llx-%#llx", (unsigned long long)a.start,
-				  (unsigned long long)a.end);
-			return -errno;
-		}
-		for (long i = 0; i < n; i++) {
-			uint64_t c = pm->vec[i].categories;
-			if (c & PAGE_IS_PFNZERO)
-				continue;
-			if (anon_only && (c & PAGE_IS_FILE))
-				continue;
-			prl_add(out, pm->vec[i].start, (pm->vec[i].end - pm->vec[i].start) / PAGE_SIZE);
-		}
-		if (a.walk_end <= a.start)
-			break;
-		a.start = a.walk_end;
-	}
-	return 0;
-}
-
 int pagemap_scan_all(struct pagemap *pm, uint64_t start, uint64_t end,
 		     void (*cb)(void *arg, uint64_t start, uint64_t end, uint64_t categories),
 		     void *arg)
@@ -131,6 +94,25 @@ int pagemap_scan_all(struct pagemap *pm, uint64_t start, uint64_t end,
 		a.start = a.walk_end;
 	}
 	return 0;
+}
+
+struct runs_arg {
+	struct page_run_list *out;
+	bool anon_only;
+};
+
+static void add_region(void *arg, uint64_t start, uint64_t end, uint64_t cat)
+{
+	struct runs_arg *r = arg;
+	if (!(r->anon_only && (cat & PAGE_IS_FILE)))
+		prl_add(r->out, start, (end - start) / PAGE_SIZE);
+}
+
+static int scan_runs(struct pagemap *pm, uint64_t start, uint64_t end, bool anon_only,
+		     struct page_run_list *out)
+{
+	struct runs_arg r = { out, anon_only };
+	return pagemap_scan_all(pm, start, end, add_region, &r);
 }
 
 #define PM_PRESENT (1ULL << 63)

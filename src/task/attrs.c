@@ -30,20 +30,6 @@ static const char *const rlimit_names[] = {
 	"RLIMIT_RTPRIO", "RLIMIT_RTTIME",
 };
 
-/* One injected call whose result is a value or -errno. */
-static int query(struct inject *in, pid_t pid, const char *what, long nr, uint64_t a0,
-		 uint64_t a1, long *val)
-{
-	int ret = inject_syscall(in, nr, a0, a1, 0, 0, 0, 0, val);
-	if (ret)
-		return ret;
-	if (*val < 0 && *val > -4096) {
-		pr_err("pid %d: %s: %s", pid, what, strerror((int)-*val));
-		return (int)*val;
-	}
-	return 0;
-}
-
 static int dump_rlimits(pid_t pid, Rtcr__Process *p)
 {
 	uint64_t cur[16], max[16];
@@ -134,23 +120,22 @@ int attrs_dump(struct inject *in, pid_t pid, Rtcr__Process *p)
 	if (ret)
 		return ret;
 
-	if ((ret = query(in, pid, "PR_GET_DUMPABLE", __NR_prctl, PR_GET_DUMPABLE, 0, &r)))
+	if ((ret = inject_call(in, "PR_GET_DUMPABLE", __NR_prctl, PR_GET_DUMPABLE, 0, 0, 0, 0, 0, &r)))
 		return ret;
 	p->dumpable = r;
-	if ((ret = query(in, pid, "PR_GET_THP_DISABLE", __NR_prctl, PR_GET_THP_DISABLE, 0, &r)))
+	if ((ret = inject_call(in, "PR_GET_THP_DISABLE", __NR_prctl, PR_GET_THP_DISABLE, 0, 0, 0, 0, 0, &r)))
 		return ret;
 	p->thp_disable = r;
-	if ((ret = query(in, pid, "PR_GET_PDEATHSIG", __NR_prctl, PR_GET_PDEATHSIG, data, &r)))
+	if ((ret = inject_call(in, "PR_GET_PDEATHSIG", __NR_prctl, PR_GET_PDEATHSIG, data, 0, 0, 0, 0, &r)))
 		return ret;
-	if ((ret = query(in, pid, "PR_GET_CHILD_SUBREAPER", __NR_prctl, PR_GET_CHILD_SUBREAPER,
-			 data + 8, &r)))
+	if ((ret = inject_call(in, "PR_GET_CHILD_SUBREAPER", __NR_prctl, PR_GET_CHILD_SUBREAPER, data + 8, 0, 0, 0, 0, &r)))
 		return ret;
 	/* Not every kernel has XCOMP_PERM (no AMX support): then it is 0. */
 	if ((ret = inject_syscall(in, __NR_arch_prctl, ARCH_GET_XCOMP_PERM, data + 16, 0, 0, 0, 0,
 				  &xr)))
 		return ret;
 	for (int which = 0; which < 3; which++) {
-		if ((ret = query(in, pid, "getitimer", __NR_getitimer, which, data + 32 + which * 32, &r)))
+		if ((ret = inject_call(in, "getitimer", __NR_getitimer, which, data + 32 + which * 32, 0, 0, 0, 0, &r)))
 			return ret;
 	}
 	{
@@ -242,20 +227,6 @@ int attrs_restore_child(const Rtcr__Process *p, bool detach)
 	return 0;
 }
 
-static int set(struct inject *in, const char *what, long nr, uint64_t a0, uint64_t a1,
-	       uint64_t a2, uint64_t a3)
-{
-	long r;
-	int ret = inject_syscall(in, nr, a0, a1, a2, a3, 0, 0, &r);
-	if (ret)
-		return ret;
-	if (r < 0 && r > -4096) {
-		pr_err("restoring %s: %s", what, strerror((int)-r));
-		return (int)r;
-	}
-	return 0;
-}
-
 int attrs_restore_inj(struct inject *in, const Rtcr__Process *p)
 {
 	uint64_t data = inject_data(in);
@@ -268,14 +239,14 @@ int attrs_restore_inj(struct inject *in, const Rtcr__Process *p)
 			continue;
 		ret = inject_write(in, data, v, sizeof(v));
 		if (!ret)
-			ret = set(in, rlimit_names[l->resource], __NR_prlimit64, 0, l->resource, data, 0);
+			ret = inject_call(in, rlimit_names[l->resource], __NR_prlimit64, 0, l->resource, data, 0, 0, 0, NULL);
 	}
 	if (!ret && p->child_subreaper)
-		ret = set(in, "child subreaper", __NR_prctl, PR_SET_CHILD_SUBREAPER, 1, 0, 0);
+		ret = inject_call(in, "restoring child subreaper", __NR_prctl, PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0, 0, NULL);
 	if (!ret && p->thp_disable)
-		ret = set(in, "THP disable", __NR_prctl, PR_SET_THP_DISABLE, 1, 0, 0);
+		ret = inject_call(in, "restoring THP disable", __NR_prctl, PR_SET_THP_DISABLE, 1, 0, 0, 0, 0, NULL);
 	if (!ret && p->timerslack_ns)
-		ret = set(in, "timer slack", __NR_prctl, PR_SET_TIMERSLACK, p->timerslack_ns, 0, 0);
+		ret = inject_call(in, "restoring timer slack", __NR_prctl, PR_SET_TIMERSLACK, p->timerslack_ns, 0, 0, 0, 0, NULL);
 	return ret;
 }
 
@@ -304,17 +275,17 @@ int attrs_restore_final(struct inject *in, const Rtcr__Process *p, bool detach)
 
 	/* Last: READ_IMPLIES_EXEC would have added PROT_EXEC to every area
 	 * mapped after it. */
-	ret = set(in, "personality", __NR_personality, p->personality, 0, 0, 0);
+	ret = inject_call(in, "restoring personality", __NR_personality, p->personality, 0, 0, 0, 0, 0, NULL);
 	if (!ret)
-		ret = set(in, "dumpable", __NR_prctl, PR_SET_DUMPABLE, p->dumpable, 0, 0);
+		ret = inject_call(in, "restoring dumpable", __NR_prctl, PR_SET_DUMPABLE, p->dumpable, 0, 0, 0, 0, NULL);
 	/* Always set: the restoring child ran with SIGKILL as its
 	 * parent-death signal until now. */
 	if (p->pdeathsig && detach)
 		pr_warn("parent-death signal %s not restored: with --detach the parent (rtcr) "
 			"exits at once", sig_name(p->pdeathsig));
 	if (!ret)
-		ret = set(in, "parent-death signal", __NR_prctl, PR_SET_PDEATHSIG,
-			  detach ? 0 : p->pdeathsig, 0, 0);
+		ret = inject_call(in, "restoring parent-death signal", __NR_prctl, PR_SET_PDEATHSIG,
+			  detach ? 0 : p->pdeathsig, 0, 0, 0, 0, NULL);
 	for (size_t i = 0; i < p->n_itimers && !ret; i++) {
 		const Rtcr__ITimer *t = p->itimers[i];
 		uint64_t value = t->value_us;
@@ -334,7 +305,7 @@ int attrs_restore_final(struct inject *in, const Rtcr__Process *p, bool detach)
 		it.it_value.tv_usec = value % 1000000;
 		ret = inject_write(in, data, &it, sizeof(it));
 		if (!ret)
-			ret = set(in, "interval timer", __NR_setitimer, t->which, data, 0, 0);
+			ret = inject_call(in, "restoring interval timer", __NR_setitimer, t->which, data, 0, 0, 0, 0, NULL);
 	}
 	return ret;
 }

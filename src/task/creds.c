@@ -154,20 +154,6 @@ bool creds_same_as_self(const Rtcr__Creds *c)
 	       c->cap_amb == my_caps("CapAmb") && c->securebits == (uint32_t)prctl(PR_GET_SECUREBITS);
 }
 
-static int call(struct inject *in, const char *what, long nr, uint64_t a0, uint64_t a1,
-		uint64_t a2, uint64_t a3)
-{
-	long r;
-	int ret = inject_syscall(in, nr, a0, a1, a2, a3, 0, 0, &r);
-	if (ret)
-		return ret;
-	if (r < 0 && r > -4096) {
-		pr_err("credentials: %s: %s", what, strerror((int)-r));
-		return (int)r;
-	}
-	return 0;
-}
-
 int creds_restore_inj(struct inject *in, const Rtcr__Creds *c)
 {
 	struct {
@@ -185,14 +171,14 @@ int creds_restore_inj(struct inject *in, const Rtcr__Creds *c)
 	ret = inject_write(in, data, groups, c->n_groups * sizeof(uint32_t));
 	if (ret)
 		return ret;
-	ret = call(in, "setgroups", __NR_setgroups, c->n_groups, data, 0, 0);
+	ret = inject_call(in, "credentials: setgroups", __NR_setgroups, c->n_groups, data, 0, 0, 0, 0, NULL);
 	/* Keep capabilities across the uid change; the final securebits
 	 * come last. */
 	if (!ret)
-		ret = call(in, "PR_SET_SECUREBITS", __NR_prctl, PR_SET_SECUREBITS,
+		ret = inject_call(in, "credentials: PR_SET_SECUREBITS", __NR_prctl, PR_SET_SECUREBITS,
 			   (c->securebits & ~(SECBIT_KEEP_CAPS_LOCKED | SECBIT_NO_SETUID_FIXUP_LOCKED |
 					      SECBIT_NOROOT_LOCKED | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED)) |
-			   SECBIT_KEEP_CAPS, 0, 0);
+			   SECBIT_KEEP_CAPS, 0, 0, 0, 0, NULL);
 	for (int cap = 0; cap <= 63 && !ret; cap++) {
 		long r;
 		if (c->cap_bnd & (1ULL << cap))
@@ -207,14 +193,14 @@ int creds_restore_inj(struct inject *in, const Rtcr__Creds *c)
 		}
 	}
 	if (!ret)
-		ret = call(in, "setresgid", __NR_setresgid, c->gid, c->egid, c->sgid, 0);
+		ret = inject_call(in, "credentials: setresgid", __NR_setresgid, c->gid, c->egid, c->sgid, 0, 0, 0, NULL);
 	if (!ret)
-		ret = call(in, "setresuid", __NR_setresuid, c->uid, c->euid, c->suid, 0);
+		ret = inject_call(in, "credentials: setresuid", __NR_setresuid, c->uid, c->euid, c->suid, 0, 0, 0, NULL);
 	/* setfsuid/setfsgid return the previous value, never an error. */
 	if (!ret)
-		ret = call(in, "setfsgid", __NR_setfsgid, c->fsgid, 0, 0, 0);
+		ret = inject_call(in, "credentials: setfsgid", __NR_setfsgid, c->fsgid, 0, 0, 0, 0, 0, NULL);
 	if (!ret)
-		ret = call(in, "setfsuid", __NR_setfsuid, c->fsuid, 0, 0, 0);
+		ret = inject_call(in, "credentials: setfsuid", __NR_setfsuid, c->fsuid, 0, 0, 0, 0, 0, NULL);
 	if (ret)
 		return ret;
 	memset(&caps, 0, sizeof(caps));
@@ -228,16 +214,16 @@ int creds_restore_inj(struct inject *in, const Rtcr__Creds *c)
 	caps.d[1].inheritable = (uint32_t)(c->cap_inh >> 32);
 	ret = inject_write(in, data, &caps, sizeof(caps));
 	if (!ret)
-		ret = call(in, "capset", __NR_capset, data, data + sizeof(caps.h), 0, 0);
+		ret = inject_call(in, "credentials: capset", __NR_capset, data, data + sizeof(caps.h), 0, 0, 0, 0, NULL);
 	if (!ret)
-		ret = call(in, "clearing ambient capabilities", __NR_prctl, PR_CAP_AMBIENT,
-			   PR_CAP_AMBIENT_CLEAR_ALL, 0, 0);
+		ret = inject_call(in, "credentials: clearing ambient capabilities", __NR_prctl, PR_CAP_AMBIENT,
+			   PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0, 0, NULL);
 	for (int cap = 0; cap <= 63 && !ret; cap++)
 		if (c->cap_amb & (1ULL << cap))
-			ret = call(in, "raising an ambient capability", __NR_prctl, PR_CAP_AMBIENT,
-				   PR_CAP_AMBIENT_RAISE, cap, 0);
+			ret = inject_call(in, "credentials: raising an ambient capability", __NR_prctl, PR_CAP_AMBIENT,
+				   PR_CAP_AMBIENT_RAISE, cap, 0, 0, 0, NULL);
 	if (!ret && !(c->securebits & SECBIT_KEEP_CAPS))
-		ret = call(in, "PR_SET_KEEPCAPS", __NR_prctl, PR_SET_KEEPCAPS, 0, 0, 0);
+		ret = inject_call(in, "credentials: PR_SET_KEEPCAPS", __NR_prctl, PR_SET_KEEPCAPS, 0, 0, 0, 0, 0, NULL);
 	if (!ret && (c->securebits & (SECBIT_KEEP_CAPS_LOCKED | SECBIT_NO_SETUID_FIXUP_LOCKED |
 				      SECBIT_NOROOT_LOCKED | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED))) {
 		long r;

@@ -115,6 +115,22 @@ int inject_syscall(struct inject *in, long nr, uint64_t a0, uint64_t a1, uint64_
 	return 0;
 }
 
+int inject_call(struct inject *in, const char *what, long nr, uint64_t a0, uint64_t a1,
+		uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5, long *res)
+{
+	long r;
+	int ret = inject_syscall(in, nr, a0, a1, a2, a3, a4, a5, &r);
+	if (ret)
+		return ret;
+	if (r < 0 && r > -4096) {
+		pr_err("%s: %s", what, strerror((int)-r));
+		return (int)r;
+	}
+	if (res)
+		*res = r;
+	return 0;
+}
+
 int inject_batch(struct inject *in, struct inj_call *calls, size_t n, size_t *failed)
 {
 	_Static_assert(sizeof(struct inj_call) == BATCH_CALL_SIZE, "batch table entry");

@@ -55,6 +55,14 @@ int inject_begin(struct inject *in, pid_t tid, uint64_t gadget) __must_check;
 int inject_syscall(struct inject *in, long nr, uint64_t a0, uint64_t a1, uint64_t a2,
 		   uint64_t a3, uint64_t a4, uint64_t a5, long *ret) __must_check;
 /*
+ * inject_syscall() for a call whose failure is an error: a result in
+ * -4095..-1 is logged as "WHAT: strerror" and returned; otherwise it is
+ * stored in *res (if res is not NULL) and 0 returned.
+ */
+int inject_call(struct inject *in, const char *what, long nr, uint64_t a0, uint64_t a1,
+		uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5, long *res) __must_check;
+
+/*
  * A batch of calls run by the scratch's executor in one resume: in order,
  * stopping at the first that fails. For restoring children only (the
  * executor ends in int3, which kills a task whose tracer is gone; a

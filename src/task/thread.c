@@ -110,43 +110,29 @@ int thread_dump_inj(struct inject *in, Rtcr__Thread *t)
 	return 0;
 }
 
-static int set(struct inject *in, const char *what, pid_t tid, long nr, uint64_t a0,
-	       uint64_t a1, uint64_t a2, uint64_t a3)
-{
-	long r;
-	int ret = inject_syscall(in, nr, a0, a1, a2, a3, 0, 0, &r);
-	if (ret)
-		return ret;
-	if (r < 0 && r > -4096) {
-		pr_err("tid %d: restoring %s: %s", tid, what, strerror((int)-r));
-		return (int)r;
-	}
-	return 0;
-}
-
 int thread_restore_inj(struct inject *in, const Rtcr__Thread *t, uint64_t xcomp_perm)
 {
 	uint64_t data = inject_data(in);
 	int ret;
 
-	ret = set(in, "clear_child_tid", t->tid, __NR_set_tid_address, t->clear_tid, 0, 0, 0);
+	ret = inject_call(in, "restoring clear_child_tid", __NR_set_tid_address, t->clear_tid, 0, 0, 0, 0, 0, NULL);
 	if (!ret && t->robust_list)
-		ret = set(in, "robust futex list", t->tid, __NR_set_robust_list, t->robust_list,
-			  t->robust_len, 0, 0);
+		ret = inject_call(in, "restoring robust futex list", __NR_set_robust_list, t->robust_list,
+			  t->robust_len, 0, 0, 0, 0, NULL);
 	if (!ret && t->rseq)
-		ret = set(in, "rseq registration", t->tid, __NR_rseq, t->rseq->ptr, t->rseq->len, 0,
-			  t->rseq->sig);
+		ret = inject_call(in, "restoring rseq registration", __NR_rseq, t->rseq->ptr, t->rseq->len, 0,
+			  t->rseq->sig, 0, 0, NULL);
 	if (!ret && t->altstack) {
 		struct { uint64_t sp; int32_t flags, pad; uint64_t size; } ss = {
 			t->altstack->sp, (int32_t)t->altstack->flags, 0, t->altstack->size
 		};
 		ret = inject_write(in, data, &ss, sizeof(ss));
 		if (!ret)
-			ret = set(in, "alternate signal stack", t->tid, __NR_sigaltstack, data, 0, 0, 0);
+			ret = inject_call(in, "restoring alternate signal stack", __NR_sigaltstack, data, 0, 0, 0, 0, 0, NULL);
 	}
 	if (!ret && (xcomp_perm & (1ULL << XFEATURE_XTILEDATA)))
-		ret = set(in, "AMX permission", t->tid, __NR_arch_prctl, ARCH_REQ_XCOMP_PERM,
-			  XFEATURE_XTILEDATA, 0, 0);
+		ret = inject_call(in, "restoring AMX permission", __NR_arch_prctl, ARCH_REQ_XCOMP_PERM,
+			  XFEATURE_XTILEDATA, 0, 0, 0, 0, NULL);
 	return ret;
 }
 
