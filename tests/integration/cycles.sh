@@ -2,29 +2,7 @@
 # restore again... The state changes between cycles and must be intact
 # at the end.
 
-# rtcr restore --detach under a child subreaper (build/targets/reaper),
-# so the restored process is reaped as soon as a later dump kills it and
-# its pid is free for the next restore (init here reaps orphans only
-# every couple of seconds). Checks the printed pid and exit status.
-restore_detached() {
-	: > "$T/detach.out"
-	: > "$T/detach.err"
-	"$TGT/reaper" "$RTCR" restore -D "$T/img" --detach > "$T/detach.out" 2> "$T/detach.err" &
-	track_pid $!
-	wait_for "$T/detach.err" '^EXIT' 20
-	assert_contains "$T/detach.err" '^EXIT 0' "rtcr restore --detach status"
-	assert_eq "$PID" "$(cat "$T/detach.out")" "printed pid"
-	assert_running "$PID"
-}
 
-wait_pid_free() { # pid
-	local i
-	for ((i = 0; i < 500; i++)); do
-		[ -e "/proc/$1" ] || return 0
-		sleep 0.01
-	done
-	fail "pid $1 still exists (state $(proc_state "$1")) 5 s after its dump"
-}
 
 status_count() { awk '{print $1; exit}' "$T/status"; }
 

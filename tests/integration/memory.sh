@@ -3,33 +3,7 @@
 # memory and compare /proc/self/maps with a copy taken before READY.
 
 
-# start_ready, except that a target which skips (exit 77, "SKIP: why")
-# before READY skips the test.
-start_ready_or_skip() {
-	start "$@"
-	local i st
-	for ((i = 0; i < 500; i++)); do
-		grep -q '^READY' "$T/out" && return 0
-		st=$(proc_state "$PID")
-		if [ -z "$st" ] || [ "$st" = Z ]; then
-			wait "$PID"
-			[ $? = 77 ] && skip "$(sed -n 's/^SKIP: //p' "$T/out")"
-			break
-		fi
-		sleep 0.01
-	done
-	wait_for "$T/out" '^READY' 1
-}
 
-# cycle (lib.sh) with start_ready_or_skip.
-cycle_or_skip() {
-	start_ready_or_skip "$@"
-	dump
-	assert_gone "$PID"
-	restore_bg
-	finish
-	assert_contains "$T/out" '^PASS' "target verdict"
-}
 
 # Private anonymous memory (full, sparse, untouched, zero-page, PROT_NONE,
 # read-only) and deep stack data.
@@ -82,20 +56,20 @@ test_mem_file_dynamic() { _mem_file mem_file; }
 test_mem_file_static() { _mem_file mem_file-static; }
 
 # madvise state: DONTFORK, HUGEPAGE, NOHUGEPAGE, DONTDUMP, WIPEONFORK.
-test_mem_madvise_dynamic() { cycle_or_skip mem_madvise; }
-test_mem_madvise_static() { cycle_or_skip mem_madvise-static; }
+test_mem_madvise_dynamic() { cycle mem_madvise; }
+test_mem_madvise_static() { cycle mem_madvise-static; }
 
 # mlock / mlock2(MLOCK_ONFAULT).
 test_mem_mlock_dynamic() { cycle mem_mlock; }
 test_mem_mlock_static() { cycle mem_mlock-static; }
 
 # mseal()ed areas stay sealed.
-test_mem_sealed_dynamic() { cycle_or_skip mem_seal; }
-test_mem_sealed_static() { cycle_or_skip mem_seal-static; }
+test_mem_sealed_dynamic() { cycle mem_seal; }
+test_mem_sealed_static() { cycle mem_seal-static; }
 
 # PR_SET_VMA_ANON_NAME names (skips where the kernel lacks them).
-test_mem_vma_name_dynamic() { cycle_or_skip mem_vmaname; }
-test_mem_vma_name_static() { cycle_or_skip mem_vmaname-static; }
+test_mem_vma_name_dynamic() { cycle mem_vmaname; }
+test_mem_vma_name_static() { cycle mem_vmaname-static; }
 
 # 256 MiB, every page written: many 4 MiB chunks through the page copier
 # at dump and at restore.

@@ -32,23 +32,6 @@ wait_counter_above() { # file value [seconds]
 	fail "counter in $1 stayed at '${v}', not above $2"
 }
 
-# restore_bg with stdin from FILE: a background command of a script gets
-# /dev/null as stdin unless its own command line redirects it.
-restore_bg_stdin() { # file
-	"$RTCR" restore -D "$T/img" < "$1" >> "$T/out" 2> "$T/restore.err" &
-	RPID=$!
-	track_pid "$RPID"
-	local i
-	for ((i = 0; i < 500; i++)); do
-		if [ -e "/proc/$PID" ] && [ "$(awk '/^TracerPid/ {print $2}' /proc/$PID/status 2>/dev/null)" = 0 ]; then
-			return 0
-		fi
-		kill -0 "$RPID" 2>/dev/null || break
-		sleep 0.01
-	done
-	cat "$T/restore.err" >&2
-	fail "restored process $PID did not appear"
-}
 
 assert_single_task() { # pid what
 	local n; n=$(ls /proc/$1/task | wc -l)
@@ -77,27 +60,7 @@ test_sleep_resumes_remaining_time() {
 	[ "$dt" -le 1500 ] || fail "restored sleep took $dt ms, only ~800 ms were left"
 }
 
-# rtcr restore --detach under a child subreaper (see cycles.sh): the
-# restored process is reaped as soon as a later dump kills it.
-restore_detached() {
-	: > "$T/detach.out"
-	: > "$T/detach.err"
-	"$TGT/reaper" "$RTCR" restore -D "$T/img" --detach > "$T/detach.out" 2> "$T/detach.err" &
-	track_pid $!
-	wait_for "$T/detach.err" '^EXIT' 20
-	assert_contains "$T/detach.err" '^EXIT 0' "rtcr restore --detach status"
-	assert_eq "$PID" "$(cat "$T/detach.out")" "printed pid"
-	assert_running "$PID"
-}
 
-wait_pid_free() { # pid
-	local i
-	for ((i = 0; i < 500; i++)); do
-		[ -e "/proc/$1" ] || return 0
-		sleep 0.01
-	done
-	fail "pid $1 still exists (state $(proc_state "$1")) 5 s after its dump"
-}
 
 test_sleep_dumped_and_restored_twice() {
 	# A long sleep survives two cycles and still answers to SIGTERM.
@@ -132,7 +95,7 @@ test_bash_builtin_loop() {
 	dump
 	assert_gone "$PID"
 	v0=$(dumped_counter "$T/counter" "$before")
-	restore_bg_stdin "$T/fifo"
+	RESTORE_STDIN="$T/fifo" restore_bg
 	assert_eq "$(readlink /proc/$RPID/fd/0)" "$(readlink /proc/$PID/fd/0)" "restored bash's stdin"
 	wait_counter_above "$T/counter" "$v0"
 	v1=$(read_counter "$T/counter")

@@ -6,27 +6,10 @@
 #          system call (which returns EINTR after restore)
 # and in both builds (glibc-dynamic, static).
 
-# start_ready, except that a target which skips (exit 77, "SKIP: why")
-# before READY skips the test.
-start_ready_or_skip() {
-	start "$@"
-	local i st
-	for ((i = 0; i < 500; i++)); do
-		grep -q '^READY' "$T/out" && return 0
-		st=$(proc_state "$PID")
-		if [ -z "$st" ] || [ "$st" = Z ]; then
-			wait "$PID"
-			[ $? = 77 ] && skip "$(sed -n 's/^SKIP: //p' "$T/out")"
-			break
-		fi
-		sleep 0.01
-	done
-	wait_for "$T/out" '^READY' 1
-}
 
 # The full cycle; the thread state the dump saw goes to the log.
 regs_cycle() { # target [mode]
-	start_ready_or_skip "$@"
+	start_ready "$@"
 	sleep 0.1
 	dump
 	assert_gone "$PID"

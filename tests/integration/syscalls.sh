@@ -10,7 +10,7 @@
 # EINTR and the time left, which the targets handle like any program.
 
 # Dump the blocked target, check inspect names the call, restore (with
-# sc_restore).
+# restore_bg).
 sc_dump_restore() { # syscall-name (as rtcr inspect prints it)
 	sleep 0.2
 	assert_running "$PID"
@@ -19,27 +19,9 @@ sc_dump_restore() { # syscall-name (as rtcr inspect prints it)
 	"$RTCR" inspect "$T/img" > "$T/inspect.txt" || fail "rtcr inspect failed"
 	assert_contains "$T/inspect.txt" "^thread .*in syscall" "thread state in rtcr inspect"
 	assert_contains "$T/inspect.txt" "^thread .*($1)" "syscall name in rtcr inspect"
-	sc_restore
+	restore_bg
 }
 
-# restore_bg (lib.sh) with stdin from $RESTORE_STDIN (default /dev/null).
-sc_restore() {
-	"$RTCR" restore -D "$T/img" < "${RESTORE_STDIN:-/dev/null}" >> "$T/out" 2> "$T/restore.err" &
-	RPID=$!
-	track_pid "$RPID"
-	local i
-	for ((i = 0; i < 500; i++)); do
-		if [ -e "/proc/$PID" ] &&
-		   [ "$(awk '/^TracerPid/ {print $2}' /proc/$PID/status 2>/dev/null)" = 0 ]; then
-			return 0
-		fi
-		# Gone already: finish reports how it ended.
-		kill -0 "$RPID" 2>/dev/null || return 0
-		sleep 0.01
-	done
-	cat "$T/restore.err" >&2
-	fail "restored process $PID did not appear"
-}
 
 # Fail showing how the restored process ended if it already did.
 sc_assert_waiting() { # what it waits for
@@ -211,7 +193,7 @@ test_sc_read_leave_running() {
 	wait "$PID"
 	assert_eq 0 "$?" "the original's exit status"
 	: > "$T/out"
-	RESTORE_STDIN="$T/stdin1" sc_restore
+	RESTORE_STDIN="$T/stdin1" restore_bg
 	sleep 0.1
 	sc_assert_waiting "the input came"
 	echo "rtcr-input-4242" >&$w1
