@@ -389,9 +389,12 @@ int dump_run(const struct dump_opts *o)
 		return ret;
 	{
 		struct stat sb;
-		if (stat(o->dir, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
-			pr_err("image directory %s: %s", o->dir,
-			       errno ? strerror(errno) : "not a directory");
+		if (stat(o->dir, &sb) < 0) {
+			pr_perror("image directory %s", o->dir);
+			return -ENOENT;
+		}
+		if (!S_ISDIR(sb.st_mode)) {
+			pr_err("image directory %s: not a directory", o->dir);
 			return -ENOTDIR;
 		}
 	}
@@ -407,18 +410,20 @@ int dump_run(const struct dump_opts *o)
 		ret = task_wait_stop(c.pid, &st);
 	if (ret)
 		goto abort;
-	if (st.kind == STOP_GROUP)
-		c.stopped = true;
-	else if (st.kind == STOP_SIGNAL) {
-		/* A signal was being delivered as we stopped it: it must stay
-		 * pending, not be lost. Let it go and take the next stop. */
-		if (ptrace(PTRACE_CONT, c.pid, 0, (void *)(long)st.sig) < 0 ||
-		    task_wait_stop(c.pid, &st)) {
-			ret = -EIO;
+	while (st.kind == STOP_SIGNAL) {
+		/* A signal was being delivered as we stopped it: it must not be
+		 * lost. Let it be delivered (its handler frame is then part of
+		 * the state) and take the next stop, ours. */
+		if (ptrace(PTRACE_CONT, c.pid, 0, (void *)(long)st.sig) < 0) {
+			ret = -errno;
+			pr_perror("pid %d: PTRACE_CONT", c.pid);
 			goto abort;
 		}
-		c.stopped = st.kind == STOP_GROUP;
+		ret = task_wait_stop(c.pid, &st);
+		if (ret)
+			goto abort;
 	}
+	c.stopped = st.kind == STOP_GROUP;
 	test_kill_point("seized");
 	/* Re-check what may have changed before the stop. */
 	ret = task_preflight(c.pid);

@@ -65,7 +65,7 @@ static int resume_to_syscall_stop(struct inject *in, const char *what)
 			return 0;
 		if (st.kind == STOP_GROUP || (st.kind == STOP_SIGNAL && st.sig == SIGSTOP)) {
 			/* Someone stopped the task meanwhile: note it and go on;
-			 * the stop is re-established when rtcr lets go. */
+			 * inject_finish() sends the SIGSTOP again. */
 			in->group_stop = true;
 			continue;
 		}
@@ -320,7 +320,7 @@ int inject_finish(struct inject *in)
 			err = task_wait_stop(in->tid, &st);
 			if (err)
 				return err;
-			if (st.kind == STOP_GROUP)
+			if (st.kind == STOP_GROUP || (st.kind == STOP_SIGNAL && st.sig == SIGSTOP))
 				in->group_stop = true;
 			if (st.kind != STOP_INTERRUPT && st.kind != STOP_GROUP &&
 			    ptrace(PTRACE_CONT, in->tid, 0, 0) < 0) {
@@ -335,6 +335,10 @@ int inject_finish(struct inject *in)
 	err = task_set_sigmask(in->tid, in->saved_sigmask);
 	if (err)
 		return err;
+	/* A SIGSTOP taken while rtcr drove the task was suppressed: send it
+	 * again, so the task stops once rtcr lets it go. */
+	if (in->group_stop)
+		kill(in->tid, SIGSTOP);
 	if (in->memfd >= 0)
 		close(in->memfd);
 	in->memfd = -1;
