@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "arch/x86/cpu.h"
+#include "arch/x86/scratch_layout.h"
 #include "common/proc.h"
 #include "common/util.h"
 #include "files/files.h"
@@ -65,7 +66,7 @@ static void on_crash(int sig)
 	if (pid) {
 		/* Once the scratch exists its rollback frame restores the task
 		 * when it runs on; before that, put the registers back. */
-		if (in && !in->scratch)
+		if (in && !(in->sc && in->sc->base))
 			ptrace(PTRACE_SETREGS, pid, 0, &in->saved);
 		if (in)
 			ptrace(PTRACE_SETSIGMASK, pid, (void *)8, &in->saved_sigmask);
@@ -137,8 +138,14 @@ int task_preflight(pid_t pid)
 		ret = -ENOTSUP;
 	} else {
 		const char *st = proc_status_get(&ps, "State");   /* "S (sleeping)" */
+		uint64_t nthr = 1;
+		proc_status_u64(&ps, "Threads", &nthr, 10);
 		if (st && (st[0] == 'Z' || st[0] == 'X')) {
-			pr_err("pid %d is a zombie: nothing left to checkpoint", pid);
+			if (nthr > 1)
+				pr_err("pid %d: its main thread has exited while %llu other threads run: "
+				       "not supported yet", pid, (unsigned long long)nthr - 1);
+			else
+				pr_err("pid %d is a zombie: nothing left to checkpoint", pid);
 			ret = -ESRCH;
 		}
 	}
@@ -150,8 +157,8 @@ int task_preflight(pid_t pid)
 	if (n < 0)
 		return n;
 	free(ids);
-	if (n > 1) {
-		pr_err("pid %d has %d threads: multi-threaded processes are not supported yet", pid, n);
+	if (n > SCRATCH_MAX_SLOTS) {
+		pr_err("pid %d has %d threads: at most %d are supported", pid, n, SCRATCH_MAX_SLOTS);
 		return -ENOTSUP;
 	}
 	n = proc_children(pid, &ids);
@@ -227,7 +234,10 @@ static char *read_boot_id(void)
 struct dump_ctx {
 	const struct dump_opts *o;
 	pid_t pid;
-	struct inject in;
+	pid_t *tids;                  /* seized threads, the main one first */
+	int ntids;
+	struct inject in;             /* the main thread's */
+	struct scratch sc;
 	bool injecting;
 	bool stopped;                 /* target was group-stopped */
 	uint64_t t_freeze, t_thaw;
@@ -265,7 +275,8 @@ static int do_inject(struct dump_ctx *c)
 	c->injecting = true;
 	g_inject = &c->in;
 	cpu_info_get(&ci);
-	ret = inject_map_scratch(&c->in, 0, t->xstate.data, t->xstate.len, ci.xsave_size);
+	ret = inject_map_scratch(&c->in, &c->sc, 0, c->ntids, ci.xsave_size, t->xstate.data,
+				 t->xstate.len);
 	if (ret)
 		return ret;
 	test_kill_point("injecting");
@@ -280,6 +291,29 @@ static int do_inject(struct dump_ctx *c)
 		ret = thread_dump_inj(&c->in, t);
 	if (!ret)
 		ret = mem_dump_mm(&c->in, c->pid, &c->vl, &c->mm);
+	/* The other threads, each in its own scratch slot, one at a time. */
+	for (int i = 1; i < c->ntids && !ret; i++) {
+		Rtcr__Thread *ti = c->proc->threads[i];
+		struct inject it;
+		int fin;
+
+		ret = inject_begin(&it, ti->tid, 0);
+		if (ret)
+			break;
+		ret = inject_attach_scratch(&it, &c->sc, i, ti->xstate.data, ti->xstate.len);
+		if (!ret)
+			ret = thread_dump_inj(&it, ti);
+		if (!ret)
+			ret = creds_dump(&it, ti->tid, &ti->creds);
+		if (!ret && creds_equal(ti->creds, c->proc->creds)) {
+			rtcr__creds__free_unpacked(ti->creds, NULL);
+			ti->creds = NULL;
+		}
+		fin = inject_finish(&it);
+		inject_abandon(&it);
+		if (!ret)
+			ret = fin;
+	}
 	if (ret)
 		return ret;
 	ret = inject_unmap_scratch(&c->in);
@@ -290,6 +324,96 @@ static int do_inject(struct dump_ctx *c)
 	c->injecting = false;
 	g_inject = NULL;
 	return 0;
+}
+
+/*
+ * FROZEN: seize and stop every thread, again and again until no new one
+ * appears (a running thread may create one while others are stopping;
+ * once all are stopped none can). Threads that exit meanwhile are dropped.
+ */
+static int freeze_all(struct dump_ctx *c)
+{
+	for (;;) {
+		pid_t *now;
+		bool added = false;
+		int n = proc_tasks(c->pid, &now);
+
+		if (n < 0) {
+			pr_err("pid %d: listing its threads: %s", c->pid, strerror(-n));
+			return n;
+		}
+		/* The main thread first, so it is tids[0]. */
+		for (int k = 0; k < n; k++)
+			if (now[k] == c->pid) {
+				now[k] = now[0];
+				now[0] = c->pid;
+			}
+		for (int k = 0; k < n; k++) {
+			struct stop st;
+			bool known = false;
+			int ret;
+
+			for (int j = 0; j < c->ntids && !known; j++)
+				known = c->tids[j] == now[k];
+			if (known)
+				continue;
+			if (c->ntids >= SCRATCH_MAX_SLOTS) {
+				pr_err("pid %d: more than %d threads: not supported", c->pid,
+				       SCRATCH_MAX_SLOTS);
+				free(now);
+				return -ENOTSUP;
+			}
+			ret = task_seize(now[k], false);
+			if (ret == -ESRCH && now[k] != c->pid)
+				continue;         /* a thread that just exited */
+			if (ret == -ESRCH)
+				pr_err("pid %d: no such process", c->pid);
+			if (ret) {
+				free(now);
+				return ret;
+			}
+			c->tids = xrealloc(c->tids, (c->ntids + 1) * sizeof(pid_t));
+			c->tids[c->ntids++] = now[k];
+			if (now[k] == c->pid) {
+				g_seized = c->pid;
+				c->t_freeze = now_ns();
+			}
+			ret = task_interrupt(now[k]);
+			if (!ret)
+				ret = task_wait_stop_quiet(now[k], &st);
+			/* A signal being delivered as we stopped the thread must not
+			 * be lost: let it be delivered (its handler frame is then part
+			 * of the state) and take the next stop, ours. */
+			while (!ret && st.kind == STOP_SIGNAL) {
+				if (ptrace(PTRACE_CONT, now[k], 0, (void *)(long)st.sig) < 0)
+					ret = -errno;
+				else
+					ret = task_wait_stop_quiet(now[k], &st);
+			}
+			if (ret == -ESRCH && now[k] != c->pid) {
+				c->ntids--;       /* exited before it stopped */
+				continue;
+			}
+			if (ret) {
+				pr_err("pid %d: tid %d could not be stopped: %s", c->pid, now[k],
+				       strerror(-ret));
+				free(now);
+				return ret;
+			}
+			if (now[k] == c->pid)
+				c->stopped = st.kind == STOP_GROUP;
+			added = true;
+		}
+		free(now);
+		if (!added)
+			return 0;
+	}
+}
+
+static void detach_all(struct dump_ctx *c)
+{
+	for (int i = 0; i < c->ntids; i++)
+		task_detach(c->tids[i], 0);
 }
 
 static int write_image(struct dump_ctx *c)
@@ -374,7 +498,6 @@ static void print_stats(struct dump_ctx *c)
 int dump_run(const struct dump_opts *o)
 {
 	struct dump_ctx c;
-	struct stop st;
 	int ret;
 
 	memset(&c, 0, sizeof(c));
@@ -400,30 +523,9 @@ int dump_run(const struct dump_opts *o)
 	}
 
 	/* FROZEN */
-	ret = task_seize(c.pid, false);
-	if (ret)
-		return ret;
-	g_seized = c.pid;
-	c.t_freeze = now_ns();
-	ret = task_interrupt(c.pid);
-	if (!ret)
-		ret = task_wait_stop(c.pid, &st);
+	ret = freeze_all(&c);
 	if (ret)
 		goto abort;
-	while (st.kind == STOP_SIGNAL) {
-		/* A signal was being delivered as we stopped it: it must not be
-		 * lost. Let it be delivered (its handler frame is then part of
-		 * the state) and take the next stop, ours. */
-		if (ptrace(PTRACE_CONT, c.pid, 0, (void *)(long)st.sig) < 0) {
-			ret = -errno;
-			pr_perror("pid %d: PTRACE_CONT", c.pid);
-			goto abort;
-		}
-		ret = task_wait_stop(c.pid, &st);
-		if (ret)
-			goto abort;
-	}
-	c.stopped = st.kind == STOP_GROUP;
 	test_kill_point("seized");
 	/* Re-check what may have changed before the stop. */
 	ret = task_preflight(c.pid);
@@ -437,11 +539,13 @@ int dump_run(const struct dump_opts *o)
 	c.proc = xzalloc(sizeof(*c.proc));
 	rtcr__process__init(c.proc);
 	c.proc->stopped = c.stopped;
-	c.proc->threads = xzalloc(sizeof(*c.proc->threads));
-	c.proc->threads[0] = xzalloc(sizeof(Rtcr__Thread));
-	rtcr__thread__init(c.proc->threads[0]);
-	c.proc->n_threads = 1;
-	ret = thread_dump_cpu(c.pid, c.proc->threads[0]);
+	c.proc->threads = xzalloc(c.ntids * sizeof(*c.proc->threads));
+	for (int i = 0; i < c.ntids && !ret; i++) {
+		Rtcr__Thread *t = xzalloc(sizeof(*t));
+		rtcr__thread__init(t);
+		c.proc->threads[c.proc->n_threads++] = t;
+		ret = thread_dump_cpu(c.tids[i], t);
+	}
 	if (ret)
 		goto abort;
 
@@ -466,15 +570,17 @@ int dump_run(const struct dump_opts *o)
 	/* RELEASED: frozen time ends when the target runs again or is killed;
 	 * the kernel's teardown of a killed process is not part of it. */
 	if (o->leave_running) {
-		ret = task_detach(c.pid, 0);
+		detach_all(&c);
 		c.t_thaw = now_ns();
 	} else {
 		kill(c.pid, SIGKILL);
 		c.t_thaw = now_ns();
-		/* Reap the trace so the pid is free when rtcr returns (once the
-		 * real parent reaps the zombie). */
-		while (waitpid(c.pid, NULL, __WALL) < 0 && errno == EINTR)
-			;
+		/* Reap the traces so the pid is free when rtcr returns (once the
+		 * real parent reaps the zombie). Other threads first: a traced
+		 * leader is only reapable after them. */
+		for (int i = c.ntids; i-- > 0; )
+			while (waitpid(c.tids[i], NULL, __WALL) < 0 && errno == EINTR)
+				;
 	}
 	g_seized = 0;
 	if (o->stats)
@@ -483,19 +589,20 @@ int dump_run(const struct dump_opts *o)
 
 abort:
 	if (c.injecting) {
-		if (c.in.scratch && inject_unmap_scratch(&c.in))
+		if (c.sc.base && inject_unmap_scratch(&c.in))
 			pr_err("pid %d: could not remove rtcr's scratch area", c.pid);
 		if (inject_finish(&c.in))
 			pr_err("pid %d: could not restore its registers", c.pid);
 		g_inject = NULL;
 	}
 	inject_abandon(&c.in);
-	task_detach(c.pid, 0);
+	detach_all(&c);
 	g_seized = 0;
 	if (c.sink)
 		img_close(c.sink);   /* deletes the partial image */
 	c.sink = NULL;
 out:
+	free(c.tids);
 	vma_list_free(&c.vl);
 	process_free(c.proc);
 	mm_free(c.mm);

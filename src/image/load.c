@@ -6,6 +6,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "arch/x86/scratch_layout.h"
 #include "common/util.h"
 
 static int take(void **slot, const char *name, const struct img_rec *rec,
@@ -93,10 +94,12 @@ int image_load(const char *dir, struct loaded_image *im)
 			   memcmp(im->inv->image_id.data, im->image_id, 16)) {
 			pr_err("%s: inventory does not belong to this image (id mismatch)", im->src->name);
 			ret = -EINVAL;
-		} else if (im->proc->n_threads != 1 || !im->proc->creds) {
-			pr_err("%s: process record holds %zu threads; this rtcr restores exactly one",
-			       im->src->name, im->proc->n_threads);
-			ret = -EPROTONOSUPPORT;
+		} else if (im->proc->n_threads < 1 || im->proc->n_threads > SCRATCH_MAX_SLOTS ||
+			   im->proc->threads[0]->tid != im->proc->pid || !im->proc->creds) {
+			pr_err("%s: process record holds %zu threads, the first tid %d for pid %d: "
+			       "malformed", im->src->name, im->proc->n_threads,
+			       im->proc->n_threads ? im->proc->threads[0]->tid : 0, im->proc->pid);
+			ret = -EINVAL;
 		}
 	}
 out:

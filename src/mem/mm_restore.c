@@ -174,7 +174,7 @@ int mem_unmap_all_but(struct inject *in, pid_t pid)
 		return n;
 	for (int i = 0; i <= n && !ret; i++) {
 		bool keep = i == n || vdso_index(r[i].name) >= 0 || !strcmp(r[i].name, "[vsyscall") ||
-			    (r[i].start >= in->scratch && r[i].end <= in->scratch + in->scratch_len);
+			    (r[i].start >= in->sc->base && r[i].end <= in->sc->base + in->sc->len);
 		if (!keep) {
 			if (!run_e)
 				run_s = r[i].start;

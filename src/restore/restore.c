@@ -133,6 +133,14 @@ static int preflight(const struct loaded_image *im, const struct plan *pl)
 	char msg[256], path[64];
 	int ret;
 
+	for (size_t i = 1; i < proc->n_threads; i++) {
+		snprintf(path, sizeof(path), "/proc/%d", proc->threads[i]->tid);
+		if (access(path, F_OK) == 0) {
+			pr_err("tid %d (a thread of pid %d) is in use: restore needs the saved ids free",
+			       proc->threads[i]->tid, proc->pid);
+			return -EEXIST;
+		}
+	}
 	snprintf(path, sizeof(path), "/proc/%d", proc->pid);
 	/* A zombie holding the pid may be about to be reaped: give its
 	 * parent a moment (init reaps orphans lazily on some systems). */
@@ -176,8 +184,11 @@ static int preflight(const struct loaded_image *im, const struct plan *pl)
 	ret = files_check(im->files, &ctx);
 	if (!ret)
 		ret = attrs_check_rlimits(proc);
-	if (!ret && !creds_same_as_self(proc->creds))
-		ret = creds_check(proc->creds);
+	for (size_t i = 0; i < proc->n_threads && !ret; i++) {
+		const Rtcr__Creds *c = proc->threads[i]->creds ? proc->threads[i]->creds : proc->creds;
+		if (!creds_same_as_self(c))
+			ret = creds_check(c);
+	}
 	return ret;
 }
 
@@ -238,32 +249,95 @@ static void relay_child_messages(int ctl_rd)
 
 /* ---- ADDRESS and STATE: the parent drives the stopped child ---- */
 
+/*
+ * Create thread t in the child: an injected clone3 in the main thread,
+ * with the saved tid. With PTRACE_O_TRACECLONE the new thread starts
+ * traced and stopped, before it runs a single instruction.
+ */
+static int create_thread(struct inject *main_in, pid_t tid)
+{
+	struct clone_args ca;
+	uint64_t data = inject_data(main_in);
+	uint64_t want = tid;
+	struct stop st;
+	long r;
+	int ret;
+
+	memset(&ca, 0, sizeof(ca));
+	ca.flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM;
+	ca.set_tid = data + 128;
+	ca.set_tid_size = 1;
+	ret = inject_write(main_in, data, &ca, sizeof(ca));
+	if (!ret)
+		ret = inject_write(main_in, data + 128, &want, sizeof(want));
+	if (!ret)
+		ret = inject_syscall(main_in, __NR_clone3, data, sizeof(ca), 0, 0, 0, 0, &r);
+	if (ret)
+		return ret;
+	if (r != tid) {
+		pr_err("creating thread %d: %s", tid, r < 0 ? strerror((int)-r) : "got another tid");
+		return r < 0 ? (int)r : -EINVAL;
+	}
+	ret = task_wait_stop(tid, &st);
+	if (!ret && st.kind != STOP_INTERRUPT && st.kind != STOP_GROUP &&
+	    !(st.kind == STOP_SIGNAL && st.sig == SIGSTOP)) {
+		pr_err("thread %d: unexpected first stop (%s)", tid, sig_name(st.sig));
+		ret = -EINVAL;
+	}
+	return ret;
+}
+
+static int set_thread_final(pid_t tid, const Rtcr__Thread *t, const struct cpu_info *ci)
+{
+	struct user_regs_struct regs;
+	void *host_xs = NULL, *xs;
+	int host_xs_len, ret;
+
+	regs_from_image(t->regs, &regs);
+	regs_resume_syscall(&regs);
+	host_xs_len = task_get_xstate(tid, &host_xs);
+	if (host_xs_len < 0)
+		return host_xs_len;
+	xs = xstate_adapt(t->xstate.data, t->xstate.len, host_xs_len, ci->xfeatures);
+	ret = xs ? task_set_regs(tid, &regs) : -EINVAL;
+	if (!ret)
+		ret = task_set_xstate(tid, xs, host_xs_len);
+	if (!ret)
+		ret = task_set_sigmask(tid, t->blocked);
+	free(host_xs);
+	free(xs);
+	return ret;
+}
+
 static int rebuild(struct loaded_image *im, const struct plan *pl, pid_t pid, bool detach,
 		   struct mem_stats *ms)
 {
 	const Rtcr__Process *proc = im->proc;
-	const Rtcr__Thread *t = proc->threads[0];
-	struct user_regs_struct regs;
-	struct inject in;
+	size_t nt = proc->n_threads, ready = 0;
+	struct inject *tin = xzalloc(nt * sizeof(*tin));   /* tin[0]: the main thread */
+	struct scratch sc;
 	struct rseq_conf rc;
 	struct cpu_info ci;
 	bool *extra_write = xzalloc((im->mm->n_vmas + 1) * sizeof(bool));
-	void *host_xs = NULL, *xs = NULL;
-	int host_xs_len, ret;
+	int ret;
 	long r;
 
+	for (size_t i = 0; i < nt; i++)
+		tin[i].memfd = -1;
+	memset(&sc, 0, sizeof(sc));
 	cpu_info_get(&ci);
-	ret = inject_begin(&in, pid, (uint64_t)(uintptr_t)rtcr_syscall_gadget);
+	ret = inject_begin(&tin[0], pid, (uint64_t)(uintptr_t)rtcr_syscall_gadget);
 	if (ret)
 		goto out;
+	ready = 1;
 	for (int n = 0;; n++) {
-		uint64_t addr = mem_find_gap(im->mm, scratch_size(ci.xsave_size) + (2 << 20), n);
+		uint64_t addr = mem_find_gap(im->mm, scratch_size(ci.xsave_size, nt) + (2 << 20), n);
 		if (!addr) {
 			pr_err("no free address range for rtcr's scratch area in the saved layout");
 			ret = -ENOMEM;
 			goto out;
 		}
-		ret = inject_map_scratch(&in, addr, NULL, 0, ci.xsave_size);
+		ret = inject_map_scratch(&tin[0], &sc, addr, nt, ci.xsave_size, NULL, 0);
 		if (ret != -EEXIST)
 			break;
 	}
@@ -274,80 +348,91 @@ static int rebuild(struct loaded_image *im, const struct plan *pl, pid_t pid, bo
 	memset(&rc, 0, sizeof(rc));
 	if (ptrace(PTRACE_GET_RSEQ_CONFIGURATION, pid, (void *)sizeof(rc), &rc) >= 0 &&
 	    rc.rseq_abi_pointer) {
-		ret = inject_syscall(&in, __NR_rseq, rc.rseq_abi_pointer, rc.rseq_abi_size, 1 /* UNREGISTER */,
-				     rc.signature, 0, 0, &r);
-		if (!ret && r) {
-			pr_err("unregistering rtcr's rseq area: %s", strerror((int)-r));
-			ret = (int)r;
-		}
+		ret = inject_call(&tin[0], "unregistering rtcr's rseq area", __NR_rseq,
+				  rc.rseq_abi_pointer, rc.rseq_abi_size, 1 /* RSEQ_FLAG_UNREGISTER */,
+				  rc.signature, 0, 0, NULL);
 		if (ret)
 			goto out;
 	}
-	ret = mem_unmap_all_but(&in, pid);
+	ret = mem_unmap_all_but(&tin[0], pid);
 	if (!ret)
-		ret = mem_move_vdso(&in, pid, im->mm, in.scratch + in.scratch_len + (1 << 20));
+		ret = mem_move_vdso(&tin[0], pid, im->mm, sc.base + sc.len + (1 << 20));
 	if (!ret)
-		ret = mem_map_areas(&in, im->mm, pl->vma_fd, extra_write);
+		ret = mem_map_areas(&tin[0], im->mm, pl->vma_fd, extra_write);
 	if (!ret)
-		ret = mem_fill_pages(&in, im, pid, ms);
+		ret = mem_fill_pages(&tin[0], im, pid, ms);
 	if (!ret)
-		ret = mem_finish_areas(&in, im->mm, extra_write, pl->exe_fd);
+		ret = mem_finish_areas(&tin[0], im->mm, extra_write, pl->exe_fd);
 	if (ret)
 		goto out;
-
 	/* A batch ends in int3, whose forced SIGTRAP resets that signal's
 	 * action when it is blocked: put the saved one back. */
-	ret = signals_restore_one(&in, proc, SIGTRAP);
-	if (!ret)
-		ret = thread_restore_inj(&in, t, proc->xcomp_perm);
-	if (!ret)
-		ret = attrs_restore_inj(&in, proc);
-	if (!ret)
-		ret = signals_restore_pending(&in, proc);
-	if (!ret && !creds_same_as_self(proc->creds))
-		ret = creds_restore_inj(&in, proc->creds);
-	if (!ret)
-		ret = attrs_restore_final(&in, proc, detach);
-	if (!ret) {
-		ret = inject_syscall(&in, __NR_close_range, pl->base, ~0U, 0, 0, 0, 0, &r);
-		if (!ret && r)
-			ret = (int)r;
-	}
-	if (!ret)
-		ret = inject_unmap_scratch(&in);
+	ret = signals_restore_one(&tin[0], proc, SIGTRAP);
 	if (ret)
 		goto out;
 
-	/* RUNNING: the child sits at the exit of its last injected call. */
-	regs_from_image(t->regs, &regs);
-	regs_resume_syscall(&regs);
-	host_xs_len = task_get_xstate(pid, &host_xs);
-	if (host_xs_len < 0) {
-		ret = host_xs_len;
+	/* The other threads, with their tids, each driven in its own slot. */
+	if (nt > 1 && ptrace(PTRACE_SETOPTIONS, pid, 0, (void *)(long)(PTRACE_O_TRACESYSGOOD |
+			     PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE)) < 0) {
+		ret = -errno;
+		pr_perror("PTRACE_SETOPTIONS");
 		goto out;
 	}
-	xs = xstate_adapt(t->xstate.data, t->xstate.len, host_xs_len, ci.xfeatures);
-	if (!xs) {
-		ret = -EINVAL;
-		goto out;
+	for (size_t i = 1; i < nt && !ret; i++) {
+		pid_t tid = proc->threads[i]->tid;
+		ret = create_thread(&tin[0], tid);
+		if (!ret)
+			ret = inject_begin(&tin[i], tid, 0);
+		if (!ret) {
+			ready = i + 1;
+			ret = inject_attach_scratch(&tin[i], &sc, i, NULL, 0);
+		}
 	}
-	ret = task_set_regs(pid, &regs);
+	if (!ret && nt > 1 && ptrace(PTRACE_SETOPTIONS, pid, 0, (void *)(long)(PTRACE_O_TRACESYSGOOD |
+				     PTRACE_O_EXITKILL)) < 0)
+		ret = -errno;
+	for (size_t i = 0; i < nt && !ret; i++) {
+		ret = thread_restore_inj(&tin[i], proc->threads[i], proc->xcomp_perm);
+		if (!ret)
+			ret = thread_restore_sched(proc->threads[i]->tid, proc->threads[i]);
+	}
 	if (!ret)
-		ret = task_set_xstate(pid, xs, host_xs_len);
+		ret = attrs_restore_inj(&tin[0], proc);
 	if (!ret)
-		ret = task_set_sigmask(pid, t->blocked);
+		ret = signals_restore_pending(&tin[0], proc);
+	/* Credentials are per thread; the main thread's last (it created the
+	 * others with privileges it may now give up). */
+	for (size_t k = 0; k < nt && !ret; k++) {
+		size_t i = (k + 1) % nt;
+		const Rtcr__Creds *c = proc->threads[i]->creds ? proc->threads[i]->creds : proc->creds;
+		if (!creds_same_as_self(c))
+			ret = creds_restore_inj(&tin[i], c);
+	}
+	if (!ret)
+		ret = attrs_restore_final(&tin[0], proc, detach);
+	if (!ret)
+		ret = inject_call(&tin[0], "closing rtcr's helper fds", __NR_close_range, pl->base, ~0U,
+				  0, 0, 0, 0, NULL);
+	if (!ret)
+		ret = inject_unmap_scratch(&tin[0]);
 	if (ret)
 		goto out;
-	inject_abandon(&in);
+
+	/* RUNNING: every thread sits at the exit of its last injected call. */
+	for (size_t i = 0; i < nt && !ret; i++)
+		ret = set_thread_final(proc->threads[i]->tid, proc->threads[i], &ci);
+	if (ret)
+		goto out;
 	if (proc->stopped)
 		kill(pid, SIGSTOP);
-	ret = task_detach(pid, 0);
+	for (size_t i = nt; i-- > 0 && !ret; )
+		ret = task_detach(proc->threads[i]->tid, 0);
 out:
-	if (ret)
-		inject_abandon(&in);
-	free(host_xs);
-	free(xs);
+	for (size_t i = 0; i < ready; i++)
+		inject_abandon(&tin[i]);
+	free(tin);
 	free(extra_write);
+	(void)r;
 	return ret;
 }
 

@@ -132,6 +132,20 @@ int creds_check(const Rtcr__Creds *c)
 	return 0;
 }
 
+bool creds_equal(const Rtcr__Creds *a, const Rtcr__Creds *b)
+{
+	if (a->uid != b->uid || a->euid != b->euid || a->suid != b->suid || a->fsuid != b->fsuid ||
+	    a->gid != b->gid || a->egid != b->egid || a->sgid != b->sgid || a->fsgid != b->fsgid ||
+	    a->cap_inh != b->cap_inh || a->cap_prm != b->cap_prm || a->cap_eff != b->cap_eff ||
+	    a->cap_bnd != b->cap_bnd || a->cap_amb != b->cap_amb || a->securebits != b->securebits ||
+	    a->n_groups != b->n_groups)
+		return false;
+	for (size_t i = 0; i < a->n_groups; i++)
+		if (a->groups[i] != b->groups[i])
+			return false;
+	return true;
+}
+
 bool creds_same_as_self(const Rtcr__Creds *c)
 {
 	gid_t groups[256];

@@ -71,6 +71,9 @@ static int resume_to_syscall_stop(struct inject *in, const char *what)
 		}
 		if (st.kind == STOP_INTERRUPT)
 			continue;
+		/* An injected clone3 of a thread, traced with TRACECLONE. */
+		if (st.kind == STOP_OTHER && st.event == PTRACE_EVENT_CLONE)
+			continue;
 		pr_err("pid %d: %s: unexpected stop (%s) during an injected system call", in->tid,
 		       what, sig_name(st.sig));
 		return -EFAULT;
@@ -96,8 +99,8 @@ int inject_syscall(struct inject *in, long nr, uint64_t a0, uint64_t a1, uint64_
 	r.rip = in->gadget;
 	r.eflags &= ~0x100ULL;                 /* no single-step trap */
 	/* Off any alternate signal stack: sigaltstack() judges by rsp. */
-	if (in->scratch)
-		r.rsp = in->scratch + SCRATCH_FRAME_OFF;
+	if (in->sc && in->sc->base)
+		r.rsp = in->sc->base + scratch_frame_off(in->sc->xsave_size, in->slot);
 	err = task_set_regs(in->tid, &r);
 	if (err)
 		return err;
@@ -134,11 +137,12 @@ int inject_call(struct inject *in, const char *what, long nr, uint64_t a0, uint6
 int inject_batch(struct inject *in, struct inj_call *calls, size_t n, size_t *failed)
 {
 	_Static_assert(sizeof(struct inj_call) == BATCH_CALL_SIZE, "batch table entry");
-	uint64_t data = in->scratch + SCRATCH_DATA_OFF;
+	uint64_t data;
 
 	*failed = n;
-	if (!in->scratch)
+	if (!in->sc || !in->sc->base)
 		return -EINVAL;
+	data = in->sc->base + SCRATCH_DATA_OFF;
 	for (size_t base = 0; base < n; base += BATCH_MAX) {
 		size_t cnt = MIN(n - base, (size_t)BATCH_MAX);
 		uint64_t hdr[2] = { cnt, 0 };
@@ -152,8 +156,8 @@ int inject_batch(struct inject *in, struct inj_call *calls, size_t n, size_t *fa
 		if (err)
 			return err;
 		r.orig_rax = (unsigned long long)-1;
-		r.rip = in->scratch + SCRATCH_BATCH_OFF;
-		r.rsp = in->scratch + SCRATCH_FRAME_OFF;
+		r.rip = in->sc->base + SCRATCH_BATCH_OFF;
+		r.rsp = in->sc->base + scratch_frame_off(in->sc->xsave_size, in->slot);
 		r.eflags &= ~0x100ULL;
 		err = task_set_regs(in->tid, &r);
 		if (err)
@@ -188,7 +192,7 @@ int inject_batch(struct inject *in, struct inj_call *calls, size_t n, size_t *fa
 
 uint64_t inject_data(const struct inject *in)
 {
-	return in->scratch + SCRATCH_DATA_OFF;
+	return in->sc->base + SCRATCH_DATA_OFF;
 }
 
 int inject_write(struct inject *in, uint64_t raddr, const void *buf, size_t len)
@@ -229,16 +233,52 @@ int inject_read(struct inject *in, uint64_t raddr, void *buf, size_t len)
 	return 0;
 }
 
-int inject_map_scratch(struct inject *in, uint64_t addr, const void *xstate, size_t xstate_len,
-		       size_t xsave_size)
+/* Plant slot's rollback frame (if xstate), then step onto its stub: from
+ * here on the instruction after the thread's syscall is its rollback. */
+static int take_slot(struct inject *in, struct scratch *sc, unsigned slot, const void *xstate,
+		     size_t xstate_len)
 {
-	size_t len = scratch_size(MAX(xsave_size, xstate_len));
-	uint8_t code[SCRATCH_CODE_MAX];
+	long ret;
+	int err;
+
+	in->sc = sc;
+	in->slot = slot;
+	if (xstate) {
+		size_t flen = scratch_frame_size(sc->xsave_size);
+		uint64_t remote = sc->base + scratch_frame_off(sc->xsave_size, slot);
+		void *frame = xzalloc(flen);
+		err = scratch_frame(frame, flen, remote, &in->saved, xstate, xstate_len,
+				    in->saved_sigmask);
+		if (!err)
+			err = inject_write(in, remote, frame, flen);
+		free(frame);
+		if (err) {
+			pr_err("pid %d: cannot build the rollback frame", in->tid);
+			return err;
+		}
+	}
+	in->gadget = sc->base + scratch_stub_off(slot);
+	return inject_syscall(in, __NR_getpid, 0, 0, 0, 0, 0, 0, &ret);
+}
+
+int inject_map_scratch(struct inject *in, struct scratch *sc, uint64_t addr, unsigned nslots,
+		       size_t xsave_size, const void *xstate, size_t xstate_len)
+{
+	uint8_t *code;
 	size_t clen;
 	long ret;
 	int err;
 
-	err = inject_syscall(in, __NR_mmap, addr, len, PROT_READ | PROT_WRITE | PROT_EXEC,
+	if (!nslots || nslots > SCRATCH_MAX_SLOTS) {
+		pr_err("pid %d: %u threads: at most %d can be driven at once", in->tid, nslots,
+		       SCRATCH_MAX_SLOTS);
+		return -E2BIG;
+	}
+	memset(sc, 0, sizeof(*sc));
+	sc->xsave_size = MAX(xsave_size, xstate_len);
+	sc->nslots = nslots;
+	sc->len = scratch_size(sc->xsave_size, nslots);
+	err = inject_syscall(in, __NR_mmap, addr, sc->len, PROT_READ | PROT_WRITE | PROT_EXEC,
 			     MAP_PRIVATE | MAP_ANONYMOUS | (addr ? MAP_FIXED_NOREPLACE : 0),
 			     (uint64_t)-1, 0, &ret);
 	if (err)
@@ -253,29 +293,22 @@ int inject_map_scratch(struct inject *in, uint64_t addr, const void *xstate, siz
 		       (unsigned long long)addr);
 		return -EINVAL;
 	}
-	in->scratch = ret;
-	in->scratch_len = len;
-	if (xstate) {
-		size_t flen = len - SCRATCH_FRAME_OFF;
-		void *frame = xzalloc(flen);
-		err = scratch_frame(frame, flen, in->scratch + SCRATCH_FRAME_OFF, &in->saved, xstate,
-				    xstate_len, in->saved_sigmask);
-		if (!err)
-			err = inject_write(in, in->scratch + SCRATCH_FRAME_OFF, frame, flen);
-		free(frame);
-		if (err) {
-			pr_err("pid %d: cannot build the rollback frame", in->tid);
-			return err;
-		}
-	}
-	clen = scratch_code(code);
-	err = inject_write(in, in->scratch + SCRATCH_CODE_OFF, code, clen);
+	sc->base = ret;
+	code = xmalloc(SCRATCH_DATA_OFF);
+	clen = scratch_code(code, sc->xsave_size, nslots);
+	err = inject_write(in, sc->base, code, clen);
+	free(code);
 	if (err)
 		return err;
-	in->gadget = in->scratch + SCRATCH_CODE_OFF;
-	/* Step onto the scratch right away: from here on the instruction
-	 * after the task's syscall is the rollback, not the borrowed gadget. */
-	return inject_syscall(in, __NR_getpid, 0, 0, 0, 0, 0, 0, &ret);
+	return take_slot(in, sc, 0, xstate, xstate_len);
+}
+
+int inject_attach_scratch(struct inject *in, struct scratch *sc, unsigned slot,
+			  const void *xstate, size_t xstate_len)
+{
+	if (!sc->base || slot >= sc->nslots)
+		return -EINVAL;
+	return take_slot(in, sc, slot, xstate, xstate_len);
 }
 
 int inject_unmap_scratch(struct inject *in)
@@ -283,19 +316,18 @@ int inject_unmap_scratch(struct inject *in)
 	long ret;
 	int err;
 
-	if (!in->scratch)
+	if (!in->sc || !in->sc->base)
 		return 0;
-	/* The call runs on the scratch's own syscall instruction; the task
-	 * never returns to the unmapped code after it: the tracer takes it
-	 * at the syscall exit. */
-	err = inject_syscall(in, __NR_munmap, in->scratch, in->scratch_len, 0, 0, 0, 0, &ret);
+	/* The call runs on the thread's own stub; the task never returns to
+	 * the unmapped code after it: the tracer takes it at the syscall exit. */
+	err = inject_syscall(in, __NR_munmap, in->sc->base, in->sc->len, 0, 0, 0, 0, &ret);
 	if (err)
 		return err;
 	if (ret) {
 		pr_err("pid %d: unmapping the scratch area: %s", in->tid, strerror((int)-ret));
 		return (int)ret;
 	}
-	in->scratch = 0;
+	in->sc->base = 0;
 	in->gadget = 0;
 	return 0;
 }

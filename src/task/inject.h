@@ -32,14 +32,22 @@
 
 #include "common/log.h"
 
+/* The scratch area of one process, shared by its threads' contexts. */
+struct scratch {
+	uint64_t base;                   /* remote address, 0 if none */
+	size_t len;
+	size_t xsave_size;               /* sizes the per-slot frames */
+	unsigned nslots;
+};
+
 struct inject {
 	pid_t tid;
 	int memfd;                       /* /proc/TID/mem */
 	struct user_regs_struct saved;   /* the state inject_finish() returns to */
 	uint64_t saved_sigmask;
 	uint64_t gadget;                 /* address of a syscall instruction */
-	uint64_t scratch;                /* remote scratch base, 0 if none */
-	size_t scratch_len;
+	struct scratch *sc;              /* NULL until mapped or attached */
+	unsigned slot;                   /* this thread's stub and frame */
 	unsigned nr_calls;
 	bool resumed;                    /* the task ran since inject_begin() */
 	bool group_stop;                 /* a SIGSTOP arrived while we worked */
@@ -78,14 +86,20 @@ struct inj_call {
 int inject_batch(struct inject *in, struct inj_call *calls, size_t n, size_t *failed) __must_check;
 
 /*
- * Map the scratch area (at 'addr' exactly if nonzero, else anywhere) and
- * switch calls to its gadget. With 'xstate', also plant the rt_sigreturn
- * frame that returns the task to its saved state if rtcr dies.
+ * Map the scratch area with nslots thread slots (at 'addr' exactly if
+ * nonzero, else anywhere) into in's process, and take slot 0 for in.
+ * With 'xstate', also plant in's rollback frame: the rt_sigreturn that
+ * returns the thread to its saved state if rtcr dies.
  */
-int inject_map_scratch(struct inject *in, uint64_t addr, const void *xstate, size_t xstate_len,
-		       size_t xsave_size) __must_check;
+int inject_map_scratch(struct inject *in, struct scratch *sc, uint64_t addr, unsigned nslots,
+		       size_t xsave_size, const void *xstate, size_t xstate_len) __must_check;
+/* Another thread of the same process takes slot 'slot' (rollback frame
+ * planted if xstate is given). */
+int inject_attach_scratch(struct inject *in, struct scratch *sc, unsigned slot,
+			  const void *xstate, size_t xstate_len) __must_check;
 /* Remote address of the scratch data area (SCRATCH_DATA_LEN bytes). */
 uint64_t inject_data(const struct inject *in);
+/* Unmap the scratch from in's thread; no thread may use it afterwards. */
 int inject_unmap_scratch(struct inject *in) __must_check;
 int inject_write(struct inject *in, uint64_t raddr, const void *buf, size_t len) __must_check;
 int inject_read(struct inject *in, uint64_t raddr, void *buf, size_t len) __must_check;

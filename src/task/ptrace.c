@@ -30,10 +30,8 @@ int task_seize(pid_t tid, bool exitkill)
 			return -EBUSY;
 		}
 	}
-	if (errno == ESRCH) {
-		pr_err("pid %d: no such process", tid);
+	if (errno == ESRCH)
 		return -ESRCH;
-	}
 	pr_perror("pid %d: PTRACE_SEIZE", tid);
 	return -errno;
 }
@@ -47,7 +45,7 @@ int task_interrupt(pid_t tid)
 	return 0;
 }
 
-int task_wait_stop(pid_t tid, struct stop *st)
+static int wait_stop(pid_t tid, struct stop *st, bool quiet)
 {
 	int status;
 
@@ -62,6 +60,8 @@ int task_wait_stop(pid_t tid, struct stop *st)
 		break;
 	}
 	if (WIFEXITED(status) || WIFSIGNALED(status)) {
+		if (quiet)
+			return -ESRCH;
 		if (WIFEXITED(status))
 			pr_err("pid %d exited (status %d) while rtcr held it", tid, WEXITSTATUS(status));
 		else
@@ -74,6 +74,7 @@ int task_wait_stop(pid_t tid, struct stop *st)
 		return -EINVAL;
 	}
 	st->sig = WSTOPSIG(status);
+	st->event = status >> 16;
 	if (status >> 16 == PTRACE_EVENT_STOP) {
 		switch (st->sig) {
 		case SIGSTOP: case SIGTSTP: case SIGTTIN: case SIGTTOU:
@@ -90,6 +91,16 @@ int task_wait_stop(pid_t tid, struct stop *st)
 		st->kind = STOP_SIGNAL;
 	}
 	return 0;
+}
+
+int task_wait_stop(pid_t tid, struct stop *st)
+{
+	return wait_stop(tid, st, false);
+}
+
+int task_wait_stop_quiet(pid_t tid, struct stop *st)
+{
+	return wait_stop(tid, st, true);
 }
 
 int task_get_regs(pid_t tid, struct user_regs_struct *r)

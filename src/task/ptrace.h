@@ -36,9 +36,12 @@ enum stop_kind {
 struct stop {
 	enum stop_kind kind;
 	int sig;
+	int event;        /* PTRACE_EVENT_* for STOP_OTHER and STOP_INTERRUPT */
 };
 
-/* Seize and stop one task. Fails with a message naming the task. */
+/* Seize one task. Fails with a message naming the task, except -ESRCH
+ * (it is gone), which the caller reports or ignores (a thread that just
+ * exited). */
 int task_seize(pid_t tid, bool exitkill) __must_check;
 int task_interrupt(pid_t tid) __must_check;
 /*
@@ -46,6 +49,8 @@ int task_interrupt(pid_t tid) __must_check;
  * exited or was killed.
  */
 int task_wait_stop(pid_t tid, struct stop *st) __must_check;
+/* The same without a message when the task is gone (-ESRCH). */
+int task_wait_stop_quiet(pid_t tid, struct stop *st) __must_check;
 int task_get_regs(pid_t tid, struct user_regs_struct *r) __must_check;
 int task_set_regs(pid_t tid, const struct user_regs_struct *r) __must_check;
 /* xstate into a malloc'ed buffer; returns length or -errno. */

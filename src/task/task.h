@@ -40,6 +40,7 @@ int peek_pending(pid_t tid, bool shared, Rtcr__SigInfo ***out, size_t *n) __must
 
 int creds_dump(struct inject *in, pid_t pid, Rtcr__Creds **out) __must_check;
 int creds_check(const Rtcr__Creds *c) __must_check;
+bool creds_equal(const Rtcr__Creds *a, const Rtcr__Creds *b);
 /* Same credentials as the restoring rtcr (nothing to change)? */
 bool creds_same_as_self(const Rtcr__Creds *c);
 int creds_restore_inj(struct inject *in, const Rtcr__Creds *c) __must_check;
@@ -48,6 +49,9 @@ int creds_restore_inj(struct inject *in, const Rtcr__Creds *c) __must_check;
 int thread_dump_cpu(pid_t tid, Rtcr__Thread *t) __must_check;
 int thread_dump_inj(struct inject *in, Rtcr__Thread *t) __must_check;
 int thread_restore_inj(struct inject *in, const Rtcr__Thread *t, uint64_t xcomp_perm) __must_check;
+/* Scheduling policy, priority, nice value, CPU affinity: set from outside. */
+int thread_dump_sched(pid_t tid, Rtcr__Thread *t) __must_check;
+int thread_restore_sched(pid_t tid, const Rtcr__Thread *t) __must_check;
 
 void process_free(Rtcr__Process *p);
 

@@ -5,12 +5,14 @@
  * name.
  */
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -70,6 +72,68 @@ int thread_dump_cpu(pid_t tid, Rtcr__Thread *t)
 	if (ret)
 		return ret;
 	t->comm = xstrdup(comm);
+	return thread_dump_sched(tid, t);
+}
+
+int thread_dump_sched(pid_t tid, Rtcr__Thread *t)
+{
+	struct sched_param sp;
+	cpu_set_t cpus;
+	int pol;
+
+	pol = sched_getscheduler(tid);
+	if (pol < 0 || sched_getparam(tid, &sp) < 0) {
+		pr_perror("tid %d: scheduling policy", tid);
+		return -errno;
+	}
+	t->sched_policy = pol;
+	t->sched_priority = sp.sched_priority;
+	errno = 0;
+	t->nice = getpriority(PRIO_PROCESS, tid);
+	if (errno) {
+		pr_perror("tid %d: nice value", tid);
+		return -errno;
+	}
+	if (sched_getaffinity(tid, sizeof(cpus), &cpus) < 0) {
+		pr_perror("tid %d: CPU affinity", tid);
+		return -errno;
+	}
+	t->has_affinity = 1;
+	t->affinity.len = sizeof(cpus);
+	t->affinity.data = xmalloc(sizeof(cpus));
+	memcpy(t->affinity.data, &cpus, sizeof(cpus));
+	return 0;
+}
+
+int thread_restore_sched(pid_t tid, const Rtcr__Thread *t)
+{
+	struct sched_param sp = { .sched_priority = (int)t->sched_priority };
+
+	if (sched_setscheduler(tid, (int)t->sched_policy, &sp) < 0) {
+		pr_perror("tid %d: restoring scheduling policy %u priority %u", tid, t->sched_policy,
+			  t->sched_priority);
+		return -errno;
+	}
+	/* SCHED_OTHER/BATCH: the nice value; the others ignore it. */
+	if (setpriority(PRIO_PROCESS, tid, t->nice) < 0) {
+		pr_perror("tid %d: restoring nice value %d", tid, t->nice);
+		return -errno;
+	}
+	if (t->has_affinity) {
+		cpu_set_t cpus, online;
+		CPU_ZERO(&cpus);
+		memcpy(&cpus, t->affinity.data, MIN(t->affinity.len, sizeof(cpus)));
+		/* CPUs this machine lacks cannot be kept; none left: all. */
+		if (sched_getaffinity(0, sizeof(online), &online) == 0) {
+			CPU_AND(&cpus, &cpus, &online);
+			if (!CPU_COUNT(&cpus))
+				cpus = online;
+		}
+		if (sched_setaffinity(tid, sizeof(cpus), &cpus) < 0) {
+			pr_perror("tid %d: restoring CPU affinity", tid);
+			return -errno;
+		}
+	}
 	return 0;
 }
 
@@ -129,6 +193,12 @@ int thread_restore_inj(struct inject *in, const Rtcr__Thread *t, uint64_t xcomp_
 		ret = inject_write(in, data, &ss, sizeof(ss));
 		if (!ret)
 			ret = inject_call(in, "restoring alternate signal stack", __NR_sigaltstack, data, 0, 0, 0, 0, 0, NULL);
+	}
+	if (!ret) {
+		ret = inject_write(in, data, t->comm, MIN(strlen(t->comm) + 1, 16));
+		if (!ret)
+			ret = inject_call(in, "restoring the thread name", __NR_prctl, PR_SET_NAME, data,
+					  0, 0, 0, 0, NULL);
 	}
 	if (!ret && (xcomp_perm & (1ULL << XFEATURE_XTILEDATA)))
 		ret = inject_call(in, "restoring AMX permission", __NR_arch_prctl, ARCH_REQ_XCOMP_PERM,

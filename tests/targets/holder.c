@@ -13,6 +13,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -58,6 +59,8 @@ int main(int argc, char **argv)
 		pthread_create(&t, NULL, spin, NULL);
 	} else if (!strcmp(kind, "child")) {
 		if (fork() == 0) {
+			/* Goes when the holder goes: tests kill only what they track. */
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
 			for (;;)
 				pause();
 		}

@@ -234,38 +234,45 @@ static void test_scratch_code(void **state)
 		0x48, 0x8d, 0x25, 0, 0, 0, 0,             /* lea disp32(%rip),%rsp */
 		0xb8, 0x0f, 0x00, 0x00, 0x00,             /* mov $15,%eax */
 		0x0f, 0x05,                               /* syscall */
-		0xcc,                                     /* int3 */
 	};
-	uint8_t code[SCRATCH_CODE_MAX + 16];
-	int32_t disp;
+	const size_t xs = 832;
+	uint8_t *code = malloc(SCRATCH_DATA_OFF);
 	size_t n;
 
-	memset(code, 0xaa, sizeof(code));
-	n = scratch_code(code);
-	/* The single-call gadget and its rollback, then the batch executor. */
-	assert_true(n > SCRATCH_BATCH_OFF && n <= SCRATCH_CODE_MAX);
-	assert_memory_equal(code, want, 5);
-	assert_memory_equal(code + 9, want + 9, sizeof(want) - 9);
-	assert_int_equal(code[n], 0xaa);
-	assert_int_equal(code[n - 1], 0xcc);            /* the batch ends in int3 */
-	/* The lea ends at offset 9; it must point %rsp at the frame. */
-	memcpy(&disp, code + 5, 4);
-	assert_int_equal(9 + disp, SCRATCH_FRAME_OFF);
-	/* rt_sigreturn's number. */
-	assert_int_equal(code[10], SYS_rt_sigreturn);
+	_Static_assert(sizeof(want) == SCRATCH_STUB_SIZE, "stub size");
+	n = scratch_code(code, xs, 3);
+	assert_true(n > SCRATCH_BATCH_OFF && n <= SCRATCH_BATCH_OFF + SCRATCH_BATCH_MAX);
+	for (unsigned slot = 0; slot < 3; slot++) {
+		const uint8_t *c = code + scratch_stub_off(slot);
+		int32_t disp;
+		assert_memory_equal(c, want, 5);
+		assert_memory_equal(c + 9, want + 9, sizeof(want) - 9);
+		/* The lea ends at +9 of the stub; %rsp must land on the slot's frame. */
+		memcpy(&disp, c + 5, 4);
+		assert_int_equal(scratch_stub_off(slot) + 9 + disp, scratch_frame_off(xs, slot));
+		assert_int_equal(c[10], SYS_rt_sigreturn);
+	}
+	/* No stub for slot 3; the batch executor ends in int3. */
+	assert_int_equal(code[scratch_stub_off(3)], 0xcc);
+	assert_int_equal(code[n - 1], 0xcc);
+	free(code);
 }
 
 static void test_scratch_size(void **state)
 {
 	static const size_t sizes[] = { 576, 832, 1088, 2696, 2704, 11008 };
 
-	assert_true(SCRATCH_DATA_OFF >= 64);
-	assert_int_equal(SCRATCH_FRAME_OFF, SCRATCH_DATA_OFF + SCRATCH_DATA_LEN);
+	assert_true(SCRATCH_DATA_OFF >= SCRATCH_BATCH_OFF + SCRATCH_BATCH_MAX);
+	assert_int_equal(SCRATCH_FRAMES_OFF, SCRATCH_DATA_OFF + SCRATCH_DATA_LEN);
 	for (size_t i = 0; i < ARRAY_SIZE(sizes); i++) {
-		size_t sz = scratch_size(sizes[i]);
+		size_t sz = scratch_size(sizes[i], 1), fs = scratch_frame_size(sizes[i]);
 		assert_int_equal(sz % PAGE_SIZE, 0);
 		/* ucontext (304) rounded to 64, the xsave area and magic2. */
-		assert_true(sz - SCRATCH_FRAME_OFF >= 320 + sizes[i] + 4);
+		assert_true(fs >= 320 + sizes[i] + 4);
+		assert_int_equal(fs % 64, 0);
+		assert_true(sz >= SCRATCH_FRAMES_OFF + fs);
+		assert_true(scratch_size(sizes[i], 8) >= SCRATCH_FRAMES_OFF + 8 * fs);
+		assert_int_equal(scratch_frame_off(sizes[i], 2), SCRATCH_FRAMES_OFF + 2 * fs);
 	}
 }
 
@@ -276,7 +283,7 @@ static void test_scratch_size(void **state)
 static void test_scratch_frame_layout(void **state)
 {
 	const size_t xs = 1024;
-	size_t len = scratch_size(xs) - SCRATCH_FRAME_OFF;
+	size_t len = scratch_frame_size(xs);
 	uint8_t *buf = malloc(len), *x = xs_pattern(xs, 0x7);
 	const uint64_t remote = 0x7f0000005000ULL;
 	struct user_regs_struct r = base_regs();
@@ -424,8 +431,8 @@ static int avx_offset(void)
 	return (int)b;
 }
 
-/* In a child: build the scratch area and jump to the lea (what a tracer
- * that died mid-injection leaves the task to run). */
+/* In a child: build a two-slot scratch area and jump to slot 1's lea
+ * (what a tracer that died mid-injection leaves that thread to run). */
 static void live_child(int variant)
 {
 	struct cpu_info ci;
@@ -436,7 +443,7 @@ static void live_child(int variant)
 
 	cpu_info_get(&ci);
 	xs = ci.xsave_size;
-	total = scratch_size(xs);
+	total = scratch_size(xs, 2);
 	base = mmap(NULL, total, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS,
 		    -1, 0);
 	stack = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -446,7 +453,7 @@ static void live_child(int variant)
 	memset(x, 0, ALIGN_UP(xs, 64));
 	__asm__ volatile("xsave (%0)" : : "r"(x), "a"((uint32_t)ci.xfeatures),
 			 "d"((uint32_t)(ci.xfeatures >> 32)) : "memory");
-	scratch_code(base);
+	scratch_code(base, xs, 2);
 
 	memset(&r, 0, sizeof(r));
 	r.cs = 0x33;
@@ -459,7 +466,7 @@ static void live_child(int variant)
 		r.orig_rax = SYS_exit_group;
 		r.rax = (unsigned long long)-ERESTARTSYS;
 		r.rdi = 42;
-		r.rip = (uintptr_t)base + 2;
+		r.rip = (uintptr_t)base + scratch_stub_off(1) + 2;
 	} else {
 		land_want_avx = variant == 2;
 		r.orig_rax = (unsigned long long)-1;
@@ -476,11 +483,11 @@ static void live_child(int variant)
 		}
 		memcpy(x + XSAVE_HDR_OFF, &bv, 8);
 	}
-	if (scratch_frame(base + SCRATCH_FRAME_OFF, total - SCRATCH_FRAME_OFF,
-			  (uintptr_t)base + SCRATCH_FRAME_OFF, &r, x, xs,
+	if (scratch_frame(base + scratch_frame_off(xs, 1), scratch_frame_size(xs),
+			  (uintptr_t)base + scratch_frame_off(xs, 1), &r, x, xs,
 			  1ULL << (SIGUSR2 - 1)))
 		_exit(91);
-	__asm__ volatile("jmp *%0" : : "r"(base + 2) : "memory");
+	__asm__ volatile("jmp *%0" : : "r"(base + scratch_stub_off(1) + 2) : "memory");
 	_exit(92);
 }
 

@@ -100,20 +100,38 @@ const char *regs_syscall_state(const struct user_regs_struct *r, char *buf, size
 	return buf;
 }
 
-size_t scratch_size(size_t xsave_size)
+size_t scratch_frame_size(size_t xsave_size)
 {
-	/* ucontext + padding + xsave + FP_XSTATE_MAGIC2 */
-	return ALIGN_UP(SCRATCH_FRAME_OFF + 1024 + xsave_size + 64 + 4, PAGE_SIZE);
+	/* ucontext + alignment + xsave + FP_XSTATE_MAGIC2 */
+	return ALIGN_UP(1024 + xsave_size + 64 + 4, 64);
 }
 
-extern const uint8_t rtcr_scratch_code[], rtcr_scratch_code_end[];
-
-size_t scratch_code(uint8_t *code)
+size_t scratch_size(size_t xsave_size, unsigned nslots)
 {
-	size_t n = rtcr_scratch_code_end - rtcr_scratch_code;
-	_Static_assert(SCRATCH_CODE_MAX < SCRATCH_DATA_OFF, "code fits before data");
-	memcpy(code, rtcr_scratch_code, n);
-	return n;
+	return ALIGN_UP(SCRATCH_FRAMES_OFF + nslots * scratch_frame_size(xsave_size), PAGE_SIZE);
+}
+
+extern const uint8_t rtcr_batch_code[], rtcr_batch_code_end[];
+
+size_t scratch_code(uint8_t *code, size_t xsave_size, unsigned nslots)
+{
+	size_t n = rtcr_batch_code_end - rtcr_batch_code;
+
+	_Static_assert(SCRATCH_MAX_SLOTS * SCRATCH_STUB_SIZE <= SCRATCH_BATCH_OFF, "stubs fit");
+	_Static_assert(SCRATCH_BATCH_OFF + SCRATCH_BATCH_MAX <= SCRATCH_DATA_OFF, "batch fits");
+	memset(code, 0xcc, SCRATCH_DATA_OFF);
+	for (unsigned i = 0; i < nslots && i < SCRATCH_MAX_SLOTS; i++) {
+		uint8_t *c = code + scratch_stub_off(i);
+		/* lea disp32(%rip), %rsp: relative to the end of the lea, at +9 */
+		int32_t disp = (int32_t)(scratch_frame_off(xsave_size, i) - (scratch_stub_off(i) + 9));
+		c[0] = 0x0f; c[1] = 0x05;                            /* syscall */
+		c[2] = 0x48; c[3] = 0x8d; c[4] = 0x25;               /* lea ...,%rsp */
+		memcpy(c + 5, &disp, 4);
+		c[9] = 0xb8; c[10] = 0x0f; c[11] = 0; c[12] = 0; c[13] = 0; /* mov $15,%eax */
+		c[14] = 0x0f; c[15] = 0x05;                          /* syscall */
+	}
+	memcpy(code + SCRATCH_BATCH_OFF, rtcr_batch_code, n);
+	return SCRATCH_BATCH_OFF + n;
 }
 
 /* The kernel's x86-64 struct sigcontext and ucontext layout. */

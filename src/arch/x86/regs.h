@@ -39,14 +39,25 @@ const char *regs_syscall_state(const struct user_regs_struct *r, char *buf, size
 
 #include "arch/x86/scratch_layout.h"
 
-size_t scratch_size(size_t xsave_size);
-/* Fill 'code' (SCRATCH_CODE_MAX bytes) with the scratch code (scratch.S);
- * returns its length. */
-size_t scratch_code(uint8_t *code);
+/* Bytes of one slot's rollback frame, and of a whole scratch area. */
+size_t scratch_frame_size(size_t xsave_size);
+size_t scratch_size(size_t xsave_size, unsigned nslots);
+static inline uint64_t scratch_stub_off(unsigned slot)
+{
+	return (uint64_t)slot * SCRATCH_STUB_SIZE;
+}
+static inline uint64_t scratch_frame_off(size_t xsave_size, unsigned slot)
+{
+	return SCRATCH_FRAMES_OFF + (uint64_t)slot * scratch_frame_size(xsave_size);
+}
+/* The code part of a scratch area: nslots stubs, each returning to its own
+ * frame, then the batch executor. code must hold SCRATCH_DATA_OFF bytes;
+ * returns how many were written. */
+size_t scratch_code(uint8_t *code, size_t xsave_size, unsigned nslots);
 /*
- * Build, in buf (scratch_size() - SCRATCH_FRAME_OFF bytes, which will live
- * at remote address 'remote'), an rt_sigreturn frame that returns to 'r'
- * with 'xstate' and signal mask 'blocked'. Returns 0 or -EINVAL.
+ * Build, in buf (scratch_frame_size() bytes, which will live at remote
+ * address 'remote'), an rt_sigreturn frame that returns to 'r' with
+ * 'xstate' and signal mask 'blocked'. Returns 0 or -EINVAL.
  */
 int scratch_frame(void *buf, size_t len, uint64_t remote, const struct user_regs_struct *r,
 		  const void *xstate, size_t xstate_len, uint64_t blocked);

@@ -1,22 +1,26 @@
 /*
  * Layout of the injection scratch area (shared by C and assembly).
  *
- *   +0x0000  code (scratch.S)
- *            +0x00  syscall; rollback: lea FRAME(%rip),%rsp; mov $15,%eax; syscall
- *            +0x40  batch executor: runs the call table, traps (int3)
- *   +0x1000  data: arguments of injected calls; for a batch:
- *            +0 count, +8 done, +64 table of struct inj_call (64 bytes each)
- *   +FRAME   signal frame with the task's original state (rollback)
+ *   +0x0000  one 16-byte stub per thread slot (up to SCRATCH_MAX_SLOTS):
+ *              syscall                    <- the tracer stops at its exit
+ *              lea FRAME_i(%rip), %rsp    <- only if the tracer died:
+ *              mov $15, %eax                 rt_sigreturn to the thread's
+ *              syscall                       saved state in frame i
+ *   +0x1000  batch executor (scratch.S): runs the call table, traps (int3)
+ *   +0x2000  data: arguments of injected calls; for a batch:
+ *              +0 count, +8 done, +64 table of struct inj_call (64 bytes each)
+ *   +0x6000  one signal frame per slot, with that thread's original state
  */
 #ifndef RTCR_ARCH_SCRATCH_LAYOUT_H
 #define RTCR_ARCH_SCRATCH_LAYOUT_H
 
-#define SCRATCH_CODE_OFF   0x0
-#define SCRATCH_BATCH_OFF  0x40
-#define SCRATCH_CODE_MAX   0x100
-#define SCRATCH_DATA_OFF   0x1000
+#define SCRATCH_STUB_SIZE  16
+#define SCRATCH_MAX_SLOTS  256
+#define SCRATCH_BATCH_OFF  0x1000
+#define SCRATCH_BATCH_MAX  0x100
+#define SCRATCH_DATA_OFF   0x2000
 #define SCRATCH_DATA_LEN   0x4000
-#define SCRATCH_FRAME_OFF  (SCRATCH_DATA_OFF + SCRATCH_DATA_LEN)
+#define SCRATCH_FRAMES_OFF (SCRATCH_DATA_OFF + SCRATCH_DATA_LEN)
 #define BATCH_COUNT        0
 #define BATCH_DONE         8
 #define BATCH_TABLE        64
