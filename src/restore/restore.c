@@ -400,6 +400,8 @@ static int rebuild(struct loaded_image *im, const struct plan *pl, pid_t pid, bo
 		ret = attrs_restore_inj(&tin[0], proc);
 	if (!ret)
 		ret = signals_restore_pending(&tin[0], proc);
+	for (size_t i = 0; i < nt && !ret; i++)
+		ret = signals_restore_thread_pending(&tin[i], proc->pid, proc->threads[i]);
 	/* Credentials are per thread; the main thread's last (it created the
 	 * others with privileges it may now give up). */
 	for (size_t k = 0; k < nt && !ret; k++) {

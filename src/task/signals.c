@@ -176,19 +176,27 @@ static int queue(struct inject *in, pid_t pid, pid_t tid, const Rtcr__SigInfo *s
 	return 0;
 }
 
+/*
+ * The kernel lets a task queue a siginfo that claims a user origin
+ * (kill, tgkill, sigqueue) only to itself: the process's pending signals
+ * are queued by the main thread, each thread's by that thread.
+ */
 int signals_restore_pending(struct inject *in, const Rtcr__Process *p)
 {
-	int ret;
 	for (size_t i = 0; i < p->n_shared_pending; i++) {
-		ret = queue(in, p->pid, 0, p->shared_pending[i]);
+		int ret = queue(in, p->pid, 0, p->shared_pending[i]);
 		if (ret)
 			return ret;
 	}
-	for (size_t t = 0; t < p->n_threads; t++)
-		for (size_t i = 0; i < p->threads[t]->n_pending; i++) {
-			ret = queue(in, p->pid, p->threads[t]->tid, p->threads[t]->pending[i]);
-			if (ret)
-				return ret;
-		}
+	return 0;
+}
+
+int signals_restore_thread_pending(struct inject *in, pid_t pid, const Rtcr__Thread *t)
+{
+	for (size_t i = 0; i < t->n_pending; i++) {
+		int ret = queue(in, pid, t->tid, t->pending[i]);
+		if (ret)
+			return ret;
+	}
 	return 0;
 }

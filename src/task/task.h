@@ -33,7 +33,10 @@ int attrs_check_rlimits(const Rtcr__Process *p) __must_check;
 
 int signals_dump(struct inject *in, pid_t pid, Rtcr__Process *p) __must_check;
 int signals_restore_child(const Rtcr__Process *p) __must_check;
+/* Signals pending for the process (run in the main thread) and for one
+ * thread (run in that thread). */
 int signals_restore_pending(struct inject *in, const Rtcr__Process *p) __must_check;
+int signals_restore_thread_pending(struct inject *in, pid_t pid, const Rtcr__Thread *t) __must_check;
 /* Set one signal's saved action (or the default) by an injected call. */
 int signals_restore_one(struct inject *in, const Rtcr__Process *p, int sig) __must_check;
 int peek_pending(pid_t tid, bool shared, Rtcr__SigInfo ***out, size_t *n) __must_check;
