@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "arch/x86/regs.h"
@@ -71,23 +72,29 @@ static void thread_state(const Rtcr__Thread *t, char *buf, size_t len)
 		snprintf(buf, len, "%s", tmp);
 }
 
-static void print_text(const struct loaded_image *im)
+static uint64_t proc_pages(const struct loaded_image *im, int i)
 {
-	const Rtcr__Inventory *inv = im->inv;
-	const Rtcr__Process *p = im->proc;
-	const Rtcr__Mm *mm = im->mm;
-	char b1[64], b2[64], tbuf[64];
-	time_t tt = inv->dump_time_ns / 1000000000ULL;
-	struct tm tm;
+	uint64_t n = 0;
+	for (size_t k = 0; im->mm[i] && k < im->mm[i]->n_vmas; k++)
+		n += im->mm[i]->vmas[k]->pages_stored;
+	return n;
+}
 
-	localtime_r(&tt, &tm);
-	strftime(tbuf, sizeof(tbuf), "%Y-%m-%d %H:%M:%S", &tm);
-	printf("image      %s (%s), format %u, written by rtcr %s\n", im->src->name,
-	       fmt_bytes(b1, sizeof(b1), im->size), inv->format_version, inv->tool_version);
-	printf("dumped     %s on %s, kernel %s%s\n", tbuf, inv->hostname ? inv->hostname : "?",
-	       inv->kernel_release, inv->leave_running ? ", left running" : "");
-	printf("cpu        %s, XCR0 %#llx, xsave %u bytes\n", inv->cpu->vendor,
-	       (unsigned long long)inv->cpu->xfeatures, inv->cpu->xsave_size);
+static void print_process(const struct loaded_image *im, int idx)
+{
+	const Rtcr__Process *p = im->procs[idx];
+	const Rtcr__Mm *mm = im->mm[idx];
+	const Rtcr__Files *files = im->files[idx];
+	uint64_t pages = proc_pages(im, idx);
+	char b2[64];
+
+	if (p->has_zombie && p->zombie) {
+		int st = p->exit_status;
+		printf("process    pid %d (%s), ppid %d, pgid %d, sid %d: zombie, %s %d\n", p->pid,
+		       p->comm, p->ppid, p->pgid, p->sid, WIFSIGNALED(st) ? "killed by signal" : "exited",
+		       WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+		return;
+	}
 	printf("process    pid %d (%s), ppid %d, pgid %d, sid %d%s\n", p->pid, p->comm, p->ppid,
 	       p->pgid, p->sid, p->stopped ? ", stopped" : "");
 	if (mm->exe)
@@ -133,7 +140,7 @@ static void print_text(const struct loaded_image *im)
 			       (unsigned long long)a->mask);
 	}
 	printf("memory     %zu areas, %llu pages stored (%s)\n", mm->n_vmas,
-	       (unsigned long long)im->total_pages, fmt_bytes(b2, sizeof(b2), im->total_pages * PAGE_SIZE));
+	       (unsigned long long)pages, fmt_bytes(b2, sizeof(b2), pages * PAGE_SIZE));
 	for (size_t i = 0; i < mm->n_vmas; i++) {
 		const Rtcr__Vma *v = mm->vmas[i];
 		char pb[4];
@@ -143,11 +150,49 @@ static void print_text(const struct loaded_image *im)
 		       v->start <= mm->start_brk && v->end >= mm->brk && v->kind == RTCR__VMA_KIND__ANON_PRIVATE
 		       ? "[heap]" : v->start <= mm->start_stack && v->end > mm->start_stack ? "[stack]" : "");
 	}
-	printf("handles    %zu fds\n", im->files->n_fds);
-	for (size_t i = 0; i < im->files->n_fds; i++) {
+	printf("handles    %zu fds\n", files->n_fds);
+	for (size_t i = 0; i < files->n_fds; i++) {
 		char d[512];
-		files_describe(im->files->fds[i], d, sizeof(d));
-		printf("  fd %-4d %s%s\n", im->files->fds[i]->fd, d, im->files->fds[i]->cloexec ? ", cloexec" : "");
+		files_describe(files->fds[i], d, sizeof(d));
+		printf("  fd %-4d %s%s\n", files->fds[i]->fd, d, files->fds[i]->cloexec ? ", cloexec" : "");
+	}
+	for (size_t i = 0; i < files->n_pipes; i++)
+		printf("  pipe:[%llu] %zu bytes in flight, capacity %u\n",
+		       (unsigned long long)files->pipes[i]->id, files->pipes[i]->data.len,
+		       files->pipes[i]->capacity);
+}
+
+static void print_text(const struct loaded_image *im)
+{
+	const Rtcr__Inventory *inv = im->inv;
+	char b1[64], tbuf[64];
+	time_t tt = inv->dump_time_ns / 1000000000ULL;
+	struct tm tm;
+
+	localtime_r(&tt, &tm);
+	strftime(tbuf, sizeof(tbuf), "%Y-%m-%d %H:%M:%S", &tm);
+	printf("image      %s (%s), format %u, written by rtcr %s\n", im->src->name,
+	       fmt_bytes(b1, sizeof(b1), im->size), inv->format_version, inv->tool_version);
+	printf("dumped     %s on %s, kernel %s%s\n", tbuf, inv->hostname ? inv->hostname : "?",
+	       inv->kernel_release, inv->leave_running ? ", left running" : "");
+	printf("cpu        %s, XCR0 %#llx, xsave %u bytes\n", inv->cpu->vendor,
+	       (unsigned long long)inv->cpu->xfeatures, inv->cpu->xsave_size);
+	if (im->nprocs > 1) {
+		printf("tree       %zu processes\n", im->nprocs);
+		for (size_t i = 0; i < im->nprocs; i++) {
+			const Rtcr__Process *p = im->procs[i];
+			int depth = 0;
+			for (int a = image_proc_index(im, p->ppid); i && a >= 0;
+			     a = a ? image_proc_index(im, im->procs[a]->ppid) : -1)
+				depth++;
+			printf("  %*s%d %s%s\n", depth * 2, "", p->pid, p->comm,
+			       p->has_zombie && p->zombie ? " (zombie)" : "");
+		}
+	}
+	for (size_t i = 0; i < im->nprocs; i++) {
+		if (i)
+			printf("\n");
+		print_process(im, (int)i);
 	}
 }
 
@@ -158,22 +203,14 @@ static json_object *jhex(uint64_t v)
 	return json_object_new_string(b);
 }
 
-static void print_json(const struct loaded_image *im)
+/* One process as three JSON objects: itself, its memory, its handles. */
+static void json_proc(const struct loaded_image *im, int idx, json_object **po, json_object **mo,
+		      json_object **ho)
 {
-	const Rtcr__Process *p = im->proc;
-	const Rtcr__Mm *mm = im->mm;
-	json_object *root = json_object_new_object(), *o, *a;
-
-	o = json_object_new_object();
-	json_object_object_add(o, "path", json_object_new_string(im->src->name));
-	json_object_object_add(o, "bytes", json_object_new_int64(im->size));
-	json_object_object_add(o, "format_version", json_object_new_int(im->inv->format_version));
-	json_object_object_add(o, "tool_version", json_object_new_string(im->inv->tool_version));
-	json_object_object_add(o, "kernel", json_object_new_string(im->inv->kernel_release));
-	json_object_object_add(o, "dump_time_ns", json_object_new_int64(im->inv->dump_time_ns));
-	json_object_object_add(o, "pages", json_object_new_int64(im->total_pages));
-	json_object_object_add(o, "page_records", json_object_new_int(im->nr_pages_recs));
-	json_object_object_add(root, "image", o);
+	const Rtcr__Process *p = im->procs[idx];
+	const Rtcr__Mm *mm = im->mm[idx];
+	const Rtcr__Files *files = im->files[idx];
+	json_object *o, *a;
 
 	o = json_object_new_object();
 	json_object_object_add(o, "pid", json_object_new_int(p->pid));
@@ -181,6 +218,14 @@ static void print_json(const struct loaded_image *im)
 	json_object_object_add(o, "pgid", json_object_new_int(p->pgid));
 	json_object_object_add(o, "sid", json_object_new_int(p->sid));
 	json_object_object_add(o, "comm", json_object_new_string(p->comm));
+	*po = o;
+	*mo = json_object_new_array();
+	*ho = json_object_new_array();
+	if (p->has_zombie && p->zombie) {
+		json_object_object_add(o, "zombie", json_object_new_boolean(1));
+		json_object_object_add(o, "exit_status", json_object_new_int(p->exit_status));
+		return;
+	}
 	json_object_object_add(o, "exe", mm->exe ? json_object_new_string(mm->exe->path) : NULL);
 	json_object_object_add(o, "cwd", json_object_new_string(p->cwd));
 	json_object_object_add(o, "root", json_object_new_string(p->root));
@@ -225,9 +270,8 @@ static void print_json(const struct loaded_image *im)
 		json_object_array_add(a, j);
 	}
 	json_object_object_add(o, "threads", a);
-	json_object_object_add(root, "process", o);
 
-	a = json_object_new_array();
+	a = *mo;
 	for (size_t i = 0; i < mm->n_vmas; i++) {
 		const Rtcr__Vma *v = mm->vmas[i];
 		json_object *j = json_object_new_object();
@@ -241,11 +285,10 @@ static void print_json(const struct loaded_image *im)
 			json_object_object_add(j, "file", json_object_new_string(v->file->path));
 		json_object_array_add(a, j);
 	}
-	json_object_object_add(root, "memory", a);
 
-	a = json_object_new_array();
-	for (size_t i = 0; i < im->files->n_fds; i++) {
-		const Rtcr__Fd *e = im->files->fds[i];
+	a = *ho;
+	for (size_t i = 0; i < files->n_fds; i++) {
+		const Rtcr__Fd *e = files->fds[i];
 		json_object *j = json_object_new_object();
 		char d[512];
 		files_describe(e, d, sizeof(d));
@@ -261,7 +304,37 @@ static void print_json(const struct loaded_image *im)
 		}
 		json_object_array_add(a, j);
 	}
-	json_object_object_add(root, "handles", a);
+}
+
+static void print_json(const struct loaded_image *im)
+{
+	json_object *root = json_object_new_object(), *o, *procs = json_object_new_array();
+
+	o = json_object_new_object();
+	json_object_object_add(o, "path", json_object_new_string(im->src->name));
+	json_object_object_add(o, "bytes", json_object_new_int64(im->size));
+	json_object_object_add(o, "format_version", json_object_new_int(im->inv->format_version));
+	json_object_object_add(o, "tool_version", json_object_new_string(im->inv->tool_version));
+	json_object_object_add(o, "kernel", json_object_new_string(im->inv->kernel_release));
+	json_object_object_add(o, "dump_time_ns", json_object_new_int64(im->inv->dump_time_ns));
+	json_object_object_add(o, "pages", json_object_new_int64(im->total_pages));
+	json_object_object_add(o, "page_records", json_object_new_int(im->nr_pages_recs));
+	json_object_object_add(root, "image", o);
+	for (size_t i = 0; i < im->nprocs; i++) {
+		json_object *po, *mo, *ho, *e = json_object_new_object();
+		json_proc(im, (int)i, &po, &mo, &ho);
+		json_object_object_add(e, "process", po);
+		json_object_object_add(e, "memory", mo);
+		json_object_object_add(e, "handles", ho);
+		json_object_array_add(procs, e);
+		if (i == 0) {
+			/* The root also at the top, for the common one-process case. */
+			json_object_object_add(root, "process", json_object_get(po));
+			json_object_object_add(root, "memory", json_object_get(mo));
+			json_object_object_add(root, "handles", json_object_get(ho));
+		}
+	}
+	json_object_object_add(root, "processes", procs);
 	printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
 						      JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(root);

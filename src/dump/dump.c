@@ -1,31 +1,33 @@
 /*
- * rtcr dump: checkpointing a running process.
+ * rtcr dump: checkpointing a running process and all its descendants.
  *
  * The dump is a state machine; every state has one way forward and one
- * way back to a running, unmodified target:
+ * way back to running, unmodified processes:
  *
- *   PREFLIGHT   /proc checks that need no stop (threads, children,
- *      |        namespaces, seccomp, POSIX timers): refuse early
+ *   PREFLIGHT   /proc checks of the root that need no stop
+ *      |
  *      v
- *   FROZEN      task_seize() + PTRACE_INTERRUPT; frozen time starts.
- *      |        Handles and memory areas are classified here, before
- *      |        anything is injected: a refusal detaches at once.
+ *   FROZEN      every thread of every process of the tree seized and
+ *      |        stopped, again until no new process or thread appears;
+ *      |        frozen time starts. Handles and memory areas of all are
+ *      |        classified here, before anything is injected: a refusal
+ *      |        detaches at once.
  *      v
- *   INJECTING   inject_begin(): signals blocked, scratch area mapped
- *      |        (its rollback frame returns the task to its saved state
- *      |        if rtcr dies); state only the task can ask for is read
- *      v        with injected calls
+ *   INJECTING   per process: inject_begin(): signals blocked, scratch area
+ *      |        mapped (its rollback frames return each thread to its saved
+ *      |        state if rtcr dies); state only the task can ask for is
+ *      v        read with injected calls
  *   CURED       inject_finish(): scratch unmapped, registers back
  *      |
  *      v
  *   WRITTEN     image streamed to DIR/.image.rtcr.partial; END; fsync;
  *      |        renamed to DIR/image.rtcr (img_commit)
  *      v
- *   RELEASED    default: SIGKILL the target; --leave-running: detach
+ *   RELEASED    default: SIGKILL the tree; --leave-running: detach
  *
- * Any failure from FROZEN on goes to ABORT: cure if injecting, detach,
- * delete the partial image. Catchable signals to rtcr (SIGINT, SIGTERM,
- * SIGHUP, SIGQUIT) and crashes take the same way out.
+ * Any failure from FROZEN on goes to ABORT: cure what is injecting, detach
+ * everything, delete the partial image. Catchable signals to rtcr (SIGINT,
+ * SIGTERM, SIGHUP, SIGQUIT) and crashes take the same way out.
  */
 #include "dump/dump.h"
 
@@ -46,31 +48,60 @@
 #include "arch/x86/scratch_layout.h"
 #include "common/proc.h"
 #include "common/util.h"
+#include "common/version.h"
 #include "files/files.h"
 #include "image/image.h"
 #include "mem/mem.h"
 #include "task/ptrace.h"
 #include "task/task.h"
-#include "common/version.h"
+
+/* One process of the tree. */
+struct pdump {
+	pid_t pid;
+	pid_t *tids;                  /* seized threads, the main one first */
+	int ntids;
+	bool stopped;                 /* in group stop (SIGSTOP) */
+	bool zombie;
+	int exit_status;              /* of a zombie */
+	struct inject in;             /* the main thread's */
+	struct scratch sc;
+	bool injecting;
+	struct vma_list vl;
+	Rtcr__Process *proc;
+	Rtcr__Mm *mm;
+	Rtcr__Files *files;
+};
+
+struct dump_ctx {
+	const struct dump_opts *o;
+	struct pdump *p;              /* tree order: a parent before its children */
+	int np;
+	struct files_collect fc;
+	struct mem_stats ms;
+	struct img_stream *sink;
+	uint64_t image_bytes;
+	uint64_t t_start, t_freeze, t_thaw;
+};
 
 /* For the emergency exit: what is held right now. */
-static volatile pid_t g_seized;
-static struct inject *volatile g_inject;
+static struct dump_ctx *volatile g_ctx;
 static volatile sig_atomic_t g_signalled;
 
 static void on_crash(int sig)
 {
-	pid_t pid = g_seized;
-	struct inject *in = g_inject;
+	struct dump_ctx *c = g_ctx;
 
-	if (pid) {
-		/* Once the scratch exists its rollback frame restores the task
-		 * when it runs on; before that, put the registers back. */
-		if (in && !(in->sc && in->sc->base))
-			ptrace(PTRACE_SETREGS, pid, 0, &in->saved);
-		if (in)
-			ptrace(PTRACE_SETSIGMASK, pid, (void *)8, &in->saved_sigmask);
-		ptrace(PTRACE_DETACH, pid, 0, 0);
+	for (int i = 0; c && i < c->np; i++) {
+		struct pdump *p = &c->p[i];
+		/* Once the scratch exists its rollback frames restore the
+		 * threads when they run on; before that, put the main thread's
+		 * registers back. */
+		if (p->injecting && !p->sc.base)
+			ptrace(PTRACE_SETREGS, p->pid, 0, &p->in.saved);
+		if (p->injecting)
+			ptrace(PTRACE_SETSIGMASK, p->pid, (void *)8, &p->in.saved_sigmask);
+		for (int t = 0; t < p->ntids; t++)
+			ptrace(PTRACE_DETACH, p->tids[t], 0, 0);
 	}
 	signal(sig, SIG_DFL);
 	raise(sig);
@@ -161,15 +192,6 @@ int task_preflight(pid_t pid)
 		pr_err("pid %d has %d threads: at most %d are supported", pid, n, SCRATCH_MAX_SLOTS);
 		return -ENOTSUP;
 	}
-	n = proc_children(pid, &ids);
-	if (n < 0)
-		return n;
-	if (n > 0) {
-		pr_err("pid %d has child process %d: process trees are not supported yet", pid, ids[0]);
-		free(ids);
-		return -ENOTSUP;
-	}
-	free(ids);
 	for (size_t i = 0; i < ARRAY_SIZE(ns); i++) {
 		ret = proc_ns_differs(pid, ns[i]);
 		if (ret < 0)
@@ -221,7 +243,6 @@ static void fill_inventory(Rtcr__Inventory *inv, Rtcr__CpuInfo *cpu, const struc
 	inv->has_vdso_hash = 1;
 	inv->vdso_hash = vdso_hash;
 }
-
 static char *read_boot_id(void)
 {
 	char *s = NULL;
@@ -231,153 +252,64 @@ static char *read_boot_id(void)
 	return s;
 }
 
-struct dump_ctx {
-	const struct dump_opts *o;
-	pid_t pid;
-	pid_t *tids;                  /* seized threads, the main one first */
-	int ntids;
-	struct inject in;             /* the main thread's */
-	struct scratch sc;
-	bool injecting;
-	bool stopped;                 /* target was group-stopped */
-	uint64_t t_freeze, t_thaw;
-	struct vma_list vl;
-	Rtcr__Process *proc;
-	Rtcr__Mm *mm;
-	Rtcr__Files *files;
-	struct mem_stats ms;
-	struct img_stream *sink;
-	uint64_t image_bytes;
-	uint64_t t_start;
-};
-
-static int do_inject(struct dump_ctx *c)
+static struct pdump *find_proc(struct dump_ctx *c, pid_t pid)
 {
-	Rtcr__Thread *t = c->proc->threads[0];
-	uint64_t gadget = 0;
-	struct cpu_info ci;
-	int ret;
-
-	for (int i = 0; i < c->vl.nr && !gadget; i++)
-		if (c->vl.v[i].kind == RTCR__VMA_KIND__VDSO)
-			gadget = find_syscall_insn(c->pid, c->vl.v[i].start, c->vl.v[i].end);
-	for (int i = 0; i < c->vl.nr && !gadget; i++)
-		if ((c->vl.v[i].prot & PROT_EXEC) && (c->vl.v[i].prot & PROT_READ))
-			gadget = find_syscall_insn(c->pid, c->vl.v[i].start, c->vl.v[i].end);
-	if (!gadget) {
-		pr_err("pid %d: no syscall instruction in its executable memory to inject with",
-		       c->pid);
-		return -ENOEXEC;
-	}
-	ret = inject_begin(&c->in, c->pid, gadget);
-	if (ret)
-		return ret;
-	c->injecting = true;
-	g_inject = &c->in;
-	cpu_info_get(&ci);
-	ret = inject_map_scratch(&c->in, &c->sc, 0, c->ntids, ci.xsave_size, t->xstate.data,
-				 t->xstate.len);
-	if (ret)
-		return ret;
-	test_kill_point("injecting");
-
-	ret = attrs_dump(&c->in, c->pid, c->proc);
-	if (!ret)
-		ret = signals_dump(&c->in, c->pid, c->proc);
-	test_kill_point("queried");
-	if (!ret)
-		ret = creds_dump(&c->in, c->pid, &c->proc->creds);
-	if (!ret)
-		ret = thread_dump_inj(&c->in, t);
-	if (!ret)
-		ret = mem_dump_mm(&c->in, c->pid, &c->vl, &c->mm);
-	/* The other threads, each in its own scratch slot, one at a time. */
-	for (int i = 1; i < c->ntids && !ret; i++) {
-		Rtcr__Thread *ti = c->proc->threads[i];
-		struct inject it;
-		int fin;
-
-		ret = inject_begin(&it, ti->tid, 0);
-		if (ret)
-			break;
-		ret = inject_attach_scratch(&it, &c->sc, i, ti->xstate.data, ti->xstate.len);
-		if (!ret)
-			ret = thread_dump_inj(&it, ti);
-		if (!ret)
-			ret = creds_dump(&it, ti->tid, &ti->creds);
-		if (!ret && creds_equal(ti->creds, c->proc->creds)) {
-			rtcr__creds__free_unpacked(ti->creds, NULL);
-			ti->creds = NULL;
-		}
-		fin = inject_finish(&it);
-		inject_abandon(&it);
-		if (!ret)
-			ret = fin;
-	}
-	if (ret)
-		return ret;
-	ret = inject_unmap_scratch(&c->in);
-	if (!ret)
-		ret = inject_finish(&c->in);
-	if (ret)
-		return ret;
-	c->injecting = false;
-	g_inject = NULL;
-	return 0;
+	for (int i = 0; i < c->np; i++)
+		if (c->p[i].pid == pid)
+			return &c->p[i];
+	return NULL;
 }
 
 /*
- * FROZEN: seize and stop every thread, again and again until no new one
- * appears (a running thread may create one while others are stopping;
- * once all are stopped none can). Threads that exit meanwhile are dropped.
+ * Stop every thread of p, again and again until no new one appears (a
+ * running thread may create one while others are stopping; once all are
+ * stopped none can). Threads that exit meanwhile are dropped.
  */
-static int freeze_all(struct dump_ctx *c)
+static int freeze_threads(struct dump_ctx *c, struct pdump *p)
 {
 	for (;;) {
 		pid_t *now;
 		bool added = false;
-		int n = proc_tasks(c->pid, &now);
+		int n = proc_tasks(p->pid, &now);
 
 		if (n < 0) {
-			pr_err("pid %d: listing its threads: %s", c->pid, strerror(-n));
+			pr_err("pid %d: listing its threads: %s", p->pid, strerror(-n));
 			return n;
 		}
 		/* The main thread first, so it is tids[0]. */
 		for (int k = 0; k < n; k++)
-			if (now[k] == c->pid) {
+			if (now[k] == p->pid) {
 				now[k] = now[0];
-				now[0] = c->pid;
+				now[0] = p->pid;
 			}
 		for (int k = 0; k < n; k++) {
 			struct stop st;
 			bool known = false;
 			int ret;
 
-			for (int j = 0; j < c->ntids && !known; j++)
-				known = c->tids[j] == now[k];
+			for (int j = 0; j < p->ntids && !known; j++)
+				known = p->tids[j] == now[k];
 			if (known)
 				continue;
-			if (c->ntids >= SCRATCH_MAX_SLOTS) {
-				pr_err("pid %d: more than %d threads: not supported", c->pid,
+			if (p->ntids >= SCRATCH_MAX_SLOTS) {
+				pr_err("pid %d: more than %d threads: not supported", p->pid,
 				       SCRATCH_MAX_SLOTS);
 				free(now);
 				return -ENOTSUP;
 			}
 			ret = task_seize(now[k], false);
-			if (ret == -ESRCH && now[k] != c->pid)
+			if (ret == -ESRCH && now[k] != p->pid)
 				continue;         /* a thread that just exited */
 			if (ret == -ESRCH)
-				pr_err("pid %d: no such process", c->pid);
+				pr_err("pid %d: no such process", p->pid);
 			if (ret) {
 				free(now);
 				return ret;
 			}
-			c->tids = xrealloc(c->tids, (c->ntids + 1) * sizeof(pid_t));
-			c->tids[c->ntids++] = now[k];
-			if (now[k] == c->pid) {
-				g_seized = c->pid;
+			p->tids = xrealloc(p->tids, (p->ntids + 1) * sizeof(pid_t));
+			p->tids[p->ntids++] = now[k];
+			if (!c->t_freeze)
 				c->t_freeze = now_ns();
-			}
 			ret = task_interrupt(now[k]);
 			if (!ret)
 				ret = task_wait_stop_quiet(now[k], &st);
@@ -390,18 +322,18 @@ static int freeze_all(struct dump_ctx *c)
 				else
 					ret = task_wait_stop_quiet(now[k], &st);
 			}
-			if (ret == -ESRCH && now[k] != c->pid) {
-				c->ntids--;       /* exited before it stopped */
+			if (ret == -ESRCH && now[k] != p->pid) {
+				p->ntids--;       /* exited before it stopped */
 				continue;
 			}
 			if (ret) {
-				pr_err("pid %d: tid %d could not be stopped: %s", c->pid, now[k],
+				pr_err("pid %d: tid %d could not be stopped: %s", p->pid, now[k],
 				       strerror(-ret));
 				free(now);
 				return ret;
 			}
-			if (now[k] == c->pid)
-				c->stopped = st.kind == STOP_GROUP;
+			if (now[k] == p->pid)
+				p->stopped = st.kind == STOP_GROUP;
 			added = true;
 		}
 		free(now);
@@ -410,10 +342,255 @@ static int freeze_all(struct dump_ctx *c)
 	}
 }
 
+/* A process found dead and unreaped: only its ids and status are kept. */
+static int note_zombie(struct pdump *p)
+{
+	uint64_t f[PROC_STAT_FIELDS];
+	char state = 0;
+	int ret = proc_stat_read(p->pid, f, &state);
+
+	if (ret)
+		return ret;
+	if (state != 'Z')
+		return -EAGAIN;
+	p->zombie = true;
+	p->exit_status = (int)f[52];
+	return 0;
+}
+
+/*
+ * FROZEN: the root and every descendant, each with all its threads, until
+ * no new process appears (a running one may fork while others stop).
+ * The list is in tree order: every parent before its children.
+ */
+static int freeze_tree(struct dump_ctx *c)
+{
+	for (;;) {
+		bool added = false;
+		pid_t *queue = xmalloc(sizeof(pid_t));
+		int nq = 1, ret = 0;
+
+		queue[0] = c->o->pid;
+		for (int qi = 0; qi < nq && !ret; qi++) {
+			pid_t pid = queue[qi];
+			struct pdump *p = find_proc(c, pid);
+			pid_t *kids;
+			int nk;
+
+			if (!p) {
+				c->p = xrealloc(c->p, (c->np + 1) * sizeof(*c->p));
+				p = &c->p[c->np++];
+				memset(p, 0, sizeof(*p));
+				p->pid = pid;
+				p->in.memfd = -1;
+				added = true;
+				if (note_zombie(p) == -EAGAIN) {
+					ret = freeze_threads(c, p);
+					/* It may have died meanwhile. */
+					if (ret == -ESRCH && !p->ntids && note_zombie(p) == 0)
+						ret = 0;
+				}
+			}
+			if (ret || p->zombie)
+				continue;
+			nk = proc_children(pid, &kids);
+			if (nk < 0) {
+				ret = nk;
+				break;
+			}
+			queue = xrealloc(queue, (nq + nk) * sizeof(pid_t));
+			for (int k = 0; k < nk; k++) {
+				bool seen = false;
+				for (int j = 0; j < nq; j++)
+					seen |= queue[j] == kids[k];
+				if (!seen)
+					queue[nq++] = kids[k];
+			}
+			free(kids);
+		}
+		free(queue);
+		if (ret)
+			return ret;
+		if (!added)
+			return 0;
+	}
+}
+
+/*
+ * A tree restores by each process forking its children, so every process
+ * must be where fork puts it: in its parent's session and process group,
+ * or leading its own, or in a group led by a process restored before it.
+ */
+static int check_tree_ids(struct dump_ctx *c)
+{
+	for (int i = 1; i < c->np; i++) {
+		Rtcr__Process *pr = c->p[i].proc;
+		Rtcr__Process *parent = NULL;
+		bool group_ok = pr->pgid == pr->pid;
+
+		for (int j = 0; j < i; j++) {
+			if (c->p[j].pid == pr->ppid)
+				parent = c->p[j].proc;
+			if (c->p[j].pid == pr->pgid)
+				group_ok = true;
+		}
+		if (!parent) {
+			pr_err("pid %d: its parent %d is not in the tree", pr->pid, pr->ppid);
+			return -EINVAL;
+		}
+		if (pr->sid != parent->sid && pr->sid != pr->pid) {
+			pr_err("pid %d is in session %d, neither its parent's nor its own: not supported yet",
+			       pr->pid, pr->sid);
+			return -ENOTSUP;
+		}
+		if (pr->pgid != parent->pgid && !group_ok) {
+			pr_err("pid %d is in process group %d, led by no process of the tree before it: "
+			       "not supported yet", pr->pid, pr->pgid);
+			return -ENOTSUP;
+		}
+	}
+	return 0;
+}
+
+static int do_inject(struct dump_ctx *c, struct pdump *p)
+{
+	Rtcr__Thread *t = p->proc->threads[0];
+	uint64_t gadget = 0;
+	struct cpu_info ci;
+	int ret;
+
+	for (int i = 0; i < p->vl.nr && !gadget; i++)
+		if (p->vl.v[i].kind == RTCR__VMA_KIND__VDSO)
+			gadget = find_syscall_insn(p->pid, p->vl.v[i].start, p->vl.v[i].end);
+	for (int i = 0; i < p->vl.nr && !gadget; i++)
+		if ((p->vl.v[i].prot & PROT_EXEC) && (p->vl.v[i].prot & PROT_READ))
+			gadget = find_syscall_insn(p->pid, p->vl.v[i].start, p->vl.v[i].end);
+	if (!gadget) {
+		pr_err("pid %d: no syscall instruction in its executable memory to inject with",
+		       p->pid);
+		return -ENOEXEC;
+	}
+	ret = inject_begin(&p->in, p->pid, gadget);
+	if (ret)
+		return ret;
+	p->injecting = true;
+	cpu_info_get(&ci);
+	ret = inject_map_scratch(&p->in, &p->sc, 0, p->ntids, ci.xsave_size, t->xstate.data,
+				 t->xstate.len);
+	if (ret)
+		return ret;
+	test_kill_point("injecting");
+
+	ret = attrs_dump(&p->in, p->pid, p->proc);
+	if (!ret)
+		ret = signals_dump(&p->in, p->pid, p->proc);
+	test_kill_point("queried");
+	if (!ret)
+		ret = creds_dump(&p->in, p->pid, &p->proc->creds);
+	if (!ret)
+		ret = thread_dump_inj(&p->in, t);
+	if (!ret)
+		ret = mem_dump_mm(&p->in, p->pid, &p->vl, &p->mm);
+	/* The other threads, each in its own scratch slot, one at a time. */
+	for (int i = 1; i < p->ntids && !ret; i++) {
+		Rtcr__Thread *ti = p->proc->threads[i];
+		struct inject it;
+		int fin;
+
+		ret = inject_begin(&it, ti->tid, 0);
+		if (ret)
+			break;
+		ret = inject_attach_scratch(&it, &p->sc, i, ti->xstate.data, ti->xstate.len);
+		if (!ret)
+			ret = thread_dump_inj(&it, ti);
+		if (!ret)
+			ret = creds_dump(&it, ti->tid, &ti->creds);
+		if (!ret && creds_equal(ti->creds, p->proc->creds)) {
+			rtcr__creds__free_unpacked(ti->creds, NULL);
+			ti->creds = NULL;
+		}
+		fin = inject_finish(&it);
+		inject_abandon(&it);
+		if (!ret)
+			ret = fin;
+	}
+	if (ret)
+		return ret;
+	ret = inject_unmap_scratch(&p->in);
+	if (!ret)
+		ret = inject_finish(&p->in);
+	if (ret)
+		return ret;
+	p->injecting = false;
+	return 0;
+}
+
+/* Everything about one live process except its pages. */
+static int dump_process(struct dump_ctx *c, struct pdump *p, int fi)
+{
+	uint64_t f[PROC_STAT_FIELDS];
+	int ret;
+
+	ret = task_preflight(p->pid);
+	if (!ret)
+		ret = files_dump(&c->fc, fi, &p->files);
+	if (!ret)
+		ret = vma_list_read(p->pid, &p->vl);
+	if (ret)
+		return ret;
+	p->proc = xzalloc(sizeof(*p->proc));
+	rtcr__process__init(p->proc);
+	p->proc->stopped = p->stopped;
+	if (!proc_stat_read(p->pid, f, NULL)) {
+		p->proc->has_exit_signal = 1;
+		p->proc->exit_signal = f[38];
+	}
+	p->proc->threads = xzalloc(p->ntids * sizeof(*p->proc->threads));
+	for (int i = 0; i < p->ntids && !ret; i++) {
+		Rtcr__Thread *t = xzalloc(sizeof(*t));
+		rtcr__thread__init(t);
+		p->proc->threads[p->proc->n_threads++] = t;
+		ret = thread_dump_cpu(p->tids[i], t);
+	}
+	return ret;
+}
+
+/* A zombie's record: ids, exit status, exit signal. */
+static int dump_zombie(struct pdump *p)
+{
+	uint64_t f[PROC_STAT_FIELDS];
+	char comm[64] = "";
+	int ret = proc_stat_read(p->pid, f, NULL);
+
+	if (ret)
+		return ret;
+	if (proc_comm(p->pid, p->pid, comm, sizeof(comm)))
+		comm[0] = 0;
+	p->proc = xzalloc(sizeof(*p->proc));
+	rtcr__process__init(p->proc);
+	p->proc->pid = p->pid;
+	p->proc->ppid = f[4];
+	p->proc->pgid = f[5];
+	p->proc->sid = f[6];
+	p->proc->comm = xstrdup(comm);
+	p->proc->cwd = xstrdup("/");
+	p->proc->root = xstrdup("/");
+	p->proc->has_exit_signal = 1;
+	p->proc->exit_signal = f[38];
+	p->proc->has_zombie = 1;
+	p->proc->zombie = true;
+	p->proc->has_exit_status = 1;
+	p->proc->exit_status = p->exit_status;
+	p->proc->creds = xzalloc(sizeof(*p->proc->creds));
+	rtcr__creds__init(p->proc->creds);
+	return 0;
+}
+
 static void detach_all(struct dump_ctx *c)
 {
-	for (int i = 0; i < c->ntids; i++)
-		task_detach(c->tids[i], 0);
+	for (int i = 0; i < c->np; i++)
+		for (int t = 0; t < c->p[i].ntids; t++)
+			task_detach(c->p[i].tids[t], 0);
 }
 
 static int write_image(struct dump_ctx *c)
@@ -438,8 +615,8 @@ static int write_image(struct dump_ctx *c)
 		return -EIO;
 	}
 	close(fd);
-	fill_inventory(&inv, &cpu, &ci, c->pid, id, realtime_ns(), vdso_hash_of(c->pid, &c->vl),
-		       c->o->leave_running, bootid, &u);
+	fill_inventory(&inv, &cpu, &ci, c->o->pid, id, realtime_ns(),
+		       vdso_hash_of(c->p[0].pid, &c->p[0].vl), c->o->leave_running, bootid, &u);
 
 	ret = img_sink_file(c->o->dir, IMG_FILE_NAME, &c->sink);
 	if (ret) {
@@ -449,16 +626,20 @@ static int write_image(struct dump_ctx *c)
 	ret = imgw_begin(&w, c->sink, id);
 	if (!ret)
 		ret = imgw_put_pb(&w, REC_INVENTORY, &inv.base);
-	if (!ret)
-		ret = imgw_put_pb(&w, REC_PROCESS, &c->proc->base);
-	if (!ret)
-		ret = imgw_put_pb(&w, REC_MM, &c->mm->base);
-	if (!ret)
-		ret = imgw_put_pb(&w, REC_FILES, &c->files->base);
+	/* All metadata first (a restore from a stream builds every process
+	 * before pages arrive), then every process's pages. */
+	for (int i = 0; i < c->np && !ret; i++) {
+		ret = imgw_put_pb(&w, REC_PROCESS, &c->p[i].proc->base);
+		if (!ret && !c->p[i].zombie)
+			ret = imgw_put_pb(&w, REC_MM, &c->p[i].mm->base);
+		if (!ret && !c->p[i].zombie)
+			ret = imgw_put_pb(&w, REC_FILES, &c->p[i].files->base);
+	}
 	if (!ret)
 		ret = check_signalled();
-	if (!ret)
-		ret = mem_dump_pages(&w, c->pid, &c->vl, &c->ms);
+	for (int i = 0; i < c->np && !ret; i++)
+		if (!c->p[i].zombie)
+			ret = mem_dump_pages(&w, c->p[i].pid, &c->p[i].vl, &c->ms);
 	test_kill_point("written");
 	if (!ret)
 		ret = check_signalled();
@@ -475,20 +656,24 @@ static void print_stats(struct dump_ctx *c)
 	uint64_t bytes = c->ms.pages * PAGE_SIZE;
 	double copy_s = c->ms.copy_ns / 1e9;
 	char b1[32], b2[32];
+	int nthr = 0;
 
+	for (int i = 0; i < c->np; i++)
+		nthr += c->p[i].ntids;
 	fprintf(stderr,
-		"rtcr dump: pid %d: %s of memory in %llu pages, image %s\n"
+		"rtcr dump: pid %d: %d process%s, %d thread%s, %s of memory in %llu pages, image %s\n"
 		"  frozen      %8.3f ms\n"
 		"  total       %8.3f ms\n"
 		"  page scan   %8.3f ms\n"
 		"  page copy   %8.3f ms (%.2f GiB/s)\n",
-		c->pid, fmt_bytes(b1, sizeof(b1), bytes), (unsigned long long)c->ms.pages,
+		c->o->pid, c->np, c->np == 1 ? "" : "es", nthr, nthr == 1 ? "" : "s",
+		fmt_bytes(b1, sizeof(b1), bytes), (unsigned long long)c->ms.pages,
 		fmt_bytes(b2, sizeof(b2), c->image_bytes), (c->t_thaw - c->t_freeze) / 1e6,
 		(now_ns() - c->t_start) / 1e6, c->ms.scan_ns / 1e6, c->ms.copy_ns / 1e6,
 		copy_s > 0 ? bytes / copy_s / (1ULL << 30) : 0.0);
 	/* One machine-readable line for benchmarks. */
-	fprintf(stderr, "STATS dump pid=%d pages=%llu bytes=%llu image=%llu frozen_ns=%llu "
-		"copy_ns=%llu scan_ns=%llu total_ns=%llu\n", c->pid,
+	fprintf(stderr, "STATS dump pid=%d processes=%d threads=%d pages=%llu bytes=%llu image=%llu "
+		"frozen_ns=%llu copy_ns=%llu scan_ns=%llu total_ns=%llu\n", c->o->pid, c->np, nthr,
 		(unsigned long long)c->ms.pages, (unsigned long long)bytes,
 		(unsigned long long)c->image_bytes, (unsigned long long)(c->t_thaw - c->t_freeze),
 		(unsigned long long)c->ms.copy_ns, (unsigned long long)c->ms.scan_ns,
@@ -498,16 +683,16 @@ static void print_stats(struct dump_ctx *c)
 int dump_run(const struct dump_opts *o)
 {
 	struct dump_ctx c;
-	int ret;
+	pid_t *live;
+	int nlive = 0, ret;
 
 	memset(&c, 0, sizeof(c));
 	c.o = o;
-	c.pid = o->pid;
 	c.t_start = now_ns();
 	install_handlers();
 
 	/* PREFLIGHT */
-	ret = task_preflight(c.pid);
+	ret = task_preflight(o->pid);
 	if (ret)
 		return ret;
 	{
@@ -523,40 +708,46 @@ int dump_run(const struct dump_opts *o)
 	}
 
 	/* FROZEN */
-	ret = freeze_all(&c);
+	g_ctx = &c;
+	ret = freeze_tree(&c);
 	if (ret)
 		goto abort;
 	test_kill_point("seized");
-	/* Re-check what may have changed before the stop. */
-	ret = task_preflight(c.pid);
-	if (!ret)
-		ret = files_dump(c.pid, &c.files);
-	if (!ret)
-		ret = vma_list_read(c.pid, &c.vl);
+	live = xmalloc(c.np * sizeof(pid_t));
+	for (int i = 0; i < c.np; i++)
+		if (!c.p[i].zombie)
+			live[nlive++] = c.p[i].pid;
+	ret = files_collect(&c.fc, live, nlive);
+	free(live);
+	for (int i = 0, fi = 0; i < c.np && !ret; i++)
+		ret = c.p[i].zombie ? dump_zombie(&c.p[i]) : dump_process(&c, &c.p[i], fi++);
 	if (ret)
 		goto abort;
-
-	c.proc = xzalloc(sizeof(*c.proc));
-	rtcr__process__init(c.proc);
-	c.proc->stopped = c.stopped;
-	c.proc->threads = xzalloc(c.ntids * sizeof(*c.proc->threads));
-	for (int i = 0; i < c.ntids && !ret; i++) {
-		Rtcr__Thread *t = xzalloc(sizeof(*t));
-		rtcr__thread__init(t);
-		c.proc->threads[c.proc->n_threads++] = t;
-		ret = thread_dump_cpu(c.tids[i], t);
+	/* Pages with data; a shared memory object's only once in the tree. */
+	{
+		struct vma_list **vls = xmalloc(c.np * sizeof(*vls));
+		pid_t *pids = xmalloc(c.np * sizeof(*pids));
+		int nv = 0;
+		for (int i = 0; i < c.np; i++)
+			if (!c.p[i].zombie) {
+				pids[nv] = c.p[i].pid;
+				vls[nv++] = &c.p[i].vl;
+			}
+		ret = mem_find_pages_tree(pids, vls, nv, &c.ms);
+		free(vls);
+		free(pids);
 	}
 	if (ret)
 		goto abort;
 
-	ret = mem_find_pages(c.pid, &c.vl, &c.ms);
-	if (ret)
-		goto abort;
-
 	/* INJECTING -> CURED */
-	ret = do_inject(&c);
+	for (int i = 0; i < c.np && !ret; i++)
+		if (!c.p[i].zombie)
+			ret = do_inject(&c, &c.p[i]);
 	if (!ret)
 		ret = check_signalled();
+	if (!ret)
+		ret = check_tree_ids(&c);
 	if (ret)
 		goto abort;
 
@@ -567,45 +758,56 @@ int dump_run(const struct dump_opts *o)
 	img_close(c.sink);
 	c.sink = NULL;
 
-	/* RELEASED: frozen time ends when the target runs again or is killed;
-	 * the kernel's teardown of a killed process is not part of it. */
+	/* RELEASED: frozen time ends when the targets run again or are
+	 * killed; the kernel's teardown of killed processes is not part of it. */
 	if (o->leave_running) {
 		detach_all(&c);
 		c.t_thaw = now_ns();
 	} else {
-		kill(c.pid, SIGKILL);
+		for (int i = 0; i < c.np; i++)
+			if (!c.p[i].zombie)
+				kill(c.p[i].pid, SIGKILL);
 		c.t_thaw = now_ns();
-		/* Reap the traces so the pid is free when rtcr returns (once the
-		 * real parent reaps the zombie). Other threads first: a traced
-		 * leader is only reapable after them. */
-		for (int i = c.ntids; i-- > 0; )
-			while (waitpid(c.tids[i], NULL, __WALL) < 0 && errno == EINTR)
-				;
+		/* Reap the traces so the pids are free when rtcr returns (once
+		 * the real parents reap the zombies). Threads before their
+		 * leader: a traced leader is only reapable after them. */
+		for (int i = 0; i < c.np; i++)
+			for (int t = c.p[i].ntids; t-- > 0; )
+				while (waitpid(c.p[i].tids[t], NULL, __WALL) < 0 && errno == EINTR)
+					;
 	}
-	g_seized = 0;
+	g_ctx = NULL;
 	if (o->stats)
 		print_stats(&c);
 	goto out;
 
 abort:
-	if (c.injecting) {
-		if (c.sc.base && inject_unmap_scratch(&c.in))
-			pr_err("pid %d: could not remove rtcr's scratch area", c.pid);
-		if (inject_finish(&c.in))
-			pr_err("pid %d: could not restore its registers", c.pid);
-		g_inject = NULL;
+	for (int i = 0; i < c.np; i++) {
+		struct pdump *p = &c.p[i];
+		if (!p->injecting)
+			continue;
+		if (p->sc.base && inject_unmap_scratch(&p->in))
+			pr_err("pid %d: could not remove rtcr's scratch area", p->pid);
+		if (inject_finish(&p->in))
+			pr_err("pid %d: could not restore its registers", p->pid);
+		p->injecting = false;
 	}
-	inject_abandon(&c.in);
+	for (int i = 0; i < c.np; i++)
+		inject_abandon(&c.p[i].in);
 	detach_all(&c);
-	g_seized = 0;
+	g_ctx = NULL;
 	if (c.sink)
 		img_close(c.sink);   /* deletes the partial image */
 	c.sink = NULL;
 out:
-	free(c.tids);
-	vma_list_free(&c.vl);
-	process_free(c.proc);
-	mm_free(c.mm);
-	files_free(c.files);
+	files_collect_free(&c.fc);
+	for (int i = 0; i < c.np; i++) {
+		free(c.p[i].tids);
+		vma_list_free(&c.p[i].vl);
+		process_free(c.p[i].proc);
+		mm_free(c.p[i].mm);
+		files_free(c.p[i].files);
+	}
+	free(c.p);
 	return ret;
 }

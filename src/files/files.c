@@ -1,7 +1,8 @@
 /*
- * The fd table: walking /proc/PID/fd, dispatching to the per-kind modules,
- * detecting fds that share one open file description, and installing fds
- * at their numbers on restore.
+ * The fd tables of a process tree: reading them from /proc, classifying
+ * each fd through the per-kind modules, giving every open file
+ * description one id across the tree, and on restore opening each
+ * description once (carriers) and installing fds at their numbers.
  */
 #include "files/files.h"
 
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -20,6 +22,7 @@
 #include "common/util.h"
 
 static const struct fd_ops *const all_ops[] = {
+	&pipe_fd_ops,      /* a pipe inside the tree, even on fds 0-2 */
 	&inherit_fd_ops,   /* before reg: a tty on fd 0-2 is inherited, not reopened */
 	&reg_fd_ops,
 };
@@ -48,8 +51,10 @@ static const char *unknown_kind(const struct fd_info *fi, char *buf, size_t len)
 			buf[k - 1] = 0;
 		return buf;
 	}
-	if (!strncmp(l, "pipe:", 5))
-		return "pipe";
+	if (!strncmp(l, "pipe:", 5)) {
+		snprintf(buf, len, "%s (its other end is outside the checkpointed processes)", l);
+		return buf;
+	}
 	if (!strncmp(l, "socket:", 7)) {
 		/* fdinfo has no socket family; sock_diag would. Name it plainly. */
 		return "socket";
@@ -78,17 +83,17 @@ static int fd_info_read(pid_t pid, int fd, struct fd_info *fi)
 	snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fd);
 	fi->link = xreadlink(path);
 	if (!fi->link) {
-		pr_perror("fd %d: readlink", fd);
+		pr_perror("pid %d: fd %d: readlink", pid, fd);
 		return -errno;
 	}
 	if (stat(path, &fi->st) < 0) {
-		pr_perror("fd %d: stat", fd);
+		pr_perror("pid %d: fd %d: stat", pid, fd);
 		return -errno;
 	}
 	snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", pid, fd);
 	n = read_file(path, &fi->fdinfo);
 	if (n < 0) {
-		pr_err("fd %d: %s: %s", fd, path, strerror((int)-n));
+		pr_err("pid %d: fd %d: %s: %s", pid, fd, path, strerror((int)-n));
 		return (int)n;
 	}
 	for (line = fi->fdinfo; line && *line; line = strchr(line, '\n')) {
@@ -115,22 +120,17 @@ static int cmp_int(const void *a, const void *b)
 	return *(const int *)a - *(const int *)b;
 }
 
-int files_dump(pid_t pid, Rtcr__Files **out)
+static int read_fds(pid_t pid, struct fd_info **out)
 {
-	Rtcr__Files *f = xzalloc(sizeof(*f));
-	struct fd_info *infos = NULL;
 	char path[64];
 	struct dirent *de;
 	int *fds = NULL, nfds = 0, cap = 0, ret = 0;
 	DIR *d;
 
-	rtcr__files__init(f);
-	f->pid = pid;
 	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
 	d = opendir(path);
 	if (!d) {
 		pr_perror("%s", path);
-		free(f);
 		return -errno;
 	}
 	while ((de = readdir(d))) {
@@ -142,25 +142,108 @@ int files_dump(pid_t pid, Rtcr__Files **out)
 	}
 	closedir(d);
 	qsort(fds, nfds, sizeof(int), cmp_int);
+	*out = xzalloc((nfds ? nfds : 1) * sizeof(**out));
+	for (int i = 0; i < nfds && !ret; i++)
+		ret = fd_info_read(pid, fds[i], &(*out)[i]);
+	free(fds);
+	return ret ? ret : nfds;
+}
 
-	infos = xzalloc((nfds ? nfds : 1) * sizeof(*infos));
+static bool is_pipe(const struct fd_info *fi)
+{
+	return !strncmp(fi->link, "pipe:", 5);
+}
+
+int files_collect(struct files_collect *fc, const pid_t *pids, int n)
+{
+	uint32_t next_id = 0;
+
+	memset(fc, 0, sizeof(*fc));
+	fc->procs = xzalloc((n ? n : 1) * sizeof(*fc->procs));
+	for (int i = 0; i < n; i++) {
+		int k = read_fds(pids[i], &fc->procs[i].fds);
+		fc->procs[i].pid = pids[i];
+		fc->nprocs = i + 1;
+		if (k < 0)
+			return k;
+		fc->procs[i].nfds = k;
+	}
+	/* One id per open file description, across the tree: the same
+	 * object (device and inode) and kcmp says the same struct file. */
+	for (int i = 0; i < n; i++)
+		for (int j = 0; j < fc->procs[i].nfds; j++) {
+			struct fd_info *fi = &fc->procs[i].fds[j];
+			bool found = false;
+			for (int a = 0; a <= i && !found; a++)
+				for (int b = 0; b < (a == i ? j : fc->procs[a].nfds) && !found; b++) {
+					struct fd_info *o = &fc->procs[a].fds[b];
+					if (o->st.st_dev != fi->st.st_dev || o->st.st_ino != fi->st.st_ino)
+						continue;
+					if (syscall(SYS_kcmp, o->pid, fi->pid, KCMP_FILE, o->fd, fi->fd) == 0) {
+						fi->file_id = o->file_id;
+						found = true;
+					}
+				}
+			if (!found)
+				fi->file_id = next_id++;
+		}
+	/* A pipe is inside the tree if both its ends are. */
+	for (int i = 0; i < n; i++)
+		for (int j = 0; j < fc->procs[i].nfds; j++) {
+			struct fd_info *fi = &fc->procs[i].fds[j];
+			bool rd = false, wr = false;
+			if (!is_pipe(fi))
+				continue;
+			for (int a = 0; a < n; a++)
+				for (int b = 0; b < fc->procs[a].nfds; b++) {
+					struct fd_info *o = &fc->procs[a].fds[b];
+					if (!is_pipe(o) || o->st.st_ino != fi->st.st_ino)
+						continue;
+					rd |= (o->flags & O_ACCMODE) != O_WRONLY;
+					wr |= (o->flags & O_ACCMODE) != O_RDONLY;
+				}
+			fi->pipe_internal = rd && wr;
+		}
+	return 0;
+}
+
+void files_collect_free(struct files_collect *fc)
+{
+	for (int i = 0; i < fc->nprocs; i++) {
+		for (int j = 0; j < fc->procs[i].nfds; j++)
+			fd_info_free(&fc->procs[i].fds[j]);
+		free(fc->procs[i].fds);
+	}
+	free(fc->procs);
+	free(fc->pipes_stored);
+	memset(fc, 0, sizeof(*fc));
+}
+
+int files_dump(struct files_collect *fc, int i, Rtcr__Files **out)
+{
+	Rtcr__Files *f = xzalloc(sizeof(*f));
+	int nfds = fc->procs[i].nfds, ret = 0;
+
+	rtcr__files__init(f);
+	f->pid = fc->procs[i].pid;
 	f->fds = xzalloc((nfds ? nfds : 1) * sizeof(*f->fds));
-	for (int i = 0; i < nfds && !ret; i++) {
-		struct fd_info *fi = &infos[i];
+	for (int j = 0; j < nfds && !ret; j++) {
+		struct fd_info *fi = &fc->procs[i].fds[j];
 		const struct fd_ops *ops = NULL;
 		Rtcr__Fd *e;
 
-		ret = fd_info_read(pid, fds[i], fi);
-		if (ret)
-			break;
 		for (size_t k = 0; k < ARRAY_SIZE(all_ops); k++)
 			if (all_ops[k]->match(fi)) {
 				ops = all_ops[k];
 				break;
 			}
 		if (!ops) {
-			char kb[128];
-			pr_err("fd %d: %s: not supported", fi->fd, unknown_kind(fi, kb, sizeof(kb)));
+			char kb[160];
+			if (fc->nprocs > 1)
+				pr_err("pid %d: fd %d: %s: not supported", fi->pid, fi->fd,
+				       unknown_kind(fi, kb, sizeof(kb)));
+			else
+				pr_err("fd %d: %s: not supported", fi->fd, unknown_kind(fi, kb, sizeof(kb)));
 			ret = -ENOTSUP;
 			break;
 		}
@@ -169,26 +252,10 @@ int files_dump(pid_t pid, Rtcr__Files **out)
 		e->fd = fi->fd;
 		e->cloexec = fi->cloexec;
 		e->kind = ops->kind;
-		e->file_id = i;
+		e->file_id = fi->file_id;
 		f->fds[f->n_fds++] = e;
-		ret = ops->dump(fi, e);
-		if (ret)
-			break;
-		/* Same open file description as an earlier fd? Then the
-		 * description (offset, flags) is shared and restored once. */
-		for (int j = 0; j < i; j++) {
-			if (infos[j].st.st_dev != fi->st.st_dev || infos[j].st.st_ino != fi->st.st_ino)
-				continue;
-			if (syscall(SYS_kcmp, pid, pid, KCMP_FILE, infos[j].fd, fi->fd) == 0) {
-				e->file_id = f->fds[j]->file_id;
-				break;
-			}
-		}
+		ret = ops->dump(fc, fi, e, f);
 	}
-	for (int i = 0; i < nfds; i++)
-		fd_info_free(&infos[i]);
-	free(infos);
-	free(fds);
 	if (ret) {
 		files_free(f);
 		return ret;
@@ -204,37 +271,73 @@ void files_free(Rtcr__Files *f)
 		rtcr__files__free_unpacked(f, NULL);
 }
 
-int files_check(const Rtcr__Files *f, const struct files_restore_ctx *ctx)
+int files_check(Rtcr__Files *const *files, size_t n, struct files_restore_ctx *ctx)
 {
-	for (size_t i = 0; i < f->n_fds; i++) {
-		const struct fd_ops *ops = fd_ops_by_kind(f->fds[i]->kind);
-		int ret;
-		if (!ops) {
-			pr_err("fd %d: kind %d unknown to this rtcr", f->fds[i]->fd, f->fds[i]->kind);
-			return -EPROTONOSUPPORT;
+	for (size_t p = 0; p < n; p++)
+		for (size_t i = 0; i < files[p]->n_fds; i++) {
+			const Rtcr__Fd *e = files[p]->fds[i];
+			const struct fd_ops *ops = fd_ops_by_kind(e->kind);
+			int ret;
+			if (!ops) {
+				pr_err("fd %d: kind %d unknown to this rtcr", e->fd, e->kind);
+				return -EPROTONOSUPPORT;
+			}
+			ret = ops->check ? ops->check(e, ctx) : 0;
+			if (ret)
+				return ret;
 		}
-		ret = ops->check ? ops->check(f->fds[i], ctx) : 0;
-		if (ret)
-			return ret;
-	}
 	return 0;
 }
 
-int files_max_fd(const Rtcr__Files *f)
+uint32_t files_ndescriptions(Rtcr__Files *const *files, size_t n)
 {
-	int m = 2;
-	for (size_t i = 0; i < f->n_fds; i++)
-		m = MAX(m, f->fds[i]->fd);
+	uint32_t m = 0;
+	for (size_t p = 0; p < n; p++)
+		for (size_t i = 0; i < files[p]->n_fds; i++)
+			if (files[p]->fds[i]->kind != RTCR__FD_KIND__FD_INHERIT)
+				m = MAX(m, files[p]->fds[i]->file_id + 1);
 	return m;
 }
 
-void files_describe(const Rtcr__Fd *e, char *buf, size_t len)
+int files_prepare(Rtcr__Files *const *files, size_t n, struct files_restore_ctx *ctx,
+		  int carrier_base)
 {
-	const struct fd_ops *ops = fd_ops_by_kind(e->kind);
-	if (ops && ops->describe)
-		ops->describe(e, buf, len);
-	else
-		snprintf(buf, len, "kind %d", e->kind);
+	uint32_t nd = files_ndescriptions(files, n), next = 0;
+	int ret = 0;
+
+	ctx->ncarrier = nd;
+	ctx->carrier = xmalloc((nd ? nd : 1) * sizeof(int));
+	for (uint32_t i = 0; i < nd; i++)
+		ctx->carrier[i] = -1;
+	for (size_t p = 0; p < n; p++)
+		for (size_t i = 0; i < files[p]->n_pipes; i++) {
+			ctx->pipes = xrealloc(ctx->pipes, (ctx->npipes + 1) * sizeof(*ctx->pipes));
+			ctx->pipes[ctx->npipes++] = files[p]->pipes[i];
+		}
+	for (size_t p = 0; p < n && !ret; p++)
+		for (size_t i = 0; i < files[p]->n_fds && !ret; i++) {
+			const Rtcr__Fd *e = files[p]->fds[i];
+			const struct fd_ops *ops = fd_ops_by_kind(e->kind);
+			int fd, slot;
+
+			if (e->kind == RTCR__FD_KIND__FD_INHERIT || e->file_id >= nd ||
+			    ctx->carrier[e->file_id] >= 0)
+				continue;
+			fd = ops->open(e, ctx);
+			if (fd < 0) {
+				ret = fd;
+				break;
+			}
+			slot = carrier_base + next++;
+			if (fd != slot && dup3(fd, slot, O_CLOEXEC) < 0) {
+				ret = -errno;
+				pr_perror("fd %d: placing it at %d", e->fd, slot);
+			}
+			if (fd != slot)
+				close(fd);
+			ctx->carrier[e->file_id] = slot;
+		}
+	return ret;
 }
 
 static bool in_list(int fd, const int *v, int n)
@@ -256,8 +359,7 @@ int files_restore(const Rtcr__Files *f, const struct files_restore_ctx *ctx, con
 
 	for (size_t i = 0; i < f->n_fds && !ret; i++) {
 		const Rtcr__Fd *e = f->fds[i];
-		const struct fd_ops *ops = fd_ops_by_kind(e->kind);
-		int nfd = -1;
+		int carrier;
 
 		if (e->kind == RTCR__FD_KIND__FD_INHERIT) {
 			/* rtcr's own fd of that number is the one to keep. */
@@ -265,43 +367,23 @@ int files_restore(const Rtcr__Files *f, const struct files_restore_ctx *ctx, con
 				pr_err("fd %d: inherited from rtcr restore, but rtcr's fd %d is closed",
 				       e->fd, e->fd);
 				ret = -EBADF;
-				break;
-			}
-			if (fcntl(e->fd, F_SETFD, e->cloexec ? FD_CLOEXEC : 0) < 0)
+			} else if (fcntl(e->fd, F_SETFD, e->cloexec ? FD_CLOEXEC : 0) < 0) {
 				ret = -errno;
+			}
 			continue;
 		}
-		/* Shares an open file description with an fd restored before? */
-		for (size_t j = 0; j < i; j++)
-			if (f->fds[j]->file_id == e->file_id) {
-				nfd = fcntl(f->fds[j]->fd, F_DUPFD_CLOEXEC, 0);
-				if (nfd < 0) {
-					ret = -errno;
-					pr_perror("fd %d: dup of fd %d", e->fd, f->fds[j]->fd);
-				}
-				break;
-			}
-		if (nfd < 0 && !ret) {
-			nfd = ops->open(e, ctx);
-			if (nfd < 0)
-				ret = nfd;
-		}
-		if (ret)
-			break;
-		if (nfd != e->fd) {
-			/* A later target fd may sit on e->fd right now (an inherited
-			 * rtcr fd we do not keep, or a temporary): it is replaced. */
-			if (dup3(nfd, e->fd, e->cloexec ? O_CLOEXEC : 0) < 0) {
-				ret = -errno;
-				pr_perror("fd %d: dup3", e->fd);
-			}
-			close(nfd);
-		} else if (fcntl(nfd, F_SETFD, e->cloexec ? FD_CLOEXEC : 0) < 0) {
+		carrier = e->file_id < ctx->ncarrier ? ctx->carrier[e->file_id] : -1;
+		if (carrier < 0) {
+			pr_err("fd %d: its file was not prepared", e->fd);
+			ret = -EINVAL;
+		} else if (dup3(carrier, e->fd, e->cloexec ? O_CLOEXEC : 0) < 0) {
 			ret = -errno;
+			pr_perror("fd %d: dup3", e->fd);
 		}
 	}
 	if (!ret) {
-		/* Close every fd that is neither the target's nor rtcr's own. */
+		/* Close every fd that is neither the target's nor rtcr's own
+		 * helpers: the carriers, and whatever rtcr had open. */
 		DIR *d = opendir("/proc/self/fd");
 		struct dirent *de;
 		int dfd = d ? dirfd(d) : -1;
@@ -325,4 +407,31 @@ int files_restore(const Rtcr__Files *f, const struct files_restore_ctx *ctx, con
 	}
 	free(target);
 	return ret;
+}
+
+void files_restore_ctx_free(struct files_restore_ctx *ctx)
+{
+	free(ctx->pipes);
+	free(ctx->pipe_rt);
+	free(ctx->carrier);
+	ctx->pipes = NULL;
+	ctx->pipe_rt = NULL;
+	ctx->carrier = NULL;
+}
+
+int files_max_fd(const Rtcr__Files *f)
+{
+	int m = 2;
+	for (size_t i = 0; i < f->n_fds; i++)
+		m = MAX(m, f->fds[i]->fd);
+	return m;
+}
+
+void files_describe(const Rtcr__Fd *e, char *buf, size_t len)
+{
+	const struct fd_ops *ops = fd_ops_by_kind(e->kind);
+	if (ops && ops->describe)
+		ops->describe(e, buf, len);
+	else
+		snprintf(buf, len, "kind %d", e->kind);
 }

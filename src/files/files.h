@@ -7,6 +7,18 @@
  * is ("fd 9: io_uring: not supported"). Adding a kind of handle is adding
  * one file, one line in the table in files.c and, if it needs new image
  * fields, one message in proto/fd.proto.
+ *
+ * Dump works on a whole process tree: files_collect() reads every fd of
+ * every process first, files_dump() then classifies them with tree-wide
+ * knowledge (a pipe is inside the tree only if both its ends are) and
+ * gives every open file description one id across the tree (fds shared
+ * through fork or dup carry the same id).
+ *
+ * Restore opens each description once, in rtcr itself, before any
+ * process is created (files_prepare()), and keeps it at a "carrier" fd
+ * above every target fd. Restored processes inherit the carriers through
+ * fork and put each at its number (files_restore()), so descriptions
+ * shared across processes stay shared (one offset, one pipe).
  */
 #ifndef RTCR_FILES_H
 #define RTCR_FILES_H
@@ -29,37 +41,68 @@ struct fd_info {
 	bool cloexec;
 	uint64_t pos;
 	char *fdinfo;        /* the whole /proc/PID/fdinfo/N */
+	bool pipe_internal;  /* a pipe with both ends in the dumped tree */
+	uint32_t file_id;    /* tree-wide id of the open file description */
+};
+
+/* All fds of the processes of a tree, before classification. */
+struct files_collect {
+	struct {
+		pid_t pid;
+		struct fd_info *fds;
+		int nfds;
+	} *procs;
+	int nprocs;
+	uint64_t *pipes_stored;  /* pipe inodes whose data is in the image */
+	int npipes_stored;
 };
 
 /* Restore-side context shared by the modules. */
 struct files_restore_ctx {
-	bool same_boot;      /* restoring on the machine and boot that dumped */
+	bool same_boot;          /* restoring on the machine and boot that dumped */
+	const Rtcr__Pipe **pipes;    /* every pipe of the image */
+	size_t npipes;
+	struct pipe_rt *pipe_rt;     /* pipes created so far (pipe.c) */
+	size_t npipe_rt;
+	int *carrier;                /* file_id -> carrier fd, -1 if none */
+	uint32_t ncarrier;
 };
 
 struct fd_ops {
 	const char *name;
 	Rtcr__FdKind kind;
 	bool (*match)(const struct fd_info *fi);
-	/* Fill out->kind-specific part; 0 or -errno (logged, naming the fd). */
-	int (*dump)(const struct fd_info *fi, Rtcr__Fd *out);
+	/* Fill out's kind-specific part; 0 or -errno (logged, naming the fd). */
+	int (*dump)(struct files_collect *fc, const struct fd_info *fi, Rtcr__Fd *out,
+		    Rtcr__Files *files);
 	/* Before anything is created: can this be restored here? 0 or -errno. */
 	int (*check)(const Rtcr__Fd *e, const struct files_restore_ctx *ctx);
-	/* In the restoring process: open it, return the new fd or -errno.
-	 * The caller moves it to e->fd. */
-	int (*open)(const Rtcr__Fd *e, const struct files_restore_ctx *ctx);
+	/* In rtcr, before any process exists: open the description, return
+	 * the new fd or -errno. Not called for inherited stdio. */
+	int (*open)(const Rtcr__Fd *e, struct files_restore_ctx *ctx);
 	/* One line of meaning for inspect. */
 	void (*describe)(const Rtcr__Fd *e, char *buf, size_t len);
 };
 
 const struct fd_ops *fd_ops_by_kind(Rtcr__FdKind kind);
 
-/* Dump the fd table of pid into out (allocated). Refuses unknown kinds. */
-int files_dump(pid_t pid, Rtcr__Files **out) __must_check;
+/* Read every fd of every process of the tree (pids[0..n)). */
+int files_collect(struct files_collect *fc, const pid_t *pids, int n) __must_check;
+/* Classify and describe process i's fds; refuses unknown kinds by name. */
+int files_dump(struct files_collect *fc, int i, Rtcr__Files **out) __must_check;
+void files_collect_free(struct files_collect *fc);
 void files_free(Rtcr__Files *f);
-/* Parent side, before the process exists. */
-int files_check(const Rtcr__Files *f, const struct files_restore_ctx *ctx) __must_check;
-/* Child side: install every fd at its number. 'keep' fds (rtcr's own,
- * above all target fds) survive; every other fd is closed. */
+
+/* Parent side, before the processes exist: check, then open every
+ * description at carrier fds from carrier_base up. */
+int files_check(Rtcr__Files *const *files, size_t n, struct files_restore_ctx *ctx) __must_check;
+int files_prepare(Rtcr__Files *const *files, size_t n, struct files_restore_ctx *ctx,
+		  int carrier_base) __must_check;
+/* Number of carriers files_prepare() will use. */
+uint32_t files_ndescriptions(Rtcr__Files *const *files, size_t n);
+void files_restore_ctx_free(struct files_restore_ctx *ctx);
+/* Child side: every fd at its number, from the carriers; every other fd
+ * but 'keep' closed (the carriers too). */
 int files_restore(const Rtcr__Files *f, const struct files_restore_ctx *ctx,
 		  const int *keep, int nkeep) __must_check;
 int files_max_fd(const Rtcr__Files *f);
@@ -73,5 +116,6 @@ int fileref_check(const Rtcr__FileRef *r, const char *what, bool strict, bool mt
 
 extern const struct fd_ops reg_fd_ops;
 extern const struct fd_ops inherit_fd_ops;
+extern const struct fd_ops pipe_fd_ops;
 
 #endif

@@ -27,11 +27,13 @@ static bool inherit_match(const struct fd_info *fi)
 {
 	if (fi->fd > 2)
 		return false;
-	return !strncmp(fi->link, "pipe:", 5) || !strncmp(fi->link, "socket:", 7) ||
-	       S_ISFIFO(fi->st.st_mode) || is_tty(fi);
+	if (!strncmp(fi->link, "pipe:", 5))
+		return !fi->pipe_internal;
+	return !strncmp(fi->link, "socket:", 7) || S_ISFIFO(fi->st.st_mode) || is_tty(fi);
 }
 
-static int inherit_dump(const struct fd_info *fi, Rtcr__Fd *out)
+static int inherit_dump(struct files_collect *fc, const struct fd_info *fi, Rtcr__Fd *out,
+			Rtcr__Files *files)
 {
 	Rtcr__InheritFd *in = xzalloc(sizeof(*in));
 	rtcr__inherit_fd__init(in);

@@ -43,7 +43,8 @@ static bool reg_match(const struct fd_info *fi)
 	return S_ISCHR(fi->st.st_mode) && simple_chardev(fi->st.st_rdev);
 }
 
-static int reg_dump(const struct fd_info *fi, Rtcr__Fd *out)
+static int reg_dump(struct files_collect *fc, const struct fd_info *fi, Rtcr__Fd *out,
+		    Rtcr__Files *files)
 {
 	Rtcr__RegFd *r;
 
@@ -76,7 +77,7 @@ static int reg_check(const Rtcr__Fd *e, const struct files_restore_ctx *ctx)
 	return fileref_check(e->reg->file, what, ctx->same_boot, false);
 }
 
-static int reg_open(const Rtcr__Fd *e, const struct files_restore_ctx *ctx)
+static int reg_open(const Rtcr__Fd *e, struct files_restore_ctx *ctx)
 {
 	const Rtcr__RegFd *r = e->reg;
 	int flags = (r->flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY)) | O_CLOEXEC;
@@ -88,6 +89,7 @@ static int reg_open(const Rtcr__Fd *e, const struct files_restore_ctx *ctx)
 		pr_err("fd %d: open %s: %s", e->fd, r->file->path, strerror(err));
 		return -err;
 	}
+	(void)ctx;
 	if (!(r->flags & O_PATH) && !S_ISCHR(r->file->mode) &&
 	    lseek(fd, (off_t)r->pos, SEEK_SET) != (off_t)r->pos) {
 		int err = errno;

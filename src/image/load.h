@@ -15,16 +15,23 @@ struct loaded_image {
 	struct img_stream *src;
 	uint8_t image_id[16];
 	Rtcr__Inventory *inv;
-	Rtcr__Process *proc;
-	Rtcr__Mm *mm;
-	Rtcr__Files *files;
+	/* The processes, in tree order (the root first, every parent before
+	 * its children); mm[i] and files[i] are NULL for zombies. */
+	Rtcr__Process **procs;
+	Rtcr__Mm **mm;
+	Rtcr__Files **files;
+	size_t nprocs;
 	uint64_t *pages_off;      /* stream offsets of PAGES payloads */
 	uint64_t *pages_len;
 	uint64_t *pages_csum;
+	int32_t *pages_pid;       /* whose pages */
 	uint32_t nr_pages_recs;
 	uint64_t total_pages;
 	uint64_t size;
 };
+
+/* Index of pid's process, or -1. */
+int image_proc_index(const struct loaded_image *im, int32_t pid);
 
 /* Load DIR/image.rtcr: every problem is reported with its place. */
 int image_load(const char *dir, struct loaded_image *im) __must_check;

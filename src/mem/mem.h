@@ -22,8 +22,13 @@ struct mem_stats {
 	uint64_t copy_ns;          /* reading + writing them */
 };
 
-/* Find, for every area, the pages whose content must be stored. */
-int mem_find_pages(pid_t pid, struct vma_list *vl, struct mem_stats *st) __must_check;
+/*
+ * Find, for every area of every process of a tree, the pages whose content
+ * must be stored. A shared memory object's pages are stored once: each by
+ * the first area, in tree order, that maps it.
+ */
+int mem_find_pages_tree(const pid_t *pids, struct vma_list **vls, int n,
+			struct mem_stats *st) __must_check;
 /* Build the Mm record (layout from /proc, brk from an injected brk(0)). */
 int mem_dump_mm(struct inject *in, pid_t pid, const struct vma_list *vl, Rtcr__Mm **out) __must_check;
 /* Copy the found pages into PAGES records. */
@@ -57,6 +62,23 @@ int mem_move_vdso(struct inject *in, pid_t pid, const Rtcr__Mm *mm, uint64_t tem
  */
 int mem_map_areas(struct inject *in, const Rtcr__Mm *mm, const int *map_fd,
 		  bool *extra_write) __must_check;
+/* A shared memory object made by one process of a restored tree: its
+ * source mapping, the whole object, from which every area maps it. */
+struct shm_place {
+	uint64_t id;
+	pid_t pid;
+	uint64_t start, len;
+};
+/*
+ * Map mm's shared anonymous areas. An object no process made yet is made
+ * here (its source is recorded in *mine); the areas map it through
+ * /proc/PID/map_files of its source, so all share one object, as the
+ * processes did. The sources are unmapped at the end of the restore.
+ */
+int mem_map_shared(struct inject *in, const Rtcr__Mm *mm, bool *extra_write,
+		   const struct shm_place *(*lookup)(void *arg, uint64_t id), void *arg,
+		   struct shm_place **mine, int *nmine) __must_check;
+int mem_unmap_shared_sources(struct inject *in, const struct shm_place *mine, int n) __must_check;
 /*
  * Copy every PAGES record into the child (checksums verified first).
  * Anonymous areas are filled with UFFDIO_COPY through a userfaultfd the
@@ -65,7 +87,7 @@ int mem_map_areas(struct inject *in, const Rtcr__Mm *mm, const int *map_fd,
  * with process_vm_writev and /proc/PID/mem.
  */
 int mem_fill_pages(struct inject *in, struct loaded_image *im, pid_t pid,
-		   struct mem_stats *st) __must_check;
+		   struct mem_stats *st) __must_check;   /* pid's records only */   /* pid's records only */
 /* Protections, madvise state, locks, names, seals; then PR_SET_MM_MAP. */
 int mem_finish_areas(struct inject *in, const Rtcr__Mm *mm, const bool *extra_write,
 		     int exe_fd) __must_check;

@@ -17,9 +17,25 @@
 #include "files/files.h"
 #include "mem/mem.h"
 
+/* Object page ranges of shared memory already stored by an earlier area. */
+struct shmem_claim {
+	uint64_t id;
+	struct { uint64_t first, n; } *done;   /* in object pages */
+	int ndone;
+};
+
+static bool claimed(const struct shmem_claim *c, uint64_t pg)
+{
+	for (int i = 0; i < c->ndone; i++)
+		if (pg >= c->done[i].first && pg < c->done[i].first + c->done[i].n)
+			return true;
+	return false;
+}
+
 /* Data pages of a shared anonymous area live in its shmem object, not
- * necessarily in this process's page tables: ask the object. */
-static int shmem_runs(pid_t pid, struct vma *v)
+ * necessarily in this process's page tables: ask the object. Pages an
+ * earlier area of the tree stores already are left out. */
+static int shmem_runs(pid_t pid, struct vma *v, struct shmem_claim *cl)
 {
 	char link[96];
 	off_t base = v->pgoff * PAGE_SIZE, end = base + (v->end - v->start), off = base;
@@ -41,10 +57,17 @@ static int shmem_runs(pid_t pid, struct vma *v)
 		if (hole < 0 || hole > end)
 			hole = end;
 		data &= ~(off_t)(PAGE_SIZE - 1);
-		prl_add(&v->pages, v->start + (data - base), (ALIGN_UP(hole, PAGE_SIZE) - data) / PAGE_SIZE);
-		off = ALIGN_UP(hole, PAGE_SIZE);
+		hole = ALIGN_UP(hole, PAGE_SIZE);
+		for (off_t pg = data / (off_t)PAGE_SIZE; pg < hole / (off_t)PAGE_SIZE; pg++)
+			if (!claimed(cl, pg))
+				prl_add(&v->pages, v->start + pg * PAGE_SIZE - base, 1);
+		off = hole;
 	}
 	close(fd);
+	/* What this area covers is stored now. */
+	cl->done = xrealloc(cl->done, (cl->ndone + 1) * sizeof(*cl->done));
+	cl->done[cl->ndone].first = v->pgoff;
+	cl->done[cl->ndone++].n = (v->end - v->start) / PAGE_SIZE;
 	return 0;
 }
 
@@ -75,39 +98,59 @@ static void split_region(void *arg, uint64_t start, uint64_t end, uint64_t cat)
 	}
 }
 
-int mem_find_pages(pid_t pid, struct vma_list *vl, struct mem_stats *st)
+static int find_private_pages(pid_t pid, struct vma_list *vl)
 {
 	struct scan_split split = { .vl = vl, .vi = 0 };
 	struct pagemap pm;
-	uint64_t t0 = now_ns();
 	int ret = pagemap_open(&pm, pid);
 
 	if (ret)
 		return ret;
 	/* One scan for all private areas (thousands of areas cost thousands
-	 * of ioctls otherwise); shared memory asks its object. */
+	 * of ioctls otherwise). */
 	if (pm.scan && vl->nr)
 		ret = pagemap_scan_all(&pm, vl->v[0].start, vl->v[vl->nr - 1].end, split_region, &split);
-	for (int i = 0; i < vl->nr && !ret; i++) {
+	for (int i = 0; i < vl->nr && !ret && !pm.scan; i++) {
 		struct vma *v = &vl->v[i];
-		switch (v->kind) {
-		case RTCR__VMA_KIND__ANON_PRIVATE:
-			if (!pm.scan)
-				ret = pagemap_data_runs(&pm, v->start, v->end, false, &v->pages);
-			break;
-		case RTCR__VMA_KIND__FILE_PRIVATE:
-			if (!pm.scan)
-				ret = pagemap_data_runs(&pm, v->start, v->end, true, &v->pages);
-			break;
-		case RTCR__VMA_KIND__ANON_SHARED:
-			ret = shmem_runs(pid, v);
-			break;
-		default:
-			break;
-		}
-		st->pages += v->pages.npages;
+		if (v->kind == RTCR__VMA_KIND__ANON_PRIVATE)
+			ret = pagemap_data_runs(&pm, v->start, v->end, false, &v->pages);
+		else if (v->kind == RTCR__VMA_KIND__FILE_PRIVATE)
+			ret = pagemap_data_runs(&pm, v->start, v->end, true, &v->pages);
 	}
 	pagemap_close(&pm);
+	return ret;
+}
+
+int mem_find_pages_tree(const pid_t *pids, struct vma_list **vls, int n, struct mem_stats *st)
+{
+	struct shmem_claim *cl = NULL;
+	int ncl = 0, ret = 0;
+	uint64_t t0 = now_ns();
+
+	for (int p = 0; p < n && !ret; p++) {
+		ret = find_private_pages(pids[p], vls[p]);
+		for (int i = 0; i < vls[p]->nr && !ret; i++) {
+			struct vma *v = &vls[p]->v[i];
+			struct shmem_claim *c = NULL;
+			if (v->kind != RTCR__VMA_KIND__ANON_SHARED)
+				continue;
+			for (int k = 0; k < ncl && !c; k++)
+				if (cl[k].id == v->shmem_id)
+					c = &cl[k];
+			if (!c) {
+				cl = xrealloc(cl, (ncl + 1) * sizeof(*cl));
+				c = &cl[ncl++];
+				memset(c, 0, sizeof(*c));
+				c->id = v->shmem_id;
+			}
+			ret = shmem_runs(pids[p], v, c);
+		}
+		for (int i = 0; i < vls[p]->nr; i++)
+			st->pages += vls[p]->v[i].pages.npages;
+	}
+	for (int k = 0; k < ncl; k++)
+		free(cl[k].done);
+	free(cl);
 	st->scan_ns += now_ns() - t0;
 	return ret;
 }
@@ -178,6 +221,11 @@ int mem_dump_mm(struct inject *in, pid_t pid, const struct vma_list *vl, Rtcr__M
 		e->pages_stored = v->pages.npages;
 		if (v->anon_name)
 			e->anon_name = xstrdup(v->anon_name);
+		if (v->kind == RTCR__VMA_KIND__ANON_SHARED) {
+			e->has_shmem_id = e->has_shmem_size = 1;
+			e->shmem_id = v->shmem_id;
+			e->shmem_size = v->shmem_pages;
+		}
 		if (v->kind == RTCR__VMA_KIND__FILE_PRIVATE || v->kind == RTCR__VMA_KIND__FILE_SHARED) {
 			e->file = xzalloc(sizeof(*e->file));
 			fileref_fill(e->file, v->path, &v->st);

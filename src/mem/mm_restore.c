@@ -289,6 +289,8 @@ int mem_map_areas(struct inject *in, const Rtcr__Mm *mm, const int *map_fd, bool
 		if (is_vdso_kind(v->kind))
 			continue;
 		extra_write[i] = false;
+		if (v->kind == RTCR__VMA_KIND__ANON_SHARED && v->has_shmem_id)
+			continue;   /* mem_map_shared() */
 		/* Shared memory must be writable to be filled the plain way;
 		 * private areas are filled through /proc/PID/mem, which may write
 		 * read-only ones. */
@@ -316,6 +318,86 @@ int mem_map_areas(struct inject *in, const Rtcr__Mm *mm, const int *map_fd, bool
 	free(calls);
 	free(area);
 	free(what);
+	return ret;
+}
+
+int mem_map_shared(struct inject *in, const Rtcr__Mm *mm, bool *extra_write,
+		   const struct shm_place *(*lookup)(void *arg, uint64_t id), void *arg,
+		   struct shm_place **mine, int *nmine)
+{
+	uint64_t data = inject_data(in);
+	int ret = 0;
+
+	for (size_t i = 0; i < mm->n_vmas && !ret; i++) {
+		const Rtcr__Vma *v = mm->vmas[i];
+		const struct shm_place *src;
+		uint64_t len = v->end - v->start, prot = v->prot;
+		char what[300], path[96];
+		long fd, addr;
+
+		if (v->kind != RTCR__VMA_KIND__ANON_SHARED || !v->has_shmem_id)
+			continue;
+		area_name(v, what, sizeof(what));
+		src = lookup(arg, v->shmem_id);
+		if (!src) {
+			/* First process of the tree with this object: make it, whole,
+			 * at a free place; its areas (and other processes') map it. */
+			uint64_t size = MAX(v->shmem_size, v->pgoff + len / PAGE_SIZE) * PAGE_SIZE;
+			for (int n = 0;; n++) {
+				uint64_t at = mem_find_gap(mm, size, n);
+				if (!at) {
+					pr_err("%s: no free range for its %llu-byte shared memory object",
+					       what, (unsigned long long)size);
+					return -ENOMEM;
+				}
+				ret = inject_syscall(in, __NR_mmap, at, size, PROT_READ | PROT_WRITE,
+						     MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+						     (uint64_t)-1, 0, &addr);
+				if (ret)
+					return ret;
+				if (addr == -EEXIST)
+					continue;
+				if (addr < 0 && addr > -4096) {
+					pr_err("%s: making its shared memory object: %s", what,
+					       strerror((int)-addr));
+					return (int)addr;
+				}
+				break;
+			}
+			*mine = xrealloc(*mine, (*nmine + 1) * sizeof(**mine));
+			(*mine)[*nmine] = (struct shm_place){ v->shmem_id, in->tid, (uint64_t)addr, size };
+			src = &(*mine)[(*nmine)++];
+		}
+		if (v->pages_stored && !(prot & PROT_WRITE)) {
+			prot |= PROT_WRITE;   /* to be filled; mem_finish_areas() drops it */
+			extra_write[i] = true;
+		}
+		snprintf(path, sizeof(path), "/proc/%d/map_files/%llx-%llx", src->pid,
+			 (unsigned long long)src->start, (unsigned long long)(src->start + src->len));
+		ret = inject_write(in, data, path, strlen(path) + 1);
+		if (!ret)
+			ret = inject_call(in, what, __NR_openat, AT_FDCWD, data, O_RDWR | O_CLOEXEC, 0, 0,
+					  0, &fd);
+		if (ret)
+			return ret;
+		ret = inject_call(in, what, __NR_mmap, v->start, len, prot,
+				  MAP_SHARED | MAP_FIXED_NOREPLACE, fd, v->pgoff * PAGE_SIZE, &addr);
+		if (!ret && (uint64_t)addr != v->start) {
+			pr_err("%s: mapped at %#lx instead", what, addr);
+			ret = -EINVAL;
+		}
+		if (inject_call(in, what, __NR_close, fd, 0, 0, 0, 0, 0, NULL) && !ret)
+			ret = -EIO;
+	}
+	return ret;
+}
+
+int mem_unmap_shared_sources(struct inject *in, const struct shm_place *mine, int n)
+{
+	int ret = 0;
+	for (int i = 0; i < n && !ret; i++)
+		ret = inject_call(in, "unmapping a shared memory source", __NR_munmap, mine[i].start,
+				  mine[i].len, 0, 0, 0, 0, NULL);
 	return ret;
 }
 
@@ -450,6 +532,9 @@ static void *filler(void *arg)
 		uint32_t i;
 		int ret;
 		pthread_mutex_lock(&f->lock);
+		/* The next record of this process. */
+		while (f->next < f->im->nr_pages_recs && f->im->pages_pid[f->next] != f->pid)
+			f->next++;
 		if (f->err || f->next >= f->im->nr_pages_recs) {
 			pthread_mutex_unlock(&f->lock);
 			return NULL;
@@ -512,20 +597,29 @@ static bool uffd_fillable(const Rtcr__Vma *v)
 
 int mem_fill_pages(struct inject *in, struct loaded_image *im, pid_t pid, struct mem_stats *st)
 {
-	struct fill_ctx f = { .im = im, .pid = pid, .memfd = in->memfd, .mm = im->mm, .uffd = -1 };
+	int pi = image_proc_index(im, pid);
+	const Rtcr__Mm *mm = im->mm[pi];
+	struct fill_ctx f = { .im = im, .pid = pid, .memfd = in->memfd, .mm = mm, .uffd = -1 };
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	bool *reg = xzalloc((im->mm->n_vmas + 1) * sizeof(bool));
+	bool *reg = xzalloc((mm->n_vmas + 1) * sizeof(bool));
+	uint32_t nrec = 0;
 	pthread_t th;
-	bool two = ncpu > 1 && im->nr_pages_recs > 1;
-	uint64_t t0 = now_ns();
+	bool two;
+	uint64_t t0 = now_ns(), npages = 0;
+
+	for (uint32_t k = 0; k < im->nr_pages_recs; k++)
+		nrec += im->pages_pid[k] == pid;
+	two = ncpu > 1 && nrec > 1;
+	for (size_t k = 0; k < mm->n_vmas; k++)
+		npages += mm->vmas[k]->pages_stored;
 
 	f.uffd = open_child_uffd(in, pid);
 	if (f.uffd == -2) {
 		free(reg);
 		return -EIO;
 	}
-	for (size_t i = 0; f.uffd >= 0 && i < im->mm->n_vmas; i++) {
-		const Rtcr__Vma *v = im->mm->vmas[i];
+	for (size_t i = 0; f.uffd >= 0 && i < mm->n_vmas; i++) {
+		const Rtcr__Vma *v = mm->vmas[i];
 		struct uffdio_register r = {
 			.range = { v->start, v->end - v->start }, .mode = UFFDIO_REGISTER_MODE_MISSING,
 		};
@@ -540,9 +634,8 @@ int mem_fill_pages(struct inject *in, struct loaded_image *im, pid_t pid, struct
 	if (two)
 		pthread_join(th, NULL);
 	pthread_mutex_destroy(&f.lock);
-	for (size_t i = 0; f.uffd >= 0 && i < im->mm->n_vmas; i++) {
-		struct uffdio_range r = { im->mm->vmas[i]->start,
-					  im->mm->vmas[i]->end - im->mm->vmas[i]->start };
+	for (size_t i = 0; f.uffd >= 0 && i < mm->n_vmas; i++) {
+		struct uffdio_range r = { mm->vmas[i]->start, mm->vmas[i]->end - mm->vmas[i]->start };
 		if (reg[i] && ioctl(f.uffd, UFFDIO_UNREGISTER, &r) < 0 && !f.err) {
 			pr_perror("UFFDIO_UNREGISTER %llx-%llx", (unsigned long long)r.start,
 				  (unsigned long long)(r.start + r.len));
@@ -552,9 +645,9 @@ int mem_fill_pages(struct inject *in, struct loaded_image *im, pid_t pid, struct
 	if (f.uffd >= 0)
 		close(f.uffd);
 	free(reg);
-	st->pages = im->total_pages;
-	st->uffd_pages = f.uffd_pages;
-	st->copy_ns = now_ns() - t0;
+	st->pages += npages;
+	st->uffd_pages += f.uffd_pages;
+	st->copy_ns += now_ns() - t0;
 	return f.err;
 }
 

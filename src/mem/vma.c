@@ -49,6 +49,25 @@ static int refuse(const struct vma *v, const char *why)
 	return -ENOTSUP;
 }
 
+/* The shmem object behind shared anonymous memory (one per mmap() call,
+ * shared by every process that inherited the mapping). */
+static int shmem_identify(pid_t pid, struct vma *v)
+{
+	char link[96];
+	struct stat st;
+
+	snprintf(link, sizeof(link), "/proc/%d/map_files/%llx-%llx", pid,
+		 (unsigned long long)v->start, (unsigned long long)v->end);
+	if (stat(link, &st) < 0) {
+		char d[256];
+		pr_perror("%s: %s", vma_describe(v, d, sizeof(d)), link);
+		return -errno;
+	}
+	v->shmem_id = st.st_ino;
+	v->shmem_pages = (st.st_size + PAGE_SIZE - 1) / PAGE_SIZE;
+	return 0;
+}
+
 /* Decide what the area is; 0, 1 to leave it out, or -ENOTSUP with a message. */
 static int classify(pid_t pid, struct vma *v, const char *vmflags)
 {
@@ -93,7 +112,7 @@ static int classify(pid_t pid, struct vma *v, const char *vmflags)
 
 	if (!p || !strcmp(p, "[heap]") || !strcmp(p, "[stack]")) {
 		v->kind = v->shared ? RTCR__VMA_KIND__ANON_SHARED : RTCR__VMA_KIND__ANON_PRIVATE;
-		return 0;
+		return v->shared ? shmem_identify(pid, v) : 0;
 	}
 	if (!strncmp(p, "[anon:", 6)) {
 		size_t n = strlen(p);
@@ -115,7 +134,7 @@ static int classify(pid_t pid, struct vma *v, const char *vmflags)
 		return refuse(v, "special kernel mapping rtcr does not know: not supported");
 	if (!strcmp(p, "/dev/zero (deleted)") && v->shared) {
 		v->kind = RTCR__VMA_KIND__ANON_SHARED;
-		return 0;
+		return shmem_identify(pid, v);
 	}
 	if (!strcmp(p, "/dev/zero") && !v->shared) {
 		v->kind = RTCR__VMA_KIND__ANON_PRIVATE;

@@ -35,6 +35,8 @@ struct vma {
 	struct stat st;          /* of the mapped file */
 	uint64_t madv;
 	bool growsdown, may_write, locked, lock_onfault, sealed;
+	uint64_t shmem_id;           /* shared anonymous memory: the object... */
+	uint64_t shmem_pages;        /* ...and its size */
 	struct page_run_list pages;  /* data to store (dump side) */
 };
 

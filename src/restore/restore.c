@@ -1,31 +1,42 @@
 /*
- * rtcr restore: bringing a process back from an image, without loading
- * its program.
+ * rtcr restore: bringing a process tree back from an image, without
+ * loading any program.
  *
- *   LOAD        image read; structure, END record, metadata checksums
+ *   LOAD        image read; structure, END record, metadata checksums, tree
  *     |
- *   PREFLIGHT   pid free, files present and unchanged, CPU and vDSO
- *     |         compatible, limits and credentials grantable
+ *   PREFLIGHT   pids and tids free, files present and unchanged, CPU and
+ *     |         vDSO compatible, limits and credentials grantable
  *     v
- *   FORKED      clone3(set_tid = saved pid); the parent seizes the child
- *     |         with PTRACE_O_EXITKILL: if rtcr dies, so does the child
+ *   PREPARED    every open file description and pipe opened once, in rtcr,
+ *     |         at "carrier" fds (files_prepare())
  *     v
- *   HOSTED      the child, still running rtcr's code: fds at their
- *     |         numbers, cwd, root, umask, personality, session, signal
- *     |         actions; then it stops itself (SIGSTOP)
+ *   FORKED      clone3(set_tid = root pid); the parent seizes the root with
+ *     |         PTRACE_O_EXITKILL and fork tracing: if rtcr dies, so does
+ *     |         every process it is building
  *     v
- *   ADDRESS     the parent drives it with injected calls (task/inject.h):
+ *   HOSTED      each process, still running rtcr's code: joins or leads its
+ *     |         session and group, forks its children with their pids
+ *     |         (clone3 set_tid; they are traced from birth), lets its
+ *     |         zombie children die, puts its fds at their numbers from the
+ *     |         carriers, sets cwd, root, umask, personality, signal actions;
+ *     |         then stops itself (SIGSTOP)
+ *     v
+ *   ADDRESS     per process, driven by injected calls (task/inject.h):
  *     |         scratch area, rtcr's mappings unmapped, vDSO moved, saved
- *     |         areas mapped and filled, protections, PR_SET_MM_MAP
+ *     |         areas mapped (shared memory from its first process) and
+ *     |         filled, protections, PR_SET_MM_MAP
  *     v
- *   STATE       thread state, limits, pending signals, credentials,
- *     |         dumpable, parent-death signal, interval timers
+ *   STATE       per process: threads created with their tids, thread state,
+ *     |         limits, pending signals, credentials (per thread), dumpable,
+ *     |         parent-death signal, interval timers
  *     v
- *   RUNNING     scratch unmapped; registers, xstate and signal mask set
- *               at the syscall-exit stop; detached
+ *   RUNNING     every thread's registers, xstate and signal mask set at its
+ *               last syscall-exit stop; then all are detached together
  *
- * Any failure after FORKED kills the child and reaps it: no half-restored
- * process is ever left behind. Messages name the object that failed.
+ * Any failure after FORKED kills the whole tree (SIGKILL to each process;
+ * the root's death takes the rest through their parent-death signal) and
+ * reaps it: no half-restored process is left behind. Messages name the
+ * process and the object that failed.
  */
 #include "restore/restore.h"
 
@@ -61,109 +72,190 @@ struct mapfile {
 	int oflags;
 };
 
-struct plan {
-	int base;               /* first helper fd in the child: the control pipe */
-	struct mapfile *mf;     /* distinct mapped files, at fds base+1+k */
+/* One process of the image, and what restoring it needs. */
+struct rproc {
+	const Rtcr__Process *proc;
+	const Rtcr__Mm *mm;                /* NULL for a zombie */
+	const Rtcr__Files *files;
+	bool zombie;
+	int parent;                        /* index, -1 for the root */
+	/* mapped files, opened in the hosted phase at fds mf_base + k */
+	struct mapfile *mf;
 	int nmf;
-	int *vma_fd;            /* per area: the child's fd of its file, or -1 */
+	int *vma_fd;                       /* per area: its file's fd, or -1 */
 	int exe_fd;
-	bool same_boot;
+	/* runtime */
+	bool hosted;                       /* stopped itself at the end of HOSTED */
+	bool exited;                       /* a zombie that has died again */
+	struct inject *tin;                /* per thread; tin[0] the main one */
+	size_t ready;                      /* contexts begun */
+	struct scratch sc;
+	bool *extra_write;
+	struct shm_place *shm;             /* shared memory objects this process made */
+	int nshm;
 };
 
-static int plan_file(struct plan *p, const Rtcr__FileRef *ref, int oflags)
+struct rctx {
+	struct loaded_image *im;
+	struct rproc *p;
+	int np;
+	int ctl_fd;                        /* the error pipe, in restoring processes */
+	int carrier_base;
+	int mf_base;
+	int top_fd;                        /* above every slot planned */
+	struct files_restore_ctx fctx;
+	bool same_boot;
+	bool detach;
+};
+
+static int plan_file(struct rproc *rp, int base, const Rtcr__FileRef *ref, int oflags)
 {
-	for (int k = 0; k < p->nmf; k++)
-		if (!strcmp(p->mf[k].ref->path, ref->path) && p->mf[k].oflags == oflags)
-			return p->base + 1 + k;
-	p->mf = xrealloc(p->mf, (p->nmf + 1) * sizeof(*p->mf));
-	p->mf[p->nmf].ref = ref;
-	p->mf[p->nmf].oflags = oflags;
-	return p->base + 1 + p->nmf++;
+	for (int k = 0; k < rp->nmf; k++)
+		if (!strcmp(rp->mf[k].ref->path, ref->path) && rp->mf[k].oflags == oflags)
+			return base + k;
+	rp->mf = xrealloc(rp->mf, (rp->nmf + 1) * sizeof(*rp->mf));
+	rp->mf[rp->nmf].ref = ref;
+	rp->mf[rp->nmf].oflags = oflags;
+	return base + rp->nmf++;
 }
 
-static int build_plan(const struct loaded_image *im, struct plan *p)
+static int build_plan(struct rctx *c)
 {
-	const Rtcr__Mm *mm = im->mm;
+	struct loaded_image *im = c->im;
+	Rtcr__Files **live_files = xmalloc(im->nprocs * sizeof(*live_files));
+	int maxfd = 2, nlive = 0, maxmf = 0;
 	struct rlimit rl;
 	char *bootid = NULL;
 
-	memset(p, 0, sizeof(*p));
-	p->base = files_max_fd(im->files) + 1;
-	p->vma_fd = xmalloc((mm->n_vmas + 1) * sizeof(int));
-	for (size_t i = 0; i < mm->n_vmas; i++) {
-		const Rtcr__Vma *v = mm->vmas[i];
-		p->vma_fd[i] = -1;
-		if (v->kind == RTCR__VMA_KIND__FILE_PRIVATE || v->kind == RTCR__VMA_KIND__FILE_SHARED) {
-			if (!v->file) {
-				pr_err("image: file mapping %llx-%llx without its file",
-				       (unsigned long long)v->start, (unsigned long long)v->end);
-				return -EINVAL;
-			}
-			p->vma_fd[i] = plan_file(p, v->file,
-						 v->kind == RTCR__VMA_KIND__FILE_SHARED && v->may_write ?
-						 O_RDWR : O_RDONLY);
+	c->np = im->nprocs;
+	c->p = xzalloc(c->np * sizeof(*c->p));
+	for (int i = 0; i < c->np; i++) {
+		struct rproc *rp = &c->p[i];
+		rp->proc = im->procs[i];
+		rp->mm = im->mm[i];
+		rp->files = im->files[i];
+		rp->zombie = !rp->mm;
+		rp->parent = i ? image_proc_index(im, rp->proc->ppid) : -1;
+		rp->exe_fd = -1;
+		if (rp->files) {
+			maxfd = MAX(maxfd, files_max_fd(rp->files));
+			live_files[nlive++] = (Rtcr__Files *)rp->files;
 		}
 	}
-	p->exe_fd = mm->exe ? plan_file(p, mm->exe, O_RDONLY) : -1;
+	/* Above every target fd: the error pipe, the carriers, then each
+	 * process's mapped files. */
+	c->ctl_fd = maxfd + 1;
+	c->carrier_base = maxfd + 2;
+	c->mf_base = c->carrier_base + files_ndescriptions(live_files, nlive);
+	free(live_files);
+	for (int i = 0; i < c->np; i++) {
+		struct rproc *rp = &c->p[i];
+		const Rtcr__Mm *mm = rp->mm;
+		if (!mm)
+			continue;
+		rp->vma_fd = xmalloc((mm->n_vmas + 1) * sizeof(int));
+		for (size_t k = 0; k < mm->n_vmas; k++) {
+			const Rtcr__Vma *v = mm->vmas[k];
+			rp->vma_fd[k] = -1;
+			if (v->kind != RTCR__VMA_KIND__FILE_PRIVATE && v->kind != RTCR__VMA_KIND__FILE_SHARED)
+				continue;
+			if (!v->file) {
+				pr_err("image: pid %d: file mapping %llx-%llx without its file",
+				       rp->proc->pid, (unsigned long long)v->start, (unsigned long long)v->end);
+				return -EINVAL;
+			}
+			rp->vma_fd[k] = plan_file(rp, c->mf_base, v->file,
+						  v->kind == RTCR__VMA_KIND__FILE_SHARED && v->may_write ?
+						  O_RDWR : O_RDONLY);
+		}
+		rp->exe_fd = mm->exe ? plan_file(rp, c->mf_base, mm->exe, O_RDONLY) : -1;
+		maxmf = MAX(maxmf, rp->nmf);
+	}
+	c->top_fd = c->mf_base + maxmf + 1;
+	/* The carriers can be many: take the hard limit as ours. */
 	getrlimit(RLIMIT_NOFILE, &rl);
-	if ((rlim_t)(p->base + 1 + p->nmf) >= rl.rlim_cur) {
-		pr_err("the process used fd %d; rtcr's RLIMIT_NOFILE (%llu) is too low to restore it",
-		       p->base - 1, (unsigned long long)rl.rlim_cur);
+	if ((rlim_t)(c->top_fd + 8) >= rl.rlim_cur && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if ((rlim_t)(c->top_fd + 8) >= rl.rlim_cur) {
+		pr_err("the image needs fds up to %d; rtcr's RLIMIT_NOFILE (%llu) is too low",
+		       c->top_fd + 8, (unsigned long long)rl.rlim_cur);
 		return -EMFILE;
 	}
 	if (read_file("/proc/sys/kernel/random/boot_id", &bootid) >= 0) {
 		bootid[strcspn(bootid, "\n")] = 0;
-		p->same_boot = !strcmp(bootid, im->inv->boot_id);
+		c->same_boot = !strcmp(bootid, im->inv->boot_id);
 		free(bootid);
 	}
+	c->fctx.same_boot = c->same_boot;
 	return 0;
 }
 
-static void plan_free(struct plan *p)
+static void plan_free(struct rctx *c)
 {
-	free(p->mf);
-	free(p->vma_fd);
+	for (int i = 0; i < c->np; i++) {
+		free(c->p[i].mf);
+		free(c->p[i].vma_fd);
+		free(c->p[i].tin);
+		free(c->p[i].extra_write);
+		free(c->p[i].shm);
+	}
+	free(c->p);
+	c->p = NULL;
+	files_restore_ctx_free(&c->fctx);
 }
 
-static int preflight(const struct loaded_image *im, const struct plan *pl)
+/* Is this id free? A zombie holding it may be about to be reaped: give
+ * its parent a moment (init reaps orphans lazily on some systems). */
+static int id_free(pid_t id, const char *what, pid_t pid)
 {
-	const Rtcr__Process *proc = im->proc;
-	struct files_restore_ctx ctx = { .same_boot = pl->same_boot };
-	struct cpu_info here, dumped;
-	char msg[256], path[64];
-	int ret;
+	char path[64];
 
-	for (size_t i = 1; i < proc->n_threads; i++) {
-		snprintf(path, sizeof(path), "/proc/%d", proc->threads[i]->tid);
-		if (access(path, F_OK) == 0) {
-			pr_err("tid %d (a thread of pid %d) is in use: restore needs the saved ids free",
-			       proc->threads[i]->tid, proc->pid);
-			return -EEXIST;
-		}
-	}
-	snprintf(path, sizeof(path), "/proc/%d", proc->pid);
-	/* A zombie holding the pid may be about to be reaped: give its
-	 * parent a moment (init reaps orphans lazily on some systems). */
+	snprintf(path, sizeof(path), "/proc/%d", id);
 	for (int i = 0; i < 300 && access(path, F_OK) == 0; i++) {
 		uint64_t f[PROC_STAT_FIELDS];
 		char state = 0;
-		if (proc_stat_read(proc->pid, f, &state) || state != 'Z')
+		if (proc_stat_read(id, f, &state) || state != 'Z')
 			break;
 		if (i == 299) {
-			pr_err("pid %d is held by a zombie that its parent (pid %llu) has not reaped: "
-			       "restore needs the saved pid free", proc->pid, (unsigned long long)f[4]);
+			pr_err("%s %d is held by a zombie that its parent (pid %llu) has not reaped: "
+			       "restore needs the saved ids free", what, id, (unsigned long long)f[4]);
 			return -EEXIST;
 		}
 		usleep(10000);
 	}
 	if (access(path, F_OK) == 0) {
 		char comm[64] = "?";
-		if (proc_comm(proc->pid, proc->pid, comm, sizeof(comm))) {
+		if (proc_comm(id, id, comm, sizeof(comm))) {
 			/* gone meanwhile; clone3 decides */
 		}
-		pr_err("pid %d is in use (by '%s'): restore needs the saved pid free", proc->pid, comm);
+		if (id == pid)
+			pr_err("pid %d is in use (by '%s'): restore needs the saved pid free", id, comm);
+		else
+			pr_err("tid %d (a thread of pid %d) is in use (by '%s'): restore needs the saved "
+			       "ids free", id, pid, comm);
 		return -EEXIST;
 	}
+	return 0;
+}
+
+static int preflight(struct rctx *c)
+{
+	struct loaded_image *im = c->im;
+	Rtcr__Files **live_files = xmalloc(c->np * sizeof(*live_files));
+	struct cpu_info here, dumped;
+	char msg[256];
+	int ret = 0, nlive = 0;
+
+	for (int i = 0; i < c->np && !ret; i++) {
+		const Rtcr__Process *p = c->p[i].proc;
+		ret = id_free(p->pid, "pid", p->pid);
+		for (size_t t = 1; t < p->n_threads && !ret; t++)
+			ret = id_free(p->threads[t]->tid, "tid", p->pid);
+	}
+	if (ret)
+		goto out;
 	cpu_info_get(&here);
 	memset(&dumped, 0, sizeof(dumped));
 	dumped.xfeatures = im->inv->cpu->xfeatures;
@@ -171,69 +263,154 @@ static int preflight(const struct loaded_image *im, const struct plan *pl)
 		dumped.features[i] = im->inv->cpu->features[i];
 	if (cpu_compatible(&dumped, &here, msg, sizeof(msg))) {
 		pr_err("CPU: %s", msg);
-		return -ENOTSUP;
+		ret = -ENOTSUP;
+		goto out;
 	}
-	ret = mem_check_vdso(im->inv, im->mm);
-	if (ret)
-		return ret;
-	for (int k = 0; k < pl->nmf; k++) {
-		ret = fileref_check(pl->mf[k].ref, "mapped file", pl->same_boot, true);
-		if (ret)
-			return ret;
+	for (int i = 0; i < c->np && !ret; i++) {
+		struct rproc *rp = &c->p[i];
+		if (rp->zombie)
+			continue;
+		live_files[nlive++] = (Rtcr__Files *)rp->files;
+		ret = mem_check_vdso(im->inv, rp->mm);
+		for (int k = 0; k < rp->nmf && !ret; k++)
+			ret = fileref_check(rp->mf[k].ref, "mapped file", c->same_boot, true);
+		if (!ret)
+			ret = attrs_check_rlimits(rp->proc);
+		for (size_t t = 0; t < rp->proc->n_threads && !ret; t++) {
+			const Rtcr__Thread *th = rp->proc->threads[t];
+			const Rtcr__Creds *cr = th->creds ? th->creds : rp->proc->creds;
+			if (!creds_same_as_self(cr))
+				ret = creds_check(cr);
+		}
 	}
-	ret = files_check(im->files, &ctx);
 	if (!ret)
-		ret = attrs_check_rlimits(proc);
-	for (size_t i = 0; i < proc->n_threads && !ret; i++) {
-		const Rtcr__Creds *c = proc->threads[i]->creds ? proc->threads[i]->creds : proc->creds;
-		if (!creds_same_as_self(c))
-			ret = creds_check(c);
-	}
+		ret = files_check(live_files, nlive, &c->fctx);
+out:
+	free(live_files);
 	return ret;
 }
 
-/* ---- HOSTED: the child, before it stops itself ---- */
+/* ---- HOSTED: each process, before it stops itself ---- */
 
-static __attribute__((noreturn)) void child_main(const struct loaded_image *im,
-						 const struct plan *pl, int sync_rd, int ctl_wr,
-						 bool detach)
+static __attribute__((noreturn)) void hosted(struct rctx *c, int i, int sync_rd);
+
+/* A child of a restoring process, with its saved pid. */
+static pid_t fork_child(const struct rproc *kid)
 {
-	struct files_restore_ctx ctx = { .same_boot = pl->same_boot };
-	int *keep = xmalloc((pl->nmf + 1) * sizeof(int));
+	struct clone_args ca;
+	pid_t want = kid->proc->pid;
+
+	memset(&ca, 0, sizeof(ca));
+	ca.exit_signal = kid->proc->has_exit_signal ? kid->proc->exit_signal : SIGCHLD;
+	ca.set_tid = (uintptr_t)&want;
+	ca.set_tid_size = 1;
+	return syscall(SYS_clone3, &ca, sizeof(ca));
+}
+
+/* A zombie's second death: the same wait status for its parent. */
+static __attribute__((noreturn)) void die_again(const Rtcr__Process *p)
+{
+	int st = p->exit_status;
+	struct rlimit no_core = { 0, 0 };
 	sigset_t all;
-	char c;
+
+	if (WIFSIGNALED(st)) {
+		/* No core file this time; the status keeps its core bit only if
+		 * the kernel writes one, which it must not. */
+		setrlimit(RLIMIT_CORE, &no_core);
+		signal(WTERMSIG(st), SIG_DFL);
+		sigemptyset(&all);
+		sigprocmask(SIG_SETMASK, &all, NULL);
+		raise(WTERMSIG(st));
+	}
+	_exit(WEXITSTATUS(st));
+}
+
+static __attribute__((noreturn)) void hosted(struct rctx *c, int i, int sync_rd)
+{
+	struct rproc *rp = &c->p[i];
+	const Rtcr__Process *p = rp->proc;
+	int *keep = xmalloc((rp->nmf + 1) * sizeof(int));
+	sigset_t all, chld;
+	char ch;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-	if (read(sync_rd, &c, 1) != 1)
+	if (sync_rd >= 0 && read(sync_rd, &ch, 1) != 1)
 		_exit(1);
-	if (dup2(ctl_wr, pl->base) < 0)
-		_exit(1);
-	log_set_fd(pl->base);
+	log_set_fd(c->ctl_fd);
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
+	if (rp->zombie)
+		die_again(p);
 
-	keep[0] = pl->base;
-	for (int k = 0; k < pl->nmf; k++) {
-		int fd = open(pl->mf[k].ref->path, pl->mf[k].oflags | O_CLOEXEC);
-		if (fd < 0) {
-			pr_perror("mapped file %s", pl->mf[k].ref->path);
+	/* Session and group before the children, who inherit them. The
+	 * root keeps rtcr's session unless it led its own. */
+	if (p->sid == p->pid) {
+		if (setsid() < 0) {
+			pr_perror("pid %d: setsid (it led its session)", p->pid);
 			_exit(1);
 		}
-		if (fd != pl->base + 1 + k) {
-			if (dup2(fd, pl->base + 1 + k) < 0) {
-				pr_perror("mapped file %s: dup2", pl->mf[k].ref->path);
+	} else if (p->pgid == p->pid || (rp->parent >= 0 &&
+					  p->pgid != c->p[rp->parent].proc->pgid)) {
+		if (setpgid(0, p->pgid) < 0) {
+			pr_perror("pid %d: joining process group %d", p->pid, p->pgid);
+			_exit(1);
+		}
+	}
+	for (int k = 0; k < c->np; k++) {
+		pid_t kid;
+		if (c->p[k].parent != i)
+			continue;
+		kid = fork_child(&c->p[k]);
+		if (kid < 0) {
+			pr_perror("pid %d: creating its child %d", p->pid, c->p[k].proc->pid);
+			_exit(1);
+		}
+		if (kid == 0)
+			hosted(c, k, -1);
+		/* A later sibling may join this child's group: make it exist now
+		 * (as shells do), unless the child will lead a session. */
+		if (c->p[k].proc->pgid == c->p[k].proc->pid && c->p[k].proc->sid != c->p[k].proc->pid)
+			setpgid(kid, kid);
+	}
+	/* Zombie children must be dead, and their SIGCHLD must not look like
+	 * a new event: it was delivered, or is in the saved pending set. */
+	for (int k = 0; k < c->np; k++) {
+		siginfo_t si;
+		if (c->p[k].parent != i || !c->p[k].zombie)
+			continue;
+		if (waitid(P_PID, c->p[k].proc->pid, &si, WEXITED | WNOWAIT) < 0) {
+			pr_perror("pid %d: waiting for its zombie child %d", p->pid, c->p[k].proc->pid);
+			_exit(1);
+		}
+	}
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	while (sigtimedwait(&chld, NULL, &(struct timespec){ 0, 0 }) > 0)
+		;
+
+	/* Mapped files at their helper fds, then the fds from the carriers. */
+	keep[0] = c->ctl_fd;
+	for (int k = 0; k < rp->nmf; k++) {
+		int fd = open(rp->mf[k].ref->path, rp->mf[k].oflags | O_CLOEXEC);
+		if (fd < 0) {
+			pr_perror("pid %d: mapped file %s", p->pid, rp->mf[k].ref->path);
+			_exit(1);
+		}
+		if (fd != c->mf_base + k) {
+			if (dup2(fd, c->mf_base + k) < 0) {
+				pr_perror("pid %d: mapped file %s: dup2", p->pid, rp->mf[k].ref->path);
 				_exit(1);
 			}
 			close(fd);
 		}
-		keep[k + 1] = pl->base + 1 + k;
+		keep[k + 1] = c->mf_base + k;
 	}
-	if (files_restore(im->files, &ctx, keep, pl->nmf + 1) ||
-	    attrs_restore_child(im->proc, detach) || signals_restore_child(im->proc))
+	if (files_restore(rp->files, &c->fctx, keep, rp->nmf + 1) ||
+	    attrs_restore_child(p, c->detach && i == 0) || signals_restore_child(p))
 		_exit(1);
 	raise(SIGSTOP);
-	/* The parent rebuilds this process from here on; it never returns
-	 * to this code. */
+	/* rtcr rebuilds this process from here on; it never returns here. */
 	_exit(1);
 }
 
@@ -247,12 +424,76 @@ static void relay_child_messages(int ctl_rd)
 			break;
 }
 
-/* ---- ADDRESS and STATE: the parent drives the stopped child ---- */
+static int proc_index(const struct rctx *c, pid_t pid)
+{
+	for (int i = 0; i < c->np; i++)
+		if (c->p[i].proc->pid == pid)
+			return i;
+	return -1;
+}
 
 /*
- * Create thread t in the child: an injected clone3 in the main thread,
- * with the saved tid. With PTRACE_O_TRACECLONE the new thread starts
- * traced and stopped, before it runs a single instruction.
+ * Drive HOSTED to its end: every new process is traced from birth (fork
+ * tracing), runs on, and ends stopped by its own SIGSTOP; zombies die.
+ */
+static int host_loop(struct rctx *c, int ctl_rd)
+{
+	int pending = c->np;
+
+	while (pending > 0) {
+		int status, i;
+		pid_t w = waitpid(-1, &status, __WALL);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			pr_perror("waitpid");
+			return -errno;
+		}
+		i = proc_index(c, w);
+		if (i < 0)
+			continue;
+		if (WIFEXITED(status) || WIFSIGNALED(status)) {
+			if (c->p[i].zombie && !c->p[i].exited) {
+				c->p[i].exited = true;
+				pending--;
+				continue;
+			}
+			relay_child_messages(ctl_rd);
+			pr_err("pid %d died while its handles and attributes were set up",
+			       c->p[i].proc->pid);
+			return -EIO;
+		}
+		if (!WIFSTOPPED(status))
+			continue;
+		if (status >> 16) {
+			/* fork/clone events, the first stop of a new process */
+			if (ptrace(PTRACE_CONT, w, 0, 0) < 0) {
+				pr_perror("pid %d: PTRACE_CONT", w);
+				return -errno;
+			}
+			continue;
+		}
+		if (WSTOPSIG(status) == SIGSTOP && !c->p[i].zombie && !c->p[i].hosted) {
+			c->p[i].hosted = true;
+			pending--;
+			continue;
+		}
+		/* Any other signal (a zombie's own death): deliver it. */
+		if (ptrace(PTRACE_CONT, w, 0, (void *)(long)WSTOPSIG(status)) < 0) {
+			pr_perror("pid %d: PTRACE_CONT", w);
+			return -errno;
+		}
+	}
+	return 0;
+}
+
+/* ---- ADDRESS, STATE, RUNNING: driving the stopped processes ---- */
+
+/*
+ * Create thread tid in the process: an injected clone3 in its main
+ * thread, with the saved tid. With PTRACE_O_TRACECLONE the new thread
+ * starts traced and stopped, before it runs a single instruction.
  */
 static int create_thread(struct inject *main_in, pid_t tid)
 {
@@ -309,132 +550,174 @@ static int set_thread_final(pid_t tid, const Rtcr__Thread *t, const struct cpu_i
 	return ret;
 }
 
-static int rebuild(struct loaded_image *im, const struct plan *pl, pid_t pid, bool detach,
-		   struct mem_stats *ms)
+/* Who made shared memory object id, and where it sits there. */
+static const struct shm_place *find_shm(void *arg, uint64_t id)
 {
-	const Rtcr__Process *proc = im->proc;
-	size_t nt = proc->n_threads, ready = 0;
-	struct inject *tin = xzalloc(nt * sizeof(*tin));   /* tin[0]: the main thread */
-	struct scratch sc;
+	const struct rctx *c = arg;
+	for (int i = 0; i < c->np; i++)
+		for (int k = 0; k < c->p[i].nshm; k++)
+			if (c->p[i].shm[k].id == id)
+				return &c->p[i].shm[k];
+	return NULL;
+}
+
+static int address_phase(struct rctx *c, int i, struct mem_stats *ms)
+{
+	struct rproc *rp = &c->p[i];
+	const Rtcr__Process *proc = rp->proc;
+	size_t nt = proc->n_threads;
 	struct rseq_conf rc;
 	struct cpu_info ci;
-	bool *extra_write = xzalloc((im->mm->n_vmas + 1) * sizeof(bool));
 	int ret;
-	long r;
 
-	for (size_t i = 0; i < nt; i++)
-		tin[i].memfd = -1;
-	memset(&sc, 0, sizeof(sc));
+	rp->tin = xzalloc(nt * sizeof(*rp->tin));
+	for (size_t t = 0; t < nt; t++)
+		rp->tin[t].memfd = -1;
+	rp->extra_write = xzalloc((rp->mm->n_vmas + 1) * sizeof(bool));
 	cpu_info_get(&ci);
-	ret = inject_begin(&tin[0], pid, (uint64_t)(uintptr_t)rtcr_syscall_gadget);
+	ret = inject_begin(&rp->tin[0], proc->pid, (uint64_t)(uintptr_t)rtcr_syscall_gadget);
 	if (ret)
-		goto out;
-	ready = 1;
+		return ret;
+	rp->ready = 1;
 	for (int n = 0;; n++) {
-		uint64_t addr = mem_find_gap(im->mm, scratch_size(ci.xsave_size, nt) + (2 << 20), n);
+		uint64_t addr = mem_find_gap(rp->mm, scratch_size(ci.xsave_size, nt) + (2 << 20), n);
 		if (!addr) {
-			pr_err("no free address range for rtcr's scratch area in the saved layout");
-			ret = -ENOMEM;
-			goto out;
+			pr_err("pid %d: no free address range for rtcr's scratch area", proc->pid);
+			return -ENOMEM;
 		}
-		ret = inject_map_scratch(&tin[0], &sc, addr, nt, ci.xsave_size, NULL, 0);
+		ret = inject_map_scratch(&rp->tin[0], &rp->sc, addr, nt, ci.xsave_size, NULL, 0);
 		if (ret != -EEXIST)
 			break;
 	}
 	if (ret)
-		goto out;
-
+		return ret;
 	/* rtcr's glibc registered rseq in the child: undo before its area goes. */
 	memset(&rc, 0, sizeof(rc));
-	if (ptrace(PTRACE_GET_RSEQ_CONFIGURATION, pid, (void *)sizeof(rc), &rc) >= 0 &&
+	if (ptrace(PTRACE_GET_RSEQ_CONFIGURATION, proc->pid, (void *)sizeof(rc), &rc) >= 0 &&
 	    rc.rseq_abi_pointer) {
-		ret = inject_call(&tin[0], "unregistering rtcr's rseq area", __NR_rseq,
+		ret = inject_call(&rp->tin[0], "unregistering rtcr's rseq area", __NR_rseq,
 				  rc.rseq_abi_pointer, rc.rseq_abi_size, 1 /* RSEQ_FLAG_UNREGISTER */,
 				  rc.signature, 0, 0, NULL);
 		if (ret)
-			goto out;
+			return ret;
 	}
-	ret = mem_unmap_all_but(&tin[0], pid);
+	ret = mem_unmap_all_but(&rp->tin[0], proc->pid);
 	if (!ret)
-		ret = mem_move_vdso(&tin[0], pid, im->mm, sc.base + sc.len + (1 << 20));
+		ret = mem_move_vdso(&rp->tin[0], proc->pid, rp->mm, rp->sc.base + rp->sc.len + (1 << 20));
 	if (!ret)
-		ret = mem_map_areas(&tin[0], im->mm, pl->vma_fd, extra_write);
+		ret = mem_map_areas(&rp->tin[0], rp->mm, rp->vma_fd, rp->extra_write);
 	if (!ret)
-		ret = mem_fill_pages(&tin[0], im, pid, ms);
+		ret = mem_map_shared(&rp->tin[0], rp->mm, rp->extra_write, find_shm, c, &rp->shm,
+				     &rp->nshm);
 	if (!ret)
-		ret = mem_finish_areas(&tin[0], im->mm, extra_write, pl->exe_fd);
-	if (ret)
-		goto out;
+		ret = mem_fill_pages(&rp->tin[0], c->im, proc->pid, ms);
+	if (!ret)
+		ret = mem_finish_areas(&rp->tin[0], rp->mm, rp->extra_write, rp->exe_fd);
 	/* A batch ends in int3, whose forced SIGTRAP resets that signal's
 	 * action when it is blocked: put the saved one back. */
-	ret = signals_restore_one(&tin[0], proc, SIGTRAP);
-	if (ret)
-		goto out;
+	if (!ret)
+		ret = signals_restore_one(&rp->tin[0], proc, SIGTRAP);
+	return ret;
+}
+
+static int state_phase(struct rctx *c, int i)
+{
+	struct rproc *rp = &c->p[i];
+	const Rtcr__Process *proc = rp->proc;
+	size_t nt = proc->n_threads;
+	int ret = 0;
 
 	/* The other threads, with their tids, each driven in its own slot. */
-	if (nt > 1 && ptrace(PTRACE_SETOPTIONS, pid, 0, (void *)(long)(PTRACE_O_TRACESYSGOOD |
+	if (nt > 1 && ptrace(PTRACE_SETOPTIONS, proc->pid, 0, (void *)(long)(PTRACE_O_TRACESYSGOOD |
 			     PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE)) < 0) {
-		ret = -errno;
-		pr_perror("PTRACE_SETOPTIONS");
-		goto out;
+		pr_perror("pid %d: PTRACE_SETOPTIONS", proc->pid);
+		return -errno;
 	}
-	for (size_t i = 1; i < nt && !ret; i++) {
-		pid_t tid = proc->threads[i]->tid;
-		ret = create_thread(&tin[0], tid);
+	for (size_t t = 1; t < nt && !ret; t++) {
+		pid_t tid = proc->threads[t]->tid;
+		ret = create_thread(&rp->tin[0], tid);
 		if (!ret)
-			ret = inject_begin(&tin[i], tid, 0);
+			ret = inject_begin(&rp->tin[t], tid, 0);
 		if (!ret) {
-			ready = i + 1;
-			ret = inject_attach_scratch(&tin[i], &sc, i, NULL, 0);
+			rp->ready = t + 1;
+			ret = inject_attach_scratch(&rp->tin[t], &rp->sc, t, NULL, 0);
 		}
 	}
-	if (!ret && nt > 1 && ptrace(PTRACE_SETOPTIONS, pid, 0, (void *)(long)(PTRACE_O_TRACESYSGOOD |
-				     PTRACE_O_EXITKILL)) < 0)
-		ret = -errno;
-	for (size_t i = 0; i < nt && !ret; i++) {
-		ret = thread_restore_inj(&tin[i], proc->threads[i], proc->xcomp_perm);
+	for (size_t t = 0; t < nt && !ret; t++) {
+		ret = thread_restore_inj(&rp->tin[t], proc->threads[t], proc->xcomp_perm);
 		if (!ret)
-			ret = thread_restore_sched(proc->threads[i]->tid, proc->threads[i]);
+			ret = thread_restore_sched(proc->threads[t]->tid, proc->threads[t]);
 	}
 	if (!ret)
-		ret = attrs_restore_inj(&tin[0], proc);
+		ret = attrs_restore_inj(&rp->tin[0], proc);
 	if (!ret)
-		ret = signals_restore_pending(&tin[0], proc);
-	for (size_t i = 0; i < nt && !ret; i++)
-		ret = signals_restore_thread_pending(&tin[i], proc->pid, proc->threads[i]);
-	/* Credentials are per thread; the main thread's last (it created the
-	 * others with privileges it may now give up). */
-	for (size_t k = 0; k < nt && !ret; k++) {
-		size_t i = (k + 1) % nt;
-		const Rtcr__Creds *c = proc->threads[i]->creds ? proc->threads[i]->creds : proc->creds;
-		if (!creds_same_as_self(c))
-			ret = creds_restore_inj(&tin[i], c);
-	}
-	if (!ret)
-		ret = attrs_restore_final(&tin[0], proc, detach);
-	if (!ret)
-		ret = inject_call(&tin[0], "closing rtcr's helper fds", __NR_close_range, pl->base, ~0U,
-				  0, 0, 0, 0, NULL);
-	if (!ret)
-		ret = inject_unmap_scratch(&tin[0]);
-	if (ret)
-		goto out;
+		ret = signals_restore_pending(&rp->tin[0], proc);
+	for (size_t t = 0; t < nt && !ret; t++)
+		ret = signals_restore_thread_pending(&rp->tin[t], proc->pid, proc->threads[t]);
+	return ret;
+}
 
+/* Credentials per thread, the main thread's last (it created the others
+ * with privileges it may now give up); then what a credential change
+ * resets; then rtcr's leftovers go. */
+static int final_phase(struct rctx *c, int i)
+{
+	struct rproc *rp = &c->p[i];
+	const Rtcr__Process *proc = rp->proc;
+	size_t nt = proc->n_threads;
+	int ret = 0;
+
+	ret = mem_unmap_shared_sources(&rp->tin[0], rp->shm, rp->nshm);
+	for (size_t k = 0; k < nt && !ret; k++) {
+		size_t t = (k + 1) % nt;
+		const Rtcr__Creds *cr = proc->threads[t]->creds ? proc->threads[t]->creds : proc->creds;
+		if (!creds_same_as_self(cr))
+			ret = creds_restore_inj(&rp->tin[t], cr);
+	}
+	if (!ret)
+		ret = attrs_restore_final(&rp->tin[0], proc, c->detach && i == 0);
+	if (!ret)
+		ret = inject_call(&rp->tin[0], "closing rtcr's helper fds", __NR_close_range, c->ctl_fd,
+				  ~0U, 0, 0, 0, 0, NULL);
+	if (!ret)
+		ret = inject_unmap_scratch(&rp->tin[0]);
+	return ret;
+}
+
+static int rebuild(struct rctx *c, struct mem_stats *ms)
+{
+	struct cpu_info ci;
+	int ret = 0;
+
+	cpu_info_get(&ci);
+	/* Tree order: a shared memory object's first process makes it
+	 * before the others map it. */
+	for (int i = 0; i < c->np && !ret; i++)
+		if (!c->p[i].zombie)
+			ret = address_phase(c, i, ms);
+	for (int i = 0; i < c->np && !ret; i++)
+		if (!c->p[i].zombie)
+			ret = state_phase(c, i);
+	for (int i = c->np; i-- > 0 && !ret; )
+		if (!c->p[i].zombie)
+			ret = final_phase(c, i);
 	/* RUNNING: every thread sits at the exit of its last injected call. */
-	for (size_t i = 0; i < nt && !ret; i++)
-		ret = set_thread_final(proc->threads[i]->tid, proc->threads[i], &ci);
+	for (int i = 0; i < c->np && !ret; i++)
+		for (size_t t = 0; t < c->p[i].proc->n_threads && !ret && !c->p[i].zombie; t++)
+			ret = set_thread_final(c->p[i].proc->threads[t]->tid, c->p[i].proc->threads[t], &ci);
+	for (int i = 0; i < c->np; i++)
+		for (size_t t = 0; t < c->p[i].ready; t++)
+			inject_abandon(&c->p[i].tin[t]);
 	if (ret)
-		goto out;
-	if (proc->stopped)
-		kill(pid, SIGSTOP);
-	for (size_t i = nt; i-- > 0 && !ret; )
-		ret = task_detach(proc->threads[i]->tid, 0);
-out:
-	for (size_t i = 0; i < ready; i++)
-		inject_abandon(&tin[i]);
-	free(tin);
-	free(extra_write);
-	(void)r;
+		return ret;
+	for (int i = 0; i < c->np; i++)
+		if (!c->p[i].zombie && c->p[i].proc->stopped)
+			kill(c->p[i].proc->pid, SIGSTOP);
+	/* Children first: a parent never runs before its whole tree is back. */
+	for (int i = c->np; i-- > 0; )
+		for (size_t t = c->p[i].zombie ? 0 : c->p[i].proc->n_threads; t-- > 0; )
+			if (task_detach(c->p[i].proc->threads[t]->tid, 0))
+				ret = -EIO;
 	return ret;
 }
 
@@ -473,32 +756,83 @@ static int wait_child(pid_t pid)
 	return 128 + WTERMSIG(status);
 }
 
+/* Kill everything built so far and reap what is ours to reap. */
+static void kill_tree(struct rctx *c)
+{
+	for (int i = 0; i < c->np; i++)
+		kill(c->p[i].proc->pid, SIGKILL);
+	for (;;) {
+		pid_t w = waitpid(-1, NULL, __WALL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			break;
+	}
+}
+
 int restore_run(const struct restore_opts *o)
 {
 	struct loaded_image im;
-	struct plan pl;
+	struct rctx c;
 	struct mem_stats ms = { 0 };
 	struct clone_args ca;
-	int sync[2] = { -1, -1 }, ctl[2] = { -1, -1 }, ret, status;
+	Rtcr__Files **live_files;
+	int sync[2] = { -1, -1 }, ctl[2] = { -1, -1 }, ret, nlive = 0;
 	uint64_t t0 = now_ns(), t_fork = 0, t_run = 0;
 	pid_t pid, want;
 
+	memset(&c, 0, sizeof(c));
 	ret = image_load(o->dir, &im);
 	if (ret)
 		return ret;
-	ret = build_plan(&im, &pl);
+	c.im = &im;
+	c.detach = o->detach;
+	ret = build_plan(&c);
 	if (!ret)
-		ret = preflight(&im, &pl);
+		ret = preflight(&c);
 	if (ret)
 		goto out_plan;
+
+	/* rtcr's own pipes above every slot planned below, so placing the
+	 * carriers and the error pipe cannot land on them. */
 	if (pipe2(sync, O_CLOEXEC) || pipe2(ctl, O_CLOEXEC)) {
 		ret = -errno;
 		pr_perror("pipe");
 		goto out_plan;
 	}
+	for (int k = 0; k < 2; k++) {
+		int *fds = k ? ctl : sync;
+		for (int e = 0; e < 2; e++) {
+			int hi = fcntl(fds[e], F_DUPFD_CLOEXEC, c.top_fd);
+			if (hi < 0) {
+				ret = -errno;
+				pr_perror("moving rtcr's pipe above %d", c.top_fd);
+				goto out_plan;
+			}
+			close(fds[e]);
+			fds[e] = hi;
+		}
+	}
+
+	/* PREPARED: descriptions at carriers, the error pipe at its fd. */
+	live_files = xmalloc(c.np * sizeof(*live_files));
+	for (int i = 0; i < c.np; i++)
+		if (c.p[i].files)
+			live_files[nlive++] = (Rtcr__Files *)c.p[i].files;
+	ret = files_prepare(live_files, nlive, &c.fctx, c.carrier_base);
+	free(live_files);
+	if (ret)
+		goto out_carriers;
+	if (dup2(ctl[1], c.ctl_fd) < 0) {
+		ret = -errno;
+		pr_perror("error pipe");
+		goto out_carriers;
+	}
+	close(ctl[1]);
+	ctl[1] = -1;
 
 	/* FORKED */
-	want = im.proc->pid;
+	want = im.procs[0]->pid;
 	memset(&ca, 0, sizeof(ca));
 	ca.exit_signal = SIGCHLD;
 	ca.set_tid = (uintptr_t)&want;
@@ -515,76 +849,65 @@ int restore_run(const struct restore_opts *o)
 			       "CAP_SYS_ADMIN)", want);
 		else
 			pr_perror("clone3(set_tid=%d)", want);
-		goto out_plan;
+		goto out_carriers;
 	}
 	if (pid == 0) {
 		close(sync[1]);
 		close(ctl[0]);
-		child_main(&im, &pl, sync[0], ctl[1], o->detach);
+		hosted(&c, 0, sync[0]);
 	}
 	close(sync[0]);
-	close(ctl[1]);
-	sync[0] = ctl[1] = -1;
-	ret = task_seize(pid, true);
-	if (ret) {
+	sync[0] = -1;
+	/* The root has the carriers now; rtcr's copies would keep pipes open. */
+	for (uint32_t k = 0; k < c.fctx.ncarrier; k++)
+		if (c.fctx.carrier[k] >= 0)
+			close(c.fctx.carrier[k]);
+	close(c.ctl_fd);
+	if (ptrace(PTRACE_SEIZE, pid, 0, (void *)(long)(PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL |
+			PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACECLONE)) < 0) {
+		ret = -errno;
+		pr_perror("pid %d: PTRACE_SEIZE", pid);
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 		goto out_plan;
 	}
 	if (write(sync[1], "g", 1) != 1) {
 		ret = -errno;
-		goto kill_child;
+		goto kill_all;
 	}
 
-	/* HOSTED: wait until the child stops itself. */
-	for (;;) {
-		pid_t w = waitpid(pid, &status, __WALL);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0) {
-			ret = -errno;
-			pr_perror("waitpid");
-			goto kill_child;
-		}
-		if (WIFSTOPPED(status) && WSTOPSIG(status) == SIGSTOP && !(status >> 16))
-			break;
-		if (WIFEXITED(status) || WIFSIGNALED(status)) {
-			relay_child_messages(ctl[0]);
-			pr_err("restore of pid %d failed while setting up its handles and attributes",
-			       want);
-			ret = -EIO;
-			goto out_plan;
-		}
-		/* other stops (group-stop notifications): let it go on */
-		ptrace(PTRACE_CONT, pid, 0, 0);
-	}
-	relay_child_messages(ctl[0]);
-
-	/* ADDRESS, STATE, RUNNING */
-	ret = rebuild(&im, &pl, pid, o->detach, &ms);
+	/* HOSTED */
+	ret = host_loop(&c, ctl[0]);
 	relay_child_messages(ctl[0]);
 	if (ret)
-		goto kill_child;
+		goto kill_all;
+
+	/* ADDRESS, STATE, RUNNING */
+	ret = rebuild(&c, &ms);
+	relay_child_messages(ctl[0]);
+	if (ret)
+		goto kill_all;
 	t_run = now_ns();
 	if (o->stats) {
 		char b[32];
 		fprintf(stderr,
-			"rtcr restore: pid %d: %s in %llu pages\n"
+			"rtcr restore: pid %d: %d process%s, %s in %llu pages\n"
 			"  until running %8.3f ms (fork to running %.3f ms)\n"
 			"  page copy     %8.3f ms (%.2f GiB/s, %llu pages by UFFDIO_COPY)\n",
-			pid, fmt_bytes(b, sizeof(b), ms.pages * PAGE_SIZE), (unsigned long long)ms.pages,
-			(t_run - t0) / 1e6, (t_run - t_fork) / 1e6, ms.copy_ns / 1e6,
+			pid, c.np, c.np == 1 ? "" : "es", fmt_bytes(b, sizeof(b), ms.pages * PAGE_SIZE),
+			(unsigned long long)ms.pages, (t_run - t0) / 1e6, (t_run - t_fork) / 1e6,
+			ms.copy_ns / 1e6,
 			ms.copy_ns ? ms.pages * PAGE_SIZE / (ms.copy_ns / 1e9) / (1ULL << 30) : 0.0,
 			(unsigned long long)ms.uffd_pages);
-		fprintf(stderr, "STATS restore pid=%d pages=%llu total_ns=%llu fork_to_run_ns=%llu "
-			"copy_ns=%llu\n", pid, (unsigned long long)ms.pages,
+		fprintf(stderr, "STATS restore pid=%d processes=%d pages=%llu total_ns=%llu "
+			"fork_to_run_ns=%llu copy_ns=%llu\n", pid, c.np, (unsigned long long)ms.pages,
 			(unsigned long long)(t_run - t0), (unsigned long long)(t_run - t_fork),
 			(unsigned long long)ms.copy_ns);
 	}
 	close(ctl[0]);
 	close(sync[1]);
+	plan_free(&c);
 	image_unload(&im);
-	plan_free(&pl);
 	if (o->detach) {
 		printf("%d\n", pid);
 		fflush(stdout);
@@ -592,11 +915,19 @@ int restore_run(const struct restore_opts *o)
 	}
 	return wait_child(pid);
 
-kill_child:
-	kill(pid, SIGKILL);
-	while (waitpid(pid, NULL, __WALL) < 0 && errno == EINTR)
-		;
-	pr_err("restore of pid %d failed; the partly restored process was killed", want);
+kill_all:
+	relay_child_messages(ctl[0]);
+	kill_tree(&c);
+	if (c.np == 1)
+		pr_err("restore of pid %d failed; the partly restored process was killed", want);
+	else
+		pr_err("restore of pid %d failed; the %d partly restored processes were killed", want,
+		       c.np);
+	goto out_plan;
+out_carriers:
+	for (uint32_t k = 0; c.fctx.carrier && k < c.fctx.ncarrier; k++)
+		if (c.fctx.carrier[k] >= 0)
+			close(c.fctx.carrier[k]);
 out_plan:
 	for (int i = 0; i < 2; i++) {
 		if (sync[i] >= 0)
@@ -604,7 +935,7 @@ out_plan:
 		if (ctl[i] >= 0)
 			close(ctl[i]);
 	}
-	plan_free(&pl);
+	plan_free(&c);
 	image_unload(&im);
 	return ret < 0 ? ret : -EIO;
 }

@@ -1,8 +1,8 @@
 # A dump that cannot be restored correctly must fail at dump time, naming
 # the object, and the target must keep running untouched.
 
-refuse_case() { # kind expected-message-pattern
-	start_ready holder "$1"
+refuse_case() { # kind expected-message-pattern [holder args]
+	start_ready holder "$1" "${@:3}"
 	mkdir -p "$T/img"
 	if "$RTCR" dump -t "$PID" -D "$T/img" > "$T/dump.out" 2>&1; then
 		fail "dump of a process holding $1 succeeded"
@@ -22,12 +22,18 @@ refuse_case() { # kind expected-message-pattern
 	assert_contains "$T/out" '^PASS' "target verdict"
 }
 
-test_refuse_pipe() { refuse_case pipe "fd 5: pipe: not supported"; }
+# A pipe with an end outside the checkpointed processes (here: the test's).
+test_refuse_pipe() {
+	local pfd
+	exec {pfd}< <(exec sleep 1000)
+	track_pid $!
+	refuse_case pipe "fd 5: pipe:\[[0-9]*\] (its other end is outside the checkpointed processes): not supported" \
+		"/proc/$BASHPID/fd/$pfd"
+}
 test_refuse_eventfd() { refuse_case eventfd "fd 3: eventfd: not supported"; }
 test_refuse_socket() { refuse_case socket "fd 3: socket: not supported"; }
 test_refuse_epoll() { refuse_case epoll "fd 3: eventpoll: not supported"; }
 test_refuse_io_uring() { refuse_case io_uring "fd 3: io_uring: not supported"; }
-test_refuse_child() { refuse_case child "has child process [0-9]*: process trees are not supported yet"; }
 test_refuse_memfd_mapping() { refuse_case memfd_map "memfd:held (deleted): memfd mapping: not supported yet"; }
 test_refuse_deleted_file() { refuse_case deleted_file "fd 3: /tmp/rtcr-holder-.* (deleted): file deleted while open: not supported yet"; }
 test_refuse_posix_timer() { refuse_case posix_timer "POSIX timer 0: not supported yet"; }

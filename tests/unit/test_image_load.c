@@ -76,13 +76,15 @@ static void test_load_good(void **state)
 	assert_int_equal(image_load(c->dir, &im), 0);
 	assert_memory_equal(im.image_id, ti_image_id, 16);
 	assert_non_null(im.inv);
-	assert_non_null(im.proc);
-	assert_non_null(im.mm);
-	assert_non_null(im.files);
+	assert_int_equal(im.nprocs, 1);
+	assert_non_null(im.procs[0]);
+	assert_non_null(im.mm[0]);
+	assert_non_null(im.files[0]);
 	assert_string_equal(im.inv->tool_version, "rtcr-unit-test");
-	assert_int_equal(im.proc->pid, TI_PID);
-	assert_int_equal(im.mm->n_vmas, 2);
-	assert_int_equal(im.files->n_fds, 1);
+	assert_int_equal(im.procs[0]->pid, TI_PID);
+	assert_int_equal(image_proc_index(&im, TI_PID), 0);
+	assert_int_equal(im.mm[0]->n_vmas, 2);
+	assert_int_equal(im.files[0]->n_fds, 1);
 	assert_int_equal(im.nr_pages_recs, ARRAY_SIZE(ti_pages_recs));
 	assert_int_equal(im.total_pages, ti_total_pages(0));
 	for (uint32_t i = 0; i < im.nr_pages_recs; i++) {
