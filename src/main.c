@@ -2,7 +2,7 @@
  * rtcr: checkpoint/restore for Linux processes.
  *
  *   rtcr dump -t PID -D DIR [--leave-running] [--stats]
- *   rtcr restore -D DIR [--detach] [--stats]
+ *   rtcr restore -D DIR [--detach] [--pidns] [--stats]
  *   rtcr inspect DIR [--json]
  *   rtcr check
  */
@@ -24,11 +24,14 @@ static void usage(FILE *f)
 		"usage: rtcr [-v] COMMAND [options]\n"
 		"\n"
 		"  dump -t PID -D DIR [--leave-running] [--stats]\n"
-		"        checkpoint process PID into DIR/image.rtcr; the process is killed\n"
-		"        afterwards unless --leave-running\n"
-		"  restore -D DIR [--detach] [--stats]\n"
-		"        bring the process back with its pid; wait for it and exit with its\n"
-		"        status, or with --detach print its pid and return once it runs\n"
+		"        checkpoint process PID and its descendants into DIR/image.rtcr;\n"
+		"        they are killed afterwards unless --leave-running\n"
+		"  restore -D DIR [--detach] [--pidns] [--stats]\n"
+		"        bring the processes back with their pids; wait for the root and exit\n"
+		"        with its status, or with --detach print its pid and return once all\n"
+		"        run. --pidns: under the init of a new pid namespace (and a mount\n"
+		"        namespace with its /proc), where the saved pids are free; the pid\n"
+		"        printed is the root's outside it\n"
 		"  inspect DIR [--json]\n"
 		"        show what an image holds\n"
 		"  check\n"
@@ -89,6 +92,7 @@ static int cmd_restore(int argc, char **argv)
 		{ "images-dir", required_argument, 0, 'D' },
 		{ "detach", no_argument, 0, 'd' },
 		{ "stats", no_argument, 0, 's' },
+		{ "pidns", no_argument, 0, 'p' },
 		{ "verbose", no_argument, 0, 'v' },
 		{ 0, 0, 0, 0 },
 	};
@@ -100,6 +104,7 @@ static int cmd_restore(int argc, char **argv)
 		case 'D': o.dir = optarg; break;
 		case 'd': o.detach = true; break;
 		case 's': o.stats = true; break;
+		case 'p': o.pidns = true; break;
 		case 'v': log_set_level(log_get_level() + 1); break;
 		default: usage(stderr); return 2;
 		}

@@ -199,6 +199,74 @@ int proc_children(pid_t pid, pid_t **kids)
 	return n;
 }
 
+/* NSpid of a task (or of a thread with path "task/TID" under pid). */
+static int ns_ids(const char *path, uint64_t **v)
+{
+	struct proc_status ps;
+	int n;
+
+	if (read_file(path, &ps.buf) < 0)
+		return -errno;
+	n = proc_status_nums(&ps, "NSpid", v);
+	proc_status_free(&ps);
+	if (n > 0)
+		return n;
+	free(*v);
+	return -ENOENT;
+}
+
+pid_t proc_ns_id(pid_t tid)
+{
+	char path[64];
+	uint64_t *v;
+	pid_t id;
+	int n;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", tid);
+	n = ns_ids(path, &v);
+	if (n < 0)
+		return n;
+	id = v[n - 1];
+	free(v);
+	return id;
+}
+
+int proc_ns_depth(pid_t tid)
+{
+	char path[64];
+	uint64_t *v;
+	int n;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", tid);
+	n = ns_ids(path, &v);
+	if (n < 0)
+		return n;
+	free(v);
+	return n - 1;
+}
+
+pid_t proc_host_tid(pid_t pid, pid_t nstid)
+{
+	pid_t *tids, found = -ESRCH;
+	int nt = proc_tasks(pid, &tids);
+
+	for (int i = 0; i < nt && found < 0; i++) {
+		char path[96];
+		uint64_t *v;
+		int n;
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/status", pid, tids[i]);
+		n = ns_ids(path, &v);
+		if (n <= 0)
+			continue;
+		if ((pid_t)v[n - 1] == nstid)
+			found = tids[i];
+		free(v);
+	}
+	if (nt >= 0)
+		free(tids);
+	return nt < 0 ? nt : found;
+}
+
 int proc_limits(pid_t pid, uint64_t cur[16], uint64_t max[16])
 {
 	/* Rows in the order of the RLIMIT_* numbers. */

@@ -37,6 +37,17 @@ int proc_tasks(pid_t pid, pid_t **tids) __must_check;
 /* Children of every thread of pid; count or -errno. */
 int proc_children(pid_t pid, pid_t **kids) __must_check;
 
+/*
+ * Pid namespaces. /proc/PID/status's NSpid line lists a task's ids from
+ * the namespace of rtcr's /proc down to the task's own. proc_ns_id()
+ * gives the innermost one (the id the task sees for itself), -errno if
+ * unreadable; proc_ns_depth() how many namespaces below ours it is in.
+ * proc_host_tid() finds the thread of pid whose innermost id is nstid.
+ */
+pid_t proc_ns_id(pid_t tid);
+int proc_ns_depth(pid_t tid);
+pid_t proc_host_tid(pid_t pid, pid_t nstid);
+
 /* Limits from /proc/PID/limits (used when prlimit(2) is refused). */
 int proc_limits(pid_t pid, uint64_t cur[16], uint64_t max[16]) __must_check;
 

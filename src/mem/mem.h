@@ -66,7 +66,7 @@ int mem_map_areas(struct inject *in, const Rtcr__Mm *mm, const int *map_fd,
  * source mapping, the whole object, from which every area maps it. */
 struct shm_place {
 	uint64_t id;
-	pid_t pid;
+	pid_t pid;                 /* the process's own id (its /proc is its pid namespace's) */
 	uint64_t start, len;
 };
 /*
@@ -74,8 +74,9 @@ struct shm_place {
  * here (its source is recorded in *mine); the areas map it through
  * /proc/PID/map_files of its source, so all share one object, as the
  * processes did. The sources are unmapped at the end of the restore.
+ * pid is the process's own id, as its /proc shows it.
  */
-int mem_map_shared(struct inject *in, const Rtcr__Mm *mm, bool *extra_write,
+int mem_map_shared(struct inject *in, pid_t pid, const Rtcr__Mm *mm, bool *extra_write,
 		   const struct shm_place *(*lookup)(void *arg, uint64_t id), void *arg,
 		   struct shm_place **mine, int *nmine) __must_check;
 int mem_unmap_shared_sources(struct inject *in, const struct shm_place *mine, int n) __must_check;
@@ -84,10 +85,11 @@ int mem_unmap_shared_sources(struct inject *in, const struct shm_place *mine, in
  * Anonymous areas are filled with UFFDIO_COPY through a userfaultfd the
  * child creates (injected), which places pages without faulting and
  * zeroing them first; other areas, or all if userfaultfd is unavailable,
- * with process_vm_writev and /proc/PID/mem.
+ * with process_vm_writev and /proc/PID/mem. pid selects the image's
+ * records; in->tid is the process as rtcr sees it.
  */
 int mem_fill_pages(struct inject *in, struct loaded_image *im, pid_t pid,
-		   struct mem_stats *st) __must_check;   /* pid's records only */   /* pid's records only */
+		   struct mem_stats *st) __must_check;
 /* Protections, madvise state, locks, names, seals; then PR_SET_MM_MAP. */
 int mem_finish_areas(struct inject *in, const Rtcr__Mm *mm, const bool *extra_write,
 		     int exe_fd) __must_check;

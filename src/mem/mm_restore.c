@@ -321,7 +321,7 @@ int mem_map_areas(struct inject *in, const Rtcr__Mm *mm, const int *map_fd, bool
 	return ret;
 }
 
-int mem_map_shared(struct inject *in, const Rtcr__Mm *mm, bool *extra_write,
+int mem_map_shared(struct inject *in, pid_t pid, const Rtcr__Mm *mm, bool *extra_write,
 		   const struct shm_place *(*lookup)(void *arg, uint64_t id), void *arg,
 		   struct shm_place **mine, int *nmine)
 {
@@ -365,7 +365,7 @@ int mem_map_shared(struct inject *in, const Rtcr__Mm *mm, bool *extra_write,
 				break;
 			}
 			*mine = xrealloc(*mine, (*nmine + 1) * sizeof(**mine));
-			(*mine)[*nmine] = (struct shm_place){ v->shmem_id, in->tid, (uint64_t)addr, size };
+			(*mine)[*nmine] = (struct shm_place){ v->shmem_id, pid, (uint64_t)addr, size };
 			src = &(*mine)[(*nmine)++];
 		}
 		if (v->pages_stored && !(prot & PROT_WRITE)) {
@@ -405,7 +405,8 @@ int mem_unmap_shared_sources(struct inject *in, const struct shm_place *mine, in
 
 struct fill_ctx {
 	struct loaded_image *im;
-	pid_t pid;
+	pid_t pid;                    /* in the image */
+	pid_t hpid;                   /* in rtcr's pid namespace */
 	int memfd;
 	int uffd;                 /* -1: no userfaultfd */
 	const bool *registered;   /* per area: registered with uffd */
@@ -440,7 +441,7 @@ static int flush_vm(struct fill_ctx *f, struct iovec *l, struct iovec *r, int n)
 		return 0;
 	for (int i = 0; i < n; i++)
 		want += l[i].iov_len;
-	got = process_vm_writev(f->pid, l, n, r, n, 0);
+	got = process_vm_writev(f->hpid, l, n, r, n, 0);
 	if (got == (ssize_t)want)
 		return 0;
 	pr_err("writing memory of the new process at %p: %s", r[0].iov_base,
@@ -599,7 +600,7 @@ int mem_fill_pages(struct inject *in, struct loaded_image *im, pid_t pid, struct
 {
 	int pi = image_proc_index(im, pid);
 	const Rtcr__Mm *mm = im->mm[pi];
-	struct fill_ctx f = { .im = im, .pid = pid, .memfd = in->memfd, .mm = mm, .uffd = -1 };
+	struct fill_ctx f = { .im = im, .pid = pid, .hpid = in->tid, .memfd = in->memfd, .mm = mm, .uffd = -1 };
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	bool *reg = xzalloc((mm->n_vmas + 1) * sizeof(bool));
 	uint32_t nrec = 0;
@@ -613,7 +614,7 @@ int mem_fill_pages(struct inject *in, struct loaded_image *im, pid_t pid, struct
 	for (size_t k = 0; k < mm->n_vmas; k++)
 		npages += mm->vmas[k]->pages_stored;
 
-	f.uffd = open_child_uffd(in, pid);
+	f.uffd = open_child_uffd(in, in->tid);
 	if (f.uffd == -2) {
 		free(reg);
 		return -EIO;

@@ -48,6 +48,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
@@ -85,6 +86,8 @@ struct rproc {
 	int *vma_fd;                       /* per area: its file's fd, or -1 */
 	int exe_fd;
 	/* runtime */
+	pid_t hpid;                        /* its pid as rtcr sees it (0: not yet) */
+	pid_t *htid;                       /* per thread, likewise */
 	bool hosted;                       /* stopped itself at the end of HOSTED */
 	bool exited;                       /* a zombie that has died again */
 	struct inject *tin;                /* per thread; tin[0] the main one */
@@ -106,6 +109,8 @@ struct rctx {
 	struct files_restore_ctx fctx;
 	bool same_boot;
 	bool detach;
+	bool pidns;                        /* the tree in a new pid namespace */
+	pid_t init;                        /* that namespace's init (rtcr's child) */
 };
 
 static int plan_file(struct rproc *rp, int base, const Rtcr__FileRef *ref, int oflags)
@@ -200,6 +205,7 @@ static void plan_free(struct rctx *c)
 		free(c->p[i].tin);
 		free(c->p[i].extra_write);
 		free(c->p[i].shm);
+		free(c->p[i].htid);
 	}
 	free(c->p);
 	c->p = NULL;
@@ -248,7 +254,7 @@ static int preflight(struct rctx *c)
 	char msg[256];
 	int ret = 0, nlive = 0;
 
-	for (int i = 0; i < c->np && !ret; i++) {
+	for (int i = 0; i < c->np && !ret && !c->pidns; i++) {
 		const Rtcr__Process *p = c->p[i].proc;
 		ret = id_free(p->pid, "pid", p->pid);
 		for (size_t t = 1; t < p->n_threads && !ret; t++)
@@ -424,11 +430,20 @@ static void relay_child_messages(int ctl_rd)
 			break;
 }
 
-static int proc_index(const struct rctx *c, pid_t pid)
+/* Which process is host pid w? New ones are known by their own pid. */
+static int proc_index(struct rctx *c, pid_t w)
 {
+	pid_t own;
+
 	for (int i = 0; i < c->np; i++)
-		if (c->p[i].proc->pid == pid)
+		if (c->p[i].hpid == w)
 			return i;
+	own = c->pidns ? proc_ns_id(w) : w;
+	for (int i = 0; i < c->np; i++)
+		if (!c->p[i].hpid && c->p[i].proc->pid == own) {
+			c->p[i].hpid = w;
+			return i;
+		}
 	return -1;
 }
 
@@ -449,6 +464,11 @@ static int host_loop(struct rctx *c, int ctl_rd)
 				continue;
 			pr_perror("waitpid");
 			return -errno;
+		}
+		if (w == c->init) {
+			relay_child_messages(ctl_rd);
+			pr_err("the new pid namespace's init died while the tree was built");
+			return -EIO;
 		}
 		i = proc_index(c, w);
 		if (i < 0)
@@ -495,7 +515,7 @@ static int host_loop(struct rctx *c, int ctl_rd)
  * thread, with the saved tid. With PTRACE_O_TRACECLONE the new thread
  * starts traced and stopped, before it runs a single instruction.
  */
-static int create_thread(struct inject *main_in, pid_t tid)
+static int create_thread(struct inject *main_in, pid_t tid, bool pidns, pid_t *htid)
 {
 	struct clone_args ca;
 	uint64_t data = inject_data(main_in);
@@ -519,7 +539,12 @@ static int create_thread(struct inject *main_in, pid_t tid)
 		pr_err("creating thread %d: %s", tid, r < 0 ? strerror((int)-r) : "got another tid");
 		return r < 0 ? (int)r : -EINVAL;
 	}
-	ret = task_wait_stop(tid, &st);
+	*htid = pidns ? proc_host_tid(main_in->tid, tid) : tid;
+	if (*htid < 0) {
+		pr_err("thread %d: not found among the threads of pid %d", tid, main_in->tid);
+		return -ESRCH;
+	}
+	ret = task_wait_stop(*htid, &st);
 	if (!ret && st.kind != STOP_INTERRUPT && st.kind != STOP_GROUP &&
 	    !(st.kind == STOP_SIGNAL && st.sig == SIGSTOP)) {
 		pr_err("thread %d: unexpected first stop (%s)", tid, sig_name(st.sig));
@@ -571,11 +596,13 @@ static int address_phase(struct rctx *c, int i, struct mem_stats *ms)
 	int ret;
 
 	rp->tin = xzalloc(nt * sizeof(*rp->tin));
+	rp->htid = xzalloc(nt * sizeof(*rp->htid));
+	rp->htid[0] = rp->hpid;
 	for (size_t t = 0; t < nt; t++)
 		rp->tin[t].memfd = -1;
 	rp->extra_write = xzalloc((rp->mm->n_vmas + 1) * sizeof(bool));
 	cpu_info_get(&ci);
-	ret = inject_begin(&rp->tin[0], proc->pid, (uint64_t)(uintptr_t)rtcr_syscall_gadget);
+	ret = inject_begin(&rp->tin[0], rp->hpid, (uint64_t)(uintptr_t)rtcr_syscall_gadget);
 	if (ret)
 		return ret;
 	rp->ready = 1;
@@ -593,7 +620,7 @@ static int address_phase(struct rctx *c, int i, struct mem_stats *ms)
 		return ret;
 	/* rtcr's glibc registered rseq in the child: undo before its area goes. */
 	memset(&rc, 0, sizeof(rc));
-	if (ptrace(PTRACE_GET_RSEQ_CONFIGURATION, proc->pid, (void *)sizeof(rc), &rc) >= 0 &&
+	if (ptrace(PTRACE_GET_RSEQ_CONFIGURATION, rp->hpid, (void *)sizeof(rc), &rc) >= 0 &&
 	    rc.rseq_abi_pointer) {
 		ret = inject_call(&rp->tin[0], "unregistering rtcr's rseq area", __NR_rseq,
 				  rc.rseq_abi_pointer, rc.rseq_abi_size, 1 /* RSEQ_FLAG_UNREGISTER */,
@@ -601,13 +628,13 @@ static int address_phase(struct rctx *c, int i, struct mem_stats *ms)
 		if (ret)
 			return ret;
 	}
-	ret = mem_unmap_all_but(&rp->tin[0], proc->pid);
+	ret = mem_unmap_all_but(&rp->tin[0], rp->hpid);
 	if (!ret)
-		ret = mem_move_vdso(&rp->tin[0], proc->pid, rp->mm, rp->sc.base + rp->sc.len + (1 << 20));
+		ret = mem_move_vdso(&rp->tin[0], rp->hpid, rp->mm, rp->sc.base + rp->sc.len + (1 << 20));
 	if (!ret)
 		ret = mem_map_areas(&rp->tin[0], rp->mm, rp->vma_fd, rp->extra_write);
 	if (!ret)
-		ret = mem_map_shared(&rp->tin[0], rp->mm, rp->extra_write, find_shm, c, &rp->shm,
+		ret = mem_map_shared(&rp->tin[0], proc->pid, rp->mm, rp->extra_write, find_shm, c, &rp->shm,
 				     &rp->nshm);
 	if (!ret)
 		ret = mem_fill_pages(&rp->tin[0], c->im, proc->pid, ms);
@@ -628,16 +655,16 @@ static int state_phase(struct rctx *c, int i)
 	int ret = 0;
 
 	/* The other threads, with their tids, each driven in its own slot. */
-	if (nt > 1 && ptrace(PTRACE_SETOPTIONS, proc->pid, 0, (void *)(long)(PTRACE_O_TRACESYSGOOD |
+	if (nt > 1 && ptrace(PTRACE_SETOPTIONS, rp->hpid, 0, (void *)(long)(PTRACE_O_TRACESYSGOOD |
 			     PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE)) < 0) {
 		pr_perror("pid %d: PTRACE_SETOPTIONS", proc->pid);
 		return -errno;
 	}
 	for (size_t t = 1; t < nt && !ret; t++) {
 		pid_t tid = proc->threads[t]->tid;
-		ret = create_thread(&rp->tin[0], tid);
+		ret = create_thread(&rp->tin[0], tid, c->pidns, &rp->htid[t]);
 		if (!ret)
-			ret = inject_begin(&rp->tin[t], tid, 0);
+			ret = inject_begin(&rp->tin[t], rp->htid[t], 0);
 		if (!ret) {
 			rp->ready = t + 1;
 			ret = inject_attach_scratch(&rp->tin[t], &rp->sc, t, NULL, 0);
@@ -646,7 +673,7 @@ static int state_phase(struct rctx *c, int i)
 	for (size_t t = 0; t < nt && !ret; t++) {
 		ret = thread_restore_inj(&rp->tin[t], proc->threads[t], proc->xcomp_perm);
 		if (!ret)
-			ret = thread_restore_sched(proc->threads[t]->tid, proc->threads[t]);
+			ret = thread_restore_sched(rp->htid[t], proc->threads[t]);
 	}
 	if (!ret)
 		ret = attrs_restore_inj(&rp->tin[0], proc);
@@ -704,7 +731,7 @@ static int rebuild(struct rctx *c, struct mem_stats *ms)
 	/* RUNNING: every thread sits at the exit of its last injected call. */
 	for (int i = 0; i < c->np && !ret; i++)
 		for (size_t t = 0; t < c->p[i].proc->n_threads && !ret && !c->p[i].zombie; t++)
-			ret = set_thread_final(c->p[i].proc->threads[t]->tid, c->p[i].proc->threads[t], &ci);
+			ret = set_thread_final(c->p[i].htid[t], c->p[i].proc->threads[t], &ci);
 	for (int i = 0; i < c->np; i++)
 		for (size_t t = 0; t < c->p[i].ready; t++)
 			inject_abandon(&c->p[i].tin[t]);
@@ -712,13 +739,93 @@ static int rebuild(struct rctx *c, struct mem_stats *ms)
 		return ret;
 	for (int i = 0; i < c->np; i++)
 		if (!c->p[i].zombie && c->p[i].proc->stopped)
-			kill(c->p[i].proc->pid, SIGSTOP);
+			kill(c->p[i].hpid, SIGSTOP);
 	/* Children first: a parent never runs before its whole tree is back. */
 	for (int i = c->np; i-- > 0; )
 		for (size_t t = c->p[i].zombie ? 0 : c->p[i].proc->n_threads; t-- > 0; )
-			if (task_detach(c->p[i].proc->threads[t]->tid, 0))
+			if (task_detach(c->p[i].htid[t], 0))
 				ret = -EIO;
 	return ret;
+}
+
+/* ---- --pidns: the tree under an init of a new pid namespace ---- */
+
+/*
+ * The namespace's init (pid 1 there): rtcr's code, forked with
+ * CLONE_NEWPID | CLONE_NEWNS. It mounts a /proc of the new namespace (so
+ * /proc/PID of the restored processes, seen from inside, is theirs),
+ * forks the root with its saved pid, and then only reaps: orphans of the
+ * tree are re-parented to it. Until rtcr says the restore is done ('d' on
+ * go_rd) it waits on that pipe, and exits if rtcr dies (end of file),
+ * which ends the namespace. It exits with the root's status once it has
+ * no child left.
+ */
+static __attribute__((noreturn)) void ns_init(struct rctx *c, int sync_rd, int go_rd)
+{
+	struct clone_args ca;
+	pid_t want = c->p[0].proc->pid, root;
+	int status, root_status = 0, devnull;
+	char ch = 0;
+
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+		pr_perror("the new pid namespace: mounting its /proc");
+		_exit(1);
+	}
+	memset(&ca, 0, sizeof(ca));
+	ca.exit_signal = SIGCHLD;
+	ca.set_tid = (uintptr_t)&want;
+	ca.set_tid_size = 1;
+	root = syscall(SYS_clone3, &ca, sizeof(ca));
+	if (root < 0) {
+		pr_perror("the new pid namespace: creating pid %d", want);
+		_exit(1);
+	}
+	if (root == 0) {
+		close(go_rd);
+		hosted(c, 0, sync_rd);
+	}
+	/* Only the go pipe: the carriers and rtcr's pipes are the tree's. */
+	devnull = open("/dev/null", O_RDWR);
+	for (int fd = 0; fd < 3 && devnull >= 0; fd++)
+		dup2(devnull, fd);
+	if (go_rd != 3 && dup2(go_rd, 3) == 3)
+		go_rd = 3;
+	syscall(SYS_close_range, 4, ~0U, 0);
+	/* rtcr died or failed (the pipe's end closed): the namespace ends. */
+	if (read(go_rd, &ch, 1) != 1 || ch != 'd')
+		_exit(1);
+	close(go_rd);
+	for (;;) {
+		pid_t w = waitpid(-1, &status, 0);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			break;
+		if (w == root)
+			root_status = status;
+	}
+	if (WIFSIGNALED(root_status))
+		_exit(128 + WTERMSIG(root_status));
+	_exit(WEXITSTATUS(root_status));
+}
+
+/* The root's pid as rtcr sees it: init's only child, once it exists. */
+static pid_t ns_root(pid_t init)
+{
+	for (int i = 0; i < 5000; i++) {
+		pid_t *kids;
+		int n = proc_children(init, &kids);
+		pid_t root = n > 0 ? kids[0] : 0;
+		if (n >= 0)
+			free(kids);
+		if (root > 0)
+			return root;
+		if (n < 0 || waitpid(init, NULL, WNOHANG) == init)
+			break;
+		usleep(1000);
+	}
+	return -1;
 }
 
 static volatile pid_t g_child;
@@ -731,7 +838,8 @@ static void forward(int sig, siginfo_t *si, void *uc)
 		kill(g_child, sig);
 }
 
-static int wait_child(pid_t pid)
+/* Wait for pid (rtcr's child); signals to rtcr go on to fwd. */
+static int wait_child(pid_t pid, pid_t fwd_to)
 {
 	static const int fwd[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
 	struct sigaction sa;
@@ -740,7 +848,7 @@ static int wait_child(pid_t pid)
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = forward;
 	sa.sa_flags = SA_SIGINFO | SA_RESTART;
-	g_child = pid;
+	g_child = fwd_to;
 	for (size_t i = 0; i < ARRAY_SIZE(fwd); i++)
 		sigaction(fwd[i], &sa, NULL);
 	while (waitpid(pid, &status, 0) < 0) {
@@ -752,15 +860,18 @@ static int wait_child(pid_t pid)
 	g_child = 0;
 	if (WIFEXITED(status))
 		return WEXITSTATUS(status);
-	pr_warn("restored process %d was killed by %s", pid, sig_name(WTERMSIG(status)));
+	pr_warn("restored process %d was killed by %s", fwd_to, sig_name(WTERMSIG(status)));
 	return 128 + WTERMSIG(status);
 }
 
 /* Kill everything built so far and reap what is ours to reap. */
 static void kill_tree(struct rctx *c)
 {
+	if (c->init > 0)
+		kill(c->init, SIGKILL);     /* takes its whole namespace */
 	for (int i = 0; i < c->np; i++)
-		kill(c->p[i].proc->pid, SIGKILL);
+		if (c->p[i].hpid > 0)
+			kill(c->p[i].hpid, SIGKILL);
 	for (;;) {
 		pid_t w = waitpid(-1, NULL, __WALL);
 		if (w < 0 && errno == EINTR)
@@ -777,7 +888,7 @@ int restore_run(const struct restore_opts *o)
 	struct mem_stats ms = { 0 };
 	struct clone_args ca;
 	Rtcr__Files **live_files;
-	int sync[2] = { -1, -1 }, ctl[2] = { -1, -1 }, ret, nlive = 0;
+	int sync[2] = { -1, -1 }, ctl[2] = { -1, -1 }, go[2] = { -1, -1 }, ret, nlive = 0;
 	uint64_t t0 = now_ns(), t_fork = 0, t_run = 0;
 	pid_t pid, want;
 
@@ -787,6 +898,7 @@ int restore_run(const struct restore_opts *o)
 		return ret;
 	c.im = &im;
 	c.detach = o->detach;
+	c.pidns = o->pidns;
 	ret = build_plan(&c);
 	if (!ret)
 		ret = preflight(&c);
@@ -795,13 +907,13 @@ int restore_run(const struct restore_opts *o)
 
 	/* rtcr's own pipes above every slot planned below, so placing the
 	 * carriers and the error pipe cannot land on them. */
-	if (pipe2(sync, O_CLOEXEC) || pipe2(ctl, O_CLOEXEC)) {
+	if (pipe2(sync, O_CLOEXEC) || pipe2(ctl, O_CLOEXEC) || pipe2(go, O_CLOEXEC)) {
 		ret = -errno;
 		pr_perror("pipe");
 		goto out_plan;
 	}
-	for (int k = 0; k < 2; k++) {
-		int *fds = k ? ctl : sync;
+	for (int k = 0; k < 3; k++) {
+		int *fds = k == 2 ? go : k ? ctl : sync;
 		for (int e = 0; e < 2; e++) {
 			int hi = fcntl(fds[e], F_DUPFD_CLOEXEC, c.top_fd);
 			if (hi < 0) {
@@ -831,19 +943,26 @@ int restore_run(const struct restore_opts *o)
 	close(ctl[1]);
 	ctl[1] = -1;
 
-	/* FORKED */
+	/* FORKED: the root, with its pid; or with --pidns the init of a new
+	 * pid namespace, which forks the root with its pid there. */
 	want = im.procs[0]->pid;
 	memset(&ca, 0, sizeof(ca));
 	ca.exit_signal = SIGCHLD;
-	ca.set_tid = (uintptr_t)&want;
-	ca.set_tid_size = 1;
+	if (c.pidns) {
+		ca.flags = CLONE_NEWPID | CLONE_NEWNS;
+	} else {
+		ca.set_tid = (uintptr_t)&want;
+		ca.set_tid_size = 1;
+	}
 	fflush(NULL);
 	t_fork = now_ns();
 	pid = syscall(SYS_clone3, &ca, sizeof(ca));
 	if (pid < 0) {
 		ret = -errno;
-		if (errno == EEXIST)
-			pr_err("pid %d is in use: restore needs the saved pid free", want);
+		if (c.pidns)
+			pr_perror("creating a new pid namespace");
+		else if (errno == EEXIST)
+			pr_err("pid %d is in use: restore needs the saved pid free (or --pidns)", want);
 		else if (errno == EPERM)
 			pr_err("creating pid %d: permission denied (needs CAP_CHECKPOINT_RESTORE or "
 			       "CAP_SYS_ADMIN)", want);
@@ -854,10 +973,29 @@ int restore_run(const struct restore_opts *o)
 	if (pid == 0) {
 		close(sync[1]);
 		close(ctl[0]);
+		close(go[1]);
+		if (c.pidns)
+			ns_init(&c, sync[0], go[0]);
+		close(go[0]);
 		hosted(&c, 0, sync[0]);
 	}
 	close(sync[0]);
 	sync[0] = -1;
+	close(go[0]);
+	go[0] = -1;
+	if (c.pidns) {
+		c.init = pid;
+		pid = ns_root(c.init);
+		if (pid < 0) {
+			ret = -EIO;
+			relay_child_messages(ctl[0]);
+			pr_err("the new pid namespace's init did not create pid %d", want);
+			kill(c.init, SIGKILL);
+			waitpid(c.init, NULL, 0);
+			goto out_carriers;
+		}
+	}
+	c.p[0].hpid = pid;
 	/* The root has the carriers now; rtcr's copies would keep pipes open. */
 	for (uint32_t k = 0; k < c.fctx.ncarrier; k++)
 		if (c.fctx.carrier[k] >= 0)
@@ -867,8 +1005,7 @@ int restore_run(const struct restore_opts *o)
 			PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACECLONE)) < 0) {
 		ret = -errno;
 		pr_perror("pid %d: PTRACE_SEIZE", pid);
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
+		kill_tree(&c);
 		goto out_plan;
 	}
 	if (write(sync[1], "g", 1) != 1) {
@@ -904,8 +1041,14 @@ int restore_run(const struct restore_opts *o)
 			(unsigned long long)(t_run - t0), (unsigned long long)(t_run - t_fork),
 			(unsigned long long)ms.copy_ns);
 	}
+	if (c.pidns && write(go[1], "d", 1) != 1) {
+		ret = -errno;
+		pr_perror("telling the new pid namespace's init the restore is done");
+		goto kill_all;
+	}
 	close(ctl[0]);
 	close(sync[1]);
+	close(go[1]);
 	plan_free(&c);
 	image_unload(&im);
 	if (o->detach) {
@@ -913,7 +1056,7 @@ int restore_run(const struct restore_opts *o)
 		fflush(stdout);
 		return 0;
 	}
-	return wait_child(pid);
+	return wait_child(c.pidns ? c.init : pid, pid);
 
 kill_all:
 	relay_child_messages(ctl[0]);
@@ -934,6 +1077,8 @@ out_plan:
 			close(sync[i]);
 		if (ctl[i] >= 0)
 			close(ctl[i]);
+		if (go[i] >= 0)
+			close(go[i]);
 	}
 	plan_free(&c);
 	image_unload(&im);

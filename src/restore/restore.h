@@ -7,6 +7,7 @@ struct restore_opts {
 	const char *dir;
 	bool detach;
 	bool stats;
+	bool pidns;         /* restore the tree under a new pid namespace's init */
 };
 
 /* Restore the image in opts->dir. Without detach, waits for the process
