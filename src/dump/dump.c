@@ -37,9 +37,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/kcmp.h>
 #include <sys/mman.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -452,6 +454,34 @@ static int check_tree_ids(struct dump_ctx *c)
 	return 0;
 }
 
+/*
+ * Processes (not threads) sharing a kernel object that fork would copy:
+ * made with clone(CLONE_VM / CLONE_FILES / CLONE_FS / CLONE_SIGHAND), or
+ * a vfork child before its exec. Restore forks each process, so it would
+ * give them copies: refuse by name.
+ */
+static int check_tree_sharing(struct dump_ctx *c)
+{
+	static const struct { int type; const char *what; } kinds[] = {
+		{ KCMP_VM, "its memory (vfork before exec, or clone(CLONE_VM))" },
+		{ KCMP_FILES, "its fd table (clone(CLONE_FILES))" },
+		{ KCMP_FS, "its root, cwd and umask (clone(CLONE_FS))" },
+		{ KCMP_SIGHAND, "its signal actions (clone(CLONE_SIGHAND))" },
+	};
+	for (int i = 0; i < c->np; i++)
+		for (int j = 0; j < i; j++) {
+			if (c->p[i].zombie || c->p[j].zombie)
+				continue;
+			for (size_t k = 0; k < ARRAY_SIZE(kinds); k++)
+				if (syscall(SYS_kcmp, c->p[i].pid, c->p[j].pid, kinds[k].type, 0, 0) == 0) {
+					pr_err("pid %d shares %s with pid %d: not supported yet",
+					       c->p[i].pid, kinds[k].what, c->p[j].pid);
+					return -ENOTSUP;
+				}
+		}
+	return 0;
+}
+
 static int do_inject(struct dump_ctx *c, struct pdump *p)
 {
 	Rtcr__Thread *t = p->proc->threads[0];
@@ -713,6 +743,9 @@ int dump_run(const struct dump_opts *o)
 	if (ret)
 		goto abort;
 	test_kill_point("seized");
+	ret = check_tree_sharing(&c);
+	if (ret)
+		goto abort;
 	live = xmalloc(c.np * sizeof(pid_t));
 	for (int i = 0; i < c.np; i++)
 		if (!c.p[i].zombie)
@@ -721,6 +754,8 @@ int dump_run(const struct dump_opts *o)
 	free(live);
 	for (int i = 0, fi = 0; i < c.np && !ret; i++)
 		ret = c.p[i].zombie ? dump_zombie(&c.p[i]) : dump_process(&c, &c.p[i], fi++);
+	if (!ret)
+		ret = check_tree_ids(&c);
 	if (ret)
 		goto abort;
 	/* Pages with data; a shared memory object's only once in the tree. */
@@ -746,8 +781,6 @@ int dump_run(const struct dump_opts *o)
 			ret = do_inject(&c, &c.p[i]);
 	if (!ret)
 		ret = check_signalled();
-	if (!ret)
-		ret = check_tree_ids(&c);
 	if (ret)
 		goto abort;
 

@@ -36,6 +36,9 @@ test_refuse_epoll() { refuse_case epoll "fd 3: eventpoll: not supported"; }
 test_refuse_io_uring() { refuse_case io_uring "fd 3: io_uring: not supported"; }
 test_refuse_memfd_mapping() { refuse_case memfd_map "memfd:held (deleted): memfd mapping: not supported yet"; }
 test_refuse_deleted_file() { refuse_case deleted_file "fd 3: /tmp/rtcr-holder-.* (deleted): file deleted while open: not supported yet"; }
+test_refuse_shared_fd_table() {
+	refuse_case clone_files "pid [0-9]* shares its fd table (clone(CLONE_FILES)) with pid [0-9]*: not supported"
+}
 test_refuse_posix_timer() { refuse_case posix_timer "POSIX timer 0: not supported yet"; }
 
 test_refuse_bad_arguments() {

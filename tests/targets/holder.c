@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <linux/io_uring.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -18,6 +19,14 @@
 #include <sys/wait.h>
 
 static volatile unsigned long counter;
+
+static int sleeper(void *a)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	for (;;)
+		pause();
+	return 0;
+}
 
 static void *spin(void *a)
 {
@@ -64,6 +73,11 @@ int main(int argc, char **argv)
 			for (;;)
 				pause();
 		}
+	} else if (!strcmp(kind, "clone_files")) {
+		/* A child process sharing the fd table (not a thread). */
+		static char stack[64 << 10] __attribute__((aligned(16)));
+		if (clone(sleeper, stack + sizeof(stack), CLONE_FILES | SIGCHLD, NULL) < 0)
+			fail("clone(CLONE_FILES)");
 	} else if (!strcmp(kind, "memfd_map")) {
 		int m = memfd_create("held", 0);
 		char *p;
