@@ -307,8 +307,11 @@ int files_prepare(Rtcr__Files *const *files, size_t n, struct files_restore_ctx 
 
 	ctx->ncarrier = nd;
 	ctx->carrier = xmalloc((nd ? nd : 1) * sizeof(int));
-	for (uint32_t i = 0; i < nd; i++)
+	ctx->owner = xmalloc((nd ? nd : 1) * sizeof(pid_t));
+	for (uint32_t i = 0; i < nd; i++) {
 		ctx->carrier[i] = -1;
+		ctx->owner[i] = 0;
+	}
 	for (size_t p = 0; p < n; p++)
 		for (size_t i = 0; i < files[p]->n_pipes; i++) {
 			ctx->pipes = xrealloc(ctx->pipes, (ctx->npipes + 1) * sizeof(*ctx->pipes));
@@ -336,6 +339,7 @@ int files_prepare(Rtcr__Files *const *files, size_t n, struct files_restore_ctx 
 			if (fd != slot)
 				close(fd);
 			ctx->carrier[e->file_id] = slot;
+			ctx->owner[e->file_id] = files[p]->pid;
 		}
 	return ret;
 }
@@ -405,6 +409,14 @@ int files_restore(const Rtcr__Files *f, const struct files_restore_ctx *ctx, con
 			close(close_list[i]);
 		free(close_list);
 	}
+	/* State set from inside, once per description, by its owner. */
+	for (size_t i = 0; i < f->n_fds && !ret; i++) {
+		const Rtcr__Fd *e = f->fds[i];
+		const struct fd_ops *ops = fd_ops_by_kind(e->kind);
+		if (ops && ops->install && e->file_id < ctx->ncarrier &&
+		    ctx->owner[e->file_id] == f->pid)
+			ret = ops->install(e, ctx);
+	}
 	free(target);
 	return ret;
 }
@@ -414,9 +426,11 @@ void files_restore_ctx_free(struct files_restore_ctx *ctx)
 	free(ctx->pipes);
 	free(ctx->pipe_rt);
 	free(ctx->carrier);
+	free(ctx->owner);
 	ctx->pipes = NULL;
 	ctx->pipe_rt = NULL;
 	ctx->carrier = NULL;
+	ctx->owner = NULL;
 }
 
 int files_max_fd(const Rtcr__Files *f)

@@ -65,6 +65,7 @@ struct files_restore_ctx {
 	struct pipe_rt *pipe_rt;     /* pipes created so far (pipe.c) */
 	size_t npipe_rt;
 	int *carrier;                /* file_id -> carrier fd, -1 if none */
+	pid_t *owner;                /* file_id -> the first process holding it */
 	uint32_t ncarrier;
 };
 
@@ -80,6 +81,12 @@ struct fd_ops {
 	/* In rtcr, before any process exists: open the description, return
 	 * the new fd or -errno. Not called for inherited stdio. */
 	int (*open)(const Rtcr__Fd *e, struct files_restore_ctx *ctx);
+	/* Optional. In the restored process (still running rtcr's code), once
+	 * every fd is at its number: state that must be set from inside, in
+	 * terms of the process's fd numbers (an epoll interest list, say).
+	 * Called once per description, in its owner (the first process of
+	 * the tree holding it). 0 or -errno (logged, naming the fd). */
+	int (*install)(const Rtcr__Fd *e, const struct files_restore_ctx *ctx);
 	/* One line of meaning for inspect. */
 	void (*describe)(const Rtcr__Fd *e, char *buf, size_t len);
 };
