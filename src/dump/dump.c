@@ -571,10 +571,16 @@ static int dump_process(struct dump_ctx *c, struct pdump *p, int fi)
 	p->proc = xzalloc(sizeof(*p->proc));
 	rtcr__process__init(p->proc);
 	p->proc->stopped = p->stopped;
-	if (!proc_stat_read(p->pid, f, NULL)) {
-		p->proc->has_exit_signal = 1;
-		p->proc->exit_signal = f[38];
-	}
+	ret = proc_stat_read(p->pid, f, NULL);
+	if (ret)
+		return ret;
+	/* Ids now: check_tree_ids() runs before anything is injected. */
+	p->proc->pid = p->pid;
+	p->proc->ppid = f[4];
+	p->proc->pgid = f[5];
+	p->proc->sid = f[6];
+	p->proc->has_exit_signal = 1;
+	p->proc->exit_signal = f[38];
 	p->proc->threads = xzalloc(p->ntids * sizeof(*p->proc->threads));
 	for (int i = 0; i < p->ntids && !ret; i++) {
 		Rtcr__Thread *t = xzalloc(sizeof(*t));
