@@ -872,12 +872,17 @@ static void kill_tree(struct rctx *c)
 	for (int i = 0; i < c->np; i++)
 		if (c->p[i].hpid > 0)
 			kill(c->p[i].hpid, SIGKILL);
+	/* Also what rtcr never heard of yet (a child forked just before its
+	 * parent failed): its first stop is still to be reported. */
 	for (;;) {
-		pid_t w = waitpid(-1, NULL, __WALL);
+		int st;
+		pid_t w = waitpid(-1, &st, __WALL);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0)
 			break;
+		if (WIFSTOPPED(st))
+			kill(w, SIGKILL);
 	}
 }
 
