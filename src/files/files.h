@@ -126,5 +126,6 @@ int fileref_check(const Rtcr__FileRef *r, const char *what, bool strict, bool mt
 extern const struct fd_ops reg_fd_ops;
 extern const struct fd_ops inherit_fd_ops;
 extern const struct fd_ops pipe_fd_ops;
+extern const struct fd_ops epoll_fd_ops;
 
 #endif
