@@ -127,5 +127,6 @@ extern const struct fd_ops reg_fd_ops;
 extern const struct fd_ops inherit_fd_ops;
 extern const struct fd_ops pipe_fd_ops;
 extern const struct fd_ops epoll_fd_ops;
+extern const struct fd_ops inotify_fd_ops;
 
 #endif
