@@ -35,6 +35,10 @@ test_fdkinds_epoll_native() { native fd_epoll; }
 test_fdkinds_epoll_cycle() { cycle fd_epoll; }
 test_fdkinds_epoll_cycle_static() { cycle fd_epoll-static; }
 
+# An epoll shared by a parent and its child: rebuilt once, in the parent.
+test_fdkinds_epoll_tree_native() { native fd_epoll tree; }
+test_fdkinds_epoll_tree_cycle() { cycle fd_epoll tree; }
+
 test_fdkinds_epoll_in_image() {
 	start_ready fd_epoll
 	dump

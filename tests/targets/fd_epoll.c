@@ -11,6 +11,10 @@
  *                       another fd): rtcr must refuse; after the trigger
  *                       the epoll must still work
  *   fd_epoll reused     the same, with another file now at that number
+ *   fd_epoll tree       the list below, and a child holding the same
+ *                       epoll (its owner, where the list is rebuilt, is
+ *                       the parent): after the parent's checks the child
+ *                       sees the parent's changes through its fds
  *
  * Layout (fd: what):
  *   10  outer epoll (EPOLL_CLOEXEC), 11 a dup of it without cloexec
@@ -24,7 +28,10 @@
  *   32/33 pipe G   outer: EPOLLIN|EPOLLET, 1 byte arrived and not yet reported
  */
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 
 #include "target.h"
 
@@ -119,11 +126,12 @@ static int stale(int reuse)
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "";
-	int ep, in;
+	int ep, in, tree = !strcmp(mode, "tree"), sync[2] = { -1, -1 }, up[2] = { -1, -1 };
+	pid_t child = -1;
 
 	if (!strcmp(mode, "stale") || !strcmp(mode, "reused"))
 		stale(!strcmp(mode, "reused"));
-	CHECK(!*mode, "unknown mode %s", mode);
+	CHECK(!*mode || tree, "unknown mode %s", mode);
 
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	CHECK(ep >= 0 && dup3(ep, 10, O_CLOEXEC) == 10 && dup2(10, 11) == 11, "outer epoll");
@@ -155,6 +163,36 @@ int main(int argc, char **argv)
 	put(21);
 	put(29);
 	put(33);
+	if (tree) {
+		CHECK(pipe(sync) == 0 && pipe(up) == 0, "pipe");
+		child = fork();
+		CHECK(child >= 0, "fork");
+		if (child == 0) {
+			struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 0x42 };
+			char c;
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			close(sync[1]);
+			close(up[0]);
+			close(25);    /* the parent's check of C's hangup needs it */
+			CHECK(write(up[1], "u", 1) == 1, "child: up");
+			close(up[1]);
+			trigger_wait();
+			CHECK(read(sync[0], &c, 1) == 1, "child: sync");
+			/* The parent deleted A: the same instance. */
+			CHECK(epoll_ctl(11, EPOLL_CTL_DEL, 20, NULL) < 0 && errno == ENOENT,
+			      "child: A still in the epoll");
+			CHECK(epoll_ctl(10, EPOLL_CTL_ADD, 20, &ev) == 0, "child: ADD A: %s",
+			      strerror(errno));
+			exit(0);
+		}
+		close(sync[0]);
+		close(up[1]);
+		{
+			char c;
+			CHECK(read(up[0], &c, 1) == 1, "the child did not come up");
+			close(up[0]);
+		}
+	}
 
 	ready();
 	trigger_wait();
@@ -210,6 +248,15 @@ int main(int argc, char **argv)
 		CHECK(epoll_ctl(10, EPOLL_CTL_MOD, 26, &ev) == 0, "MOD D: %s", strerror(errno));
 		expect(10, "D re-armed, level", w, 3);
 		expect(12, "inner", wi, 1);
+	}
+	if (tree) {
+		struct want w[] = { { EPOLLIN, DI }, { EPOLLOUT, DF }, { EPOLLIN, DD }, { EPOLLIN, 0x42 } };
+		int st;
+		CHECK(write(sync[1], "s", 1) == 1, "sync");
+		CHECK(waitpid(child, &st, 0) == child, "waitpid: %s", strerror(errno));
+		CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child failed (status %#x)", st);
+		/* The child's item, keyed by its fd 20, which is the same file. */
+		expect(10, "after the child's ADD", w, 4);
 	}
 	pass();
 }
