@@ -32,7 +32,6 @@ test_refuse_pipe() {
 }
 test_refuse_eventfd() { refuse_case eventfd "fd 3: eventfd: not supported"; }
 test_refuse_socket() { refuse_case socket "fd 3: socket: not supported"; }
-test_refuse_epoll() { refuse_case epoll "fd 3: eventpoll: not supported"; }
 test_refuse_io_uring() { refuse_case io_uring "fd 3: io_uring: not supported"; }
 test_refuse_memfd_mapping() { refuse_case memfd_map "memfd:held (deleted): memfd mapping: not supported yet"; }
 test_refuse_deleted_file() { refuse_case deleted_file "fd 3: /tmp/rtcr-holder-.* (deleted): file deleted while open: not supported yet"; }
