@@ -1,7 +1,7 @@
 /*
  * rtcr: checkpoint/restore for Linux processes.
  *
- *   rtcr dump -t PID -D DIR [--leave-running] [--stats]
+ *   rtcr dump -t PID -D DIR [--leave-running [--track-mem]] [--prev DIR0] [--stats]
  *   rtcr restore -D DIR [--detach] [--pidns] [--stats]
  *   rtcr inspect DIR [--json]
  *   rtcr check
@@ -23,9 +23,11 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: rtcr [-v] COMMAND [options]\n"
 		"\n"
-		"  dump -t PID -D DIR [--leave-running] [--stats]\n"
+		"  dump -t PID -D DIR [--leave-running [--track-mem]] [--prev DIR0] [--stats]\n"
 		"        checkpoint process PID and its descendants into DIR/image.rtcr;\n"
-		"        they are killed afterwards unless --leave-running\n"
+		"        they are killed afterwards unless --leave-running. --track-mem:\n"
+		"        track the pages they write from now on; --prev DIR0: store only\n"
+		"        the pages written since the dump in DIR0 (which must stay)\n"
 		"  restore -D DIR [--detach] [--pidns] [--stats]\n"
 		"        bring the processes back with their pids; wait for the root and exit\n"
 		"        with its status, or with --detach print its pid and return once all\n"
@@ -60,6 +62,8 @@ static int cmd_dump(int argc, char **argv)
 		{ "images-dir", required_argument, 0, 'D' },
 		{ "leave-running", no_argument, 0, 'R' },
 		{ "stats", no_argument, 0, 's' },
+		{ "track-mem", no_argument, 0, 'T' },
+		{ "prev", required_argument, 0, 'P' },
 		{ "verbose", no_argument, 0, 'v' },
 		{ 0, 0, 0, 0 },
 	};
@@ -75,12 +79,18 @@ static int cmd_dump(int argc, char **argv)
 		case 'D': o.dir = optarg; break;
 		case 'R': o.leave_running = true; break;
 		case 's': o.stats = true; break;
+		case 'T': o.track_mem = true; break;
+		case 'P': o.prev = optarg; break;
 		case 'v': log_set_level(log_get_level() + 1); break;
 		default: usage(stderr); return 2;
 		}
 	}
 	if (!o.pid || !o.dir || optind != argc) {
 		pr_err("dump needs -t PID and -D DIR");
+		return 2;
+	}
+	if (o.track_mem && !o.leave_running) {
+		pr_err("--track-mem needs --leave-running (it tracks the process as it goes on)");
 		return 2;
 	}
 	return dump_run(&o) ? 1 : 0;

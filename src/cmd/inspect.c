@@ -148,9 +148,12 @@ static void print_process(const struct loaded_image *im, int idx)
 		char ob[32] = "";
 		if (v->has_object)
 			snprintf(ob, sizeof(ob), "object %u", v->object);
-		printf("  %012llx-%012llx %s %-12s %7llu pages %s%s%s\n", (unsigned long long)v->start,
+		char ib[40] = "";
+		if (v->pages_inherited)
+			snprintf(ib, sizeof(ib), " (+%llu in parent)", (unsigned long long)v->pages_inherited);
+		printf("  %012llx-%012llx %s %-12s %7llu pages%s %s%s%s\n", (unsigned long long)v->start,
 		       (unsigned long long)v->end, prot_str(v->prot, pb), vma_kind_name(v->kind),
-		       (unsigned long long)v->pages_stored, v->file ? v->file->path : "", ob,
+		       (unsigned long long)v->pages_stored, ib, v->file ? v->file->path : "", ob,
 		       v->start <= mm->start_brk && v->end >= mm->brk && v->kind == RTCR__VMA_KIND__ANON_PRIVATE
 		       ? "[heap]" : v->start <= mm->start_stack && v->end > mm->start_stack ? "[stack]" : "");
 	}
@@ -181,6 +184,20 @@ static void print_text(const struct loaded_image *im)
 	       inv->kernel_release, inv->leave_running ? ", left running" : "");
 	printf("cpu        %s, XCR0 %#llx, xsave %u bytes\n", inv->cpu->vendor,
 	       (unsigned long long)inv->cpu->xfeatures, inv->cpu->xsave_size);
+	if (inv->has_parent_id) {
+		uint64_t inh = 0;
+		for (size_t i = 0; i < im->nprocs; i++)
+			for (size_t k = 0; im->mm[i] && k < im->mm[i]->n_vmas; k++)
+				inh += im->mm[i]->vmas[k]->pages_inherited;
+		printf("parent     %s: incremental image, %llu pages here, %llu unchanged pages in "
+		       "the chain\n", inv->parent_path ? inv->parent_path : "?",
+		       (unsigned long long)im->total_pages, (unsigned long long)inh);
+		for (const struct loaded_image *a = im->parent; a; a = a->parent)
+			printf("  <- %s: %llu pages%s\n", a->dir, (unsigned long long)a->total_pages,
+			       a->inv->has_parent_id ? "" : " (full image)");
+		if (!im->parent)
+			printf("  <- (not loaded: see the error above)\n");
+	}
 	if (im->nprocs > 1) {
 		printf("tree       %zu processes\n", im->nprocs);
 		for (size_t i = 0; i < im->nprocs; i++) {
@@ -299,6 +316,7 @@ static void json_proc(const struct loaded_image *im, int idx, json_object **po, 
 		json_object_object_add(j, "prot", json_object_new_string(prot_str(v->prot, pb)));
 		json_object_object_add(j, "kind", json_object_new_string(vma_kind_name(v->kind)));
 		json_object_object_add(j, "pages", json_object_new_int64(v->pages_stored));
+		json_object_object_add(j, "pages_inherited", json_object_new_int64(v->pages_inherited));
 		if (v->file)
 			json_object_object_add(j, "file", json_object_new_string(v->file->path));
 		if (v->has_object)
@@ -339,6 +357,15 @@ static void print_json(const struct loaded_image *im)
 	json_object_object_add(o, "dump_time_ns", json_object_new_int64(im->inv->dump_time_ns));
 	json_object_object_add(o, "pages", json_object_new_int64(im->total_pages));
 	json_object_object_add(o, "page_records", json_object_new_int(im->nr_pages_recs));
+	if (im->inv->has_parent_id) {
+		char h[33];
+		for (int i = 0; i < 16 && im->inv->parent_id.len == 16; i++)
+			snprintf(h + 2 * i, 3, "%02x", im->inv->parent_id.data[i]);
+		json_object_object_add(o, "parent_path", json_object_new_string(
+			im->inv->parent_path ? im->inv->parent_path : ""));
+		json_object_object_add(o, "parent_id", json_object_new_string(
+			im->inv->parent_id.len == 16 ? h : ""));
+	}
 	json_object_object_add(root, "image", o);
 	for (size_t i = 0; i < im->nprocs; i++) {
 		json_object *po, *mo, *ho, *e = json_object_new_object();
@@ -383,6 +410,9 @@ int cmd_inspect(int argc, char **argv)
 	}
 	if (image_load(argv[optind], &im))
 		return 1;
+	if (im.inv->has_parent_id && image_load_chain(&im)) {
+		/* Shown as not loaded; the error says why. */
+	}
 	if (json)
 		print_json(&im);
 	else

@@ -53,7 +53,9 @@
 #include "common/version.h"
 #include "files/files.h"
 #include "image/image.h"
+#include "image/load.h"
 #include "mem/mem.h"
+#include "mem/track.h"
 #include "mem/memobj.h"
 #include "task/ptrace.h"
 #include "task/task.h"
@@ -70,6 +72,7 @@ struct pdump {
 	struct scratch sc;
 	bool injecting;
 	struct vma_list vl;
+	struct track tr;              /* dirty-page tracking (mem/track.h) */
 	Rtcr__Process *proc;
 	Rtcr__Mm *mm;
 	Rtcr__Files *files;
@@ -83,6 +86,10 @@ struct dump_ctx {
 	struct memobj_table objs;     /* SysV segments, memfds, deleted files */
 	struct mem_stats ms;
 	struct img_stream *sink;
+	uint8_t id[16];               /* this image's */
+	bool has_prev;
+	uint8_t prev_id[16];          /* the parent image's (--prev) */
+	char *prev_rel;               /* its directory, relative to ours */
 	uint64_t image_bytes;
 	uint64_t t_start, t_freeze, t_thaw;
 };
@@ -558,6 +565,10 @@ static int do_inject(struct dump_ctx *c, struct pdump *p)
 		ret = thread_dump_inj(&p->in, t);
 	if (!ret)
 		ret = mem_dump_mm(&p->in, p->pid, &p->vl, &p->mm);
+	/* Dirty tracking for the next incremental dump: after the pages to
+	 * store were found, before the process runs again. */
+	if (!ret && (c->o->track_mem || c->o->prev) && c->o->leave_running)
+		ret = track_arm(&p->tr, &p->in, &p->vl, c->id);
 	/* The other threads, each in its own scratch slot, one at a time. */
 	for (int i = 1; i < p->ntids && !ret; i++) {
 		Rtcr__Thread *ti = p->proc->threads[i];
@@ -602,7 +613,7 @@ static int dump_process(struct dump_ctx *c, struct pdump *p, int fi)
 	if (!ret)
 		ret = files_dump(&c->fc, fi, &p->files);
 	if (!ret)
-		ret = vma_list_read(p->pid, &p->vl);
+		ret = vma_list_read(p->pid, &p->vl, p->tr.target_fd >= 0);
 	if (ret)
 		return ret;
 	p->proc = xzalloc(sizeof(*p->proc));
@@ -666,6 +677,82 @@ static void detach_all(struct dump_ctx *c)
 			task_detach(c->p[i].tids[t], 0);
 }
 
+static int random_id(uint8_t id[16])
+{
+	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || read_full(fd, id, 16)) {
+		pr_perror("/dev/urandom");
+		if (fd >= 0)
+			close(fd);
+		return -EIO;
+	}
+	close(fd);
+	return 0;
+}
+
+/* The path of 'to' relative to directory 'from' (both absolute, clean). */
+static char *relative_path(const char *from, const char *to)
+{
+	size_t common = 0, n = 0;
+	char *out;
+
+	for (size_t i = 0;; i++) {
+		if ((from[i] == '/' || !from[i]) && (to[i] == '/' || !to[i]))
+			common = i;
+		if (!from[i] || !to[i] || from[i] != to[i])
+			break;
+	}
+	for (const char *p = from + common; *p; p++)
+		n += *p == '/';
+	out = xzalloc(3 * n + strlen(to) + 2);
+	for (size_t k = 0; k < n; k++)
+		strcat(out, "../");
+	strcat(out, to[common] == '/' ? to + common + 1 : to + common);
+	if (!*out)
+		strcpy(out, ".");
+	return out;
+}
+
+/* --prev DIR: the parent image must be there, whole, and of this process. */
+static int load_prev(struct dump_ctx *c)
+{
+	struct loaded_image pim;
+	char *from, *to;
+	int ret = image_load(c->o->prev, &pim);
+
+	if (ret) {
+		pr_err("--prev %s: no usable parent image there", c->o->prev);
+		return ret;
+	}
+	if (pim.inv->root_pid != c->o->pid) {
+		pr_err("--prev %s is an image of pid %d, not of pid %d", c->o->prev,
+		       pim.inv->root_pid, c->o->pid);
+		image_unload(&pim);
+		return -EINVAL;
+	}
+	memcpy(c->prev_id, pim.image_id, 16);
+	c->has_prev = true;
+	image_unload(&pim);
+	from = realpath(c->o->dir, NULL);
+	to = realpath(c->o->prev, NULL);
+	if (!from || !to) {
+		pr_perror("--prev %s", c->o->prev);
+		free(from);
+		free(to);
+		return -ENOENT;
+	}
+	if (!strcmp(from, to)) {
+		pr_err("--prev %s is the image directory itself", c->o->prev);
+		free(from);
+		free(to);
+		return -EINVAL;
+	}
+	c->prev_rel = relative_path(from, to);
+	free(from);
+	free(to);
+	return 0;
+}
+
 static int write_image(struct dump_ctx *c)
 {
 	Rtcr__Inventory inv;
@@ -673,23 +760,20 @@ static int write_image(struct dump_ctx *c)
 	struct cpu_info ci;
 	struct utsname u;
 	struct imgw w;
-	uint8_t id[16];
+	uint8_t *id = c->id;
 	char *bootid = read_boot_id();
-	int ret, fd;
+	int ret;
 
 	cpu_info_get(&ci);
 	uname(&u);
-	fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || read_full(fd, id, sizeof(id))) {
-		pr_perror("/dev/urandom");
-		if (fd >= 0)
-			close(fd);
-		free(bootid);
-		return -EIO;
-	}
-	close(fd);
 	fill_inventory(&inv, &cpu, &ci, c->o->pid, id, realtime_ns(),
 		       vdso_hash_of(c->p[0].pid, &c->p[0].vl), c->o->leave_running, bootid, &u);
+	if (c->has_prev) {
+		inv.has_parent_id = 1;
+		inv.parent_id.data = c->prev_id;
+		inv.parent_id.len = 16;
+		inv.parent_path = c->prev_rel;
+	}
 
 	ret = img_sink_file(c->o->dir, IMG_FILE_NAME, &c->sink);
 	if (ret) {
@@ -748,13 +832,16 @@ static void print_stats(struct dump_ctx *c)
 		fmt_bytes(b2, sizeof(b2), c->image_bytes), (c->t_thaw - c->t_freeze) / 1e6,
 		(now_ns() - c->t_start) / 1e6, c->ms.scan_ns / 1e6, c->ms.copy_ns / 1e6,
 		copy_s > 0 ? bytes / copy_s / (1ULL << 30) : 0.0);
+	if (c->has_prev)
+		fprintf(stderr, "  incremental: %llu pages unchanged since %s (left there)\n",
+			(unsigned long long)c->ms.inherited, c->o->prev);
 	/* One machine-readable line for benchmarks. */
 	fprintf(stderr, "STATS dump pid=%d processes=%d threads=%d pages=%llu bytes=%llu image=%llu "
-		"frozen_ns=%llu copy_ns=%llu scan_ns=%llu total_ns=%llu\n", c->o->pid, c->np, nthr,
-		(unsigned long long)c->ms.pages, (unsigned long long)bytes,
+		"frozen_ns=%llu copy_ns=%llu scan_ns=%llu total_ns=%llu inherited=%llu\n", c->o->pid,
+		c->np, nthr, (unsigned long long)c->ms.pages, (unsigned long long)bytes,
 		(unsigned long long)c->image_bytes, (unsigned long long)(c->t_thaw - c->t_freeze),
 		(unsigned long long)c->ms.copy_ns, (unsigned long long)c->ms.scan_ns,
-		(unsigned long long)(now_ns() - c->t_start));
+		(unsigned long long)(now_ns() - c->t_start), (unsigned long long)c->ms.inherited);
 }
 
 int dump_run(const struct dump_opts *o)
@@ -783,6 +870,11 @@ int dump_run(const struct dump_opts *o)
 			return -ENOTDIR;
 		}
 	}
+	ret = random_id(c.id);
+	if (!ret && o->prev)
+		ret = load_prev(&c);
+	if (ret)
+		return ret;
 
 	/* FROZEN */
 	g_ctx = &c;
@@ -793,11 +885,23 @@ int dump_run(const struct dump_opts *o)
 	ret = check_tree_sharing(&c);
 	if (ret)
 		goto abort;
+	/* Our own trackers (mem/track.h) are not the processes' handles. */
 	live = xmalloc(c.np * sizeof(pid_t));
-	for (int i = 0; i < c.np; i++)
-		if (!c.p[i].zombie)
+	{
+		int *skip = xmalloc(c.np * sizeof(int));
+		for (int i = 0; i < c.np; i++) {
+			if (c.p[i].zombie)
+				continue;
+			track_probe(&c.p[i].tr, c.p[i].pid, c.has_prev ? c.prev_id : NULL);
+			if (c.has_prev && !c.p[i].tr.valid)
+				pr_warn("pid %d: all its memory is stored: %s", c.p[i].pid,
+					c.p[i].tr.why);
+			skip[nlive] = c.p[i].tr.target_fd;
 			live[nlive++] = c.p[i].pid;
-	ret = files_collect(&c.fc, live, nlive);
+		}
+		ret = files_collect(&c.fc, live, skip, nlive);
+		free(skip);
+	}
 	free(live);
 	for (int i = 0, fi = 0; i < c.np && !ret; i++)
 		ret = c.p[i].zombie ? dump_zombie(&c.p[i]) : dump_process(&c, &c.p[i], fi++);
@@ -809,16 +913,19 @@ int dump_run(const struct dump_opts *o)
 	{
 		struct vma_list **vls = xmalloc(c.np * sizeof(*vls));
 		pid_t *pids = xmalloc(c.np * sizeof(*pids));
+		bool *inc = xmalloc(c.np * sizeof(*inc));
 		int nv = 0;
 		for (int i = 0; i < c.np; i++)
 			if (!c.p[i].zombie) {
+				inc[nv] = c.p[i].tr.valid;
 				pids[nv] = c.p[i].pid;
 				vls[nv++] = &c.p[i].vl;
 			}
 		/* Objects first: they tell SysV areas their extent. */
 		ret = memobj_collect(&c.objs, pids, vls, nv);
 		if (!ret)
-			ret = mem_find_pages_tree(pids, vls, nv, &c.ms);
+			ret = mem_find_pages_tree(pids, vls, inc, nv, &c.ms);
+		free(inc);
 		free(vls);
 		free(pids);
 	}
@@ -848,8 +955,10 @@ int dump_run(const struct dump_opts *o)
 		c.t_thaw = now_ns();
 	} else {
 		for (int i = 0; i < c.np; i++)
-			if (!c.p[i].zombie)
+			if (!c.p[i].zombie) {
+				track_forget(c.p[i].pid);
 				kill(c.p[i].pid, SIGKILL);
+			}
 		c.t_thaw = now_ns();
 		/* Reap the traces so the pids are free when rtcr returns (once
 		 * the real parents reap the zombies). Threads before their
@@ -894,5 +1003,6 @@ out:
 		files_free(c.p[i].files);
 	}
 	free(c.p);
+	free(c.prev_rel);
 	return ret;
 }

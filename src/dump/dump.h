@@ -9,6 +9,8 @@ struct dump_opts {
 	const char *dir;
 	bool leave_running;
 	bool stats;
+	bool track_mem;          /* keep tracking written pages for a next --prev */
+	const char *prev;        /* incremental: the parent image's directory */
 };
 
 /* Checkpoint opts->pid into opts->dir. 0 or -errno (logged). */

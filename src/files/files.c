@@ -156,7 +156,7 @@ static bool is_pipe(const struct fd_info *fi)
 	return !strncmp(fi->link, "pipe:", 5);
 }
 
-int files_collect(struct files_collect *fc, const pid_t *pids, int n)
+int files_collect(struct files_collect *fc, const pid_t *pids, const int *skip, int n)
 {
 	uint32_t next_id = 0;
 
@@ -168,6 +168,14 @@ int files_collect(struct files_collect *fc, const pid_t *pids, int n)
 		fc->nprocs = i + 1;
 		if (k < 0)
 			return k;
+		for (int j = 0; skip && skip[i] >= 0 && j < k; j++)
+			if (fc->procs[i].fds[j].fd == skip[i]) {
+				fd_info_free(&fc->procs[i].fds[j]);
+				memmove(&fc->procs[i].fds[j], &fc->procs[i].fds[j + 1],
+					(k - j - 1) * sizeof(struct fd_info));
+				k--;
+				break;
+			}
 		fc->procs[i].nfds = k;
 	}
 	/* One id per open file description, across the tree: the same

@@ -95,8 +95,10 @@ struct fd_ops {
 
 const struct fd_ops *fd_ops_by_kind(Rtcr__FdKind kind);
 
-/* Read every fd of every process of the tree (pids[0..n)). */
-int files_collect(struct files_collect *fc, const pid_t *pids, int n) __must_check;
+/* Read every fd of every process of the tree (pids[0..n)), but skip[i]
+ * of process i (rtcr's own tracker; -1: none; skip may be NULL). */
+int files_collect(struct files_collect *fc, const pid_t *pids, const int *skip,
+		  int n) __must_check;
 /* Classify and describe process i's fds; refuses unknown kinds by name. */
 int files_dump(struct files_collect *fc, int i, Rtcr__Files **out) __must_check;
 void files_collect_free(struct files_collect *fc);

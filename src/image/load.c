@@ -160,6 +160,7 @@ int image_load(const char *dir, struct loaded_image *im)
 	int ret;
 
 	memset(im, 0, sizeof(*im));
+	im->dir = xstrdup(dir);
 	ret = img_source_file(path, &im->src);
 	if (ret) {
 		if (ret == -ENOENT)
@@ -306,8 +307,57 @@ int image_obj_pages(struct loaded_image *im, uint32_t i, const struct img_pages_
 			im->obj_pages_csum[i], hdr, runs, data);
 }
 
+int image_load_chain(struct loaded_image *im)
+{
+	struct loaded_image *cur = im;
+
+	for (int depth = 0; cur->inv->has_parent_id; depth++) {
+		const Rtcr__Inventory *inv = cur->inv;
+		char *pdir;
+		int ret;
+
+		if (depth == 1000) {
+			pr_err("%s: a chain of more than 1000 parent images (a loop?)", im->dir);
+			return -ELOOP;
+		}
+		if (!inv->parent_path || inv->parent_id.len != 16) {
+			pr_err("%s: incremental image without a usable parent reference", cur->dir);
+			return -EINVAL;
+		}
+		pdir = inv->parent_path[0] == '/' ? xstrdup(inv->parent_path) :
+			xasprintf("%s/%s", cur->dir, inv->parent_path);
+		cur->parent = xzalloc(sizeof(*cur->parent));
+		ret = image_load(pdir, cur->parent);
+		if (ret) {
+			pr_err("%s: its parent image %s cannot be used (the chain is broken)", cur->dir,
+			       pdir);
+			free(cur->parent);
+			cur->parent = NULL;
+			free(pdir);
+			return ret;
+		}
+		if (memcmp(cur->parent->image_id, inv->parent_id.data, 16)) {
+			pr_err("%s: the image in its parent directory %s is not the one it was made "
+			       "from (another dump was written there since)", cur->dir, pdir);
+			image_unload(cur->parent);
+			free(cur->parent);
+			cur->parent = NULL;
+			free(pdir);
+			return -EINVAL;
+		}
+		free(pdir);
+		cur = cur->parent;
+	}
+	return 0;
+}
+
 void image_unload(struct loaded_image *im)
 {
+	if (im->parent) {
+		image_unload(im->parent);
+		free(im->parent);
+	}
+	free(im->dir);
 	if (im->inv)
 		rtcr__inventory__free_unpacked(im->inv, NULL);
 	for (size_t i = 0; i < im->nprocs; i++) {

@@ -36,6 +36,10 @@ struct loaded_image {
 	uint32_t nr_obj_pages_recs;
 	uint64_t total_pages;
 	uint64_t size;
+	/* Incremental images: the parent image (image_load_chain()), which
+	 * holds the pages this one inherits; NULL for a full image. */
+	struct loaded_image *parent;
+	char *dir;
 };
 
 /* Index of pid's process, or -1. */
@@ -51,6 +55,14 @@ int image_obj_pages(struct loaded_image *im, uint32_t i, const struct img_pages_
 		    const struct img_page_run **runs, const void **data) __must_check;
 /* The object with this id, or NULL. */
 const Rtcr__MemObject *image_object(const struct loaded_image *im, uint32_t id);
+/*
+ * For an incremental image: load its parents, each checked to be the very
+ * image it was made from (image id), following parent_path (relative to
+ * the child's directory). A missing or different parent is an error that
+ * names it.
+ */
+int image_load_chain(struct loaded_image *im) __must_check;
+/* Unloads the chain too. */
 void image_unload(struct loaded_image *im);
 
 #endif

@@ -17,6 +17,7 @@
 
 struct mem_stats {
 	uint64_t pages;            /* stored */
+	uint64_t inherited;        /* incremental: left in the parent image */
 	uint64_t uffd_pages;       /* restore: placed with UFFDIO_COPY */
 	uint64_t scan_ns;          /* finding the pages */
 	uint64_t copy_ns;          /* reading + writing them */
@@ -25,9 +26,11 @@ struct mem_stats {
 /*
  * Find, for every area of every process of a tree, the pages whose content
  * must be stored. A shared memory object's pages are stored once: each by
- * the first area, in tree order, that maps it.
+ * the first area, in tree order, that maps it. inc[p] (inc may be NULL):
+ * process p is tracked since the parent image, so its private pages not
+ * written since go to the areas' 'inherited' lists instead.
  */
-int mem_find_pages_tree(const pid_t *pids, struct vma_list **vls, int n,
+int mem_find_pages_tree(const pid_t *pids, struct vma_list **vls, const bool *inc, int n,
 			struct mem_stats *st) __must_check;
 /* Build the Mm record (layout from /proc, brk from an injected brk(0)). */
 int mem_dump_mm(struct inject *in, pid_t pid, const struct vma_list *vl, Rtcr__Mm **out) __must_check;

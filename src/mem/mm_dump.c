@@ -75,6 +75,8 @@ static int shmem_runs(pid_t pid, struct vma *v, struct shmem_claim *cl)
 struct scan_split {
 	struct vma_list *vl;
 	int vi;                 /* regions come in address order */
+	bool inc;               /* tracked since the parent image */
+	struct page_run_list unsure;   /* tracked, not written, not present */
 };
 
 static void split_region(void *arg, uint64_t start, uint64_t end, uint64_t cat)
@@ -91,16 +93,66 @@ static void split_region(void *arg, uint64_t start, uint64_t end, uint64_t cat)
 		if (start < v->start)
 			start = v->start;
 		e = MIN(end, v->end);
+		/*
+		 * Tracked and not written since the parent image, and present:
+		 * its data is there (a page that was not data at that dump can
+		 * only have become data by a write, or reads as the zero page or
+		 * the file). Not present and not written is either a real swap
+		 * entry or one of the markers the tracker puts on unpopulated
+		 * pages: sorted out below.
+		 */
 		if (start < e && (v->kind == RTCR__VMA_KIND__ANON_PRIVATE ||
-				  (v->kind == RTCR__VMA_KIND__FILE_PRIVATE && !(cat & PAGE_IS_FILE))))
-			prl_add(&v->pages, start, (e - start) / PAGE_SIZE);
+				  (v->kind == RTCR__VMA_KIND__FILE_PRIVATE && !(cat & PAGE_IS_FILE)))) {
+			bool tracked = s->inc && v->uffd_wp && (cat & PAGE_IS_WPALLOWED) &&
+				       !(cat & PAGE_IS_WRITTEN);
+			struct page_run_list *to = &v->pages;
+			if (tracked)
+				to = (cat & PAGE_IS_PRESENT) ? &v->inherited : &s->unsure;
+			prl_add(to, start, (e - start) / PAGE_SIZE);
+		}
 		start = e;
 	}
 }
 
-static int find_private_pages(pid_t pid, struct vma_list *vl)
+/*
+ * Tracked pages neither present nor written: the classic pagemap tells a
+ * real swap entry (swap type 0..30) from a pte marker (type 31, the
+ * kernel's SWP_PTE_MARKER) left by the write-protection on a page that
+ * was never populated (or zapped). Swapped pages are stored (reading
+ * them swaps them in); markers are no data.
+ */
+static int sort_unsure(struct pagemap *pm, struct vma_list *vl, const struct page_run_list *u)
 {
-	struct scan_split split = { .vl = vl, .vi = 0 };
+	uint64_t buf[512];
+	int vi = 0;
+
+	for (uint32_t r = 0; r < u->nr; r++) {
+		uint64_t addr = u->v[r].start, left = u->v[r].npages;
+		while (left) {
+			uint64_t n = MIN(left, ARRAY_SIZE(buf));
+			ssize_t got = pread(pm->fd, buf, n * 8, addr / PAGE_SIZE * 8);
+			if (got != (ssize_t)(n * 8)) {
+				pr_perror("reading pagemap at %#llx", (unsigned long long)addr);
+				return got < 0 ? -errno : -EIO;
+			}
+			for (uint64_t k = 0; k < n; k++, addr += PAGE_SIZE) {
+				bool swapped = (buf[k] >> 62) & 1;
+				if (!swapped || (buf[k] & 0x1f) == 31)
+					continue;
+				while (vi < vl->nr && addr >= vl->v[vi].end)
+					vi++;
+				if (vi < vl->nr && addr >= vl->v[vi].start)
+					prl_add(&vl->v[vi].pages, addr, 1);
+			}
+			left -= n;
+		}
+	}
+	return 0;
+}
+
+static int find_private_pages(pid_t pid, struct vma_list *vl, bool inc)
+{
+	struct scan_split split = { .vl = vl, .vi = 0, .inc = inc };
 	struct pagemap pm;
 	int ret = pagemap_open(&pm, pid);
 
@@ -110,6 +162,9 @@ static int find_private_pages(pid_t pid, struct vma_list *vl)
 	 * of ioctls otherwise). */
 	if (pm.scan && vl->nr)
 		ret = pagemap_scan_all(&pm, vl->v[0].start, vl->v[vl->nr - 1].end, split_region, &split);
+	if (!ret && split.unsure.nr)
+		ret = sort_unsure(&pm, vl, &split.unsure);
+	prl_free(&split.unsure);
 	for (int i = 0; i < vl->nr && !ret && !pm.scan; i++) {
 		struct vma *v = &vl->v[i];
 		if (v->kind == RTCR__VMA_KIND__ANON_PRIVATE)
@@ -121,14 +176,15 @@ static int find_private_pages(pid_t pid, struct vma_list *vl)
 	return ret;
 }
 
-int mem_find_pages_tree(const pid_t *pids, struct vma_list **vls, int n, struct mem_stats *st)
+int mem_find_pages_tree(const pid_t *pids, struct vma_list **vls, const bool *inc, int n,
+			struct mem_stats *st)
 {
 	struct shmem_claim *cl = NULL;
 	int ncl = 0, ret = 0;
 	uint64_t t0 = now_ns();
 
 	for (int p = 0; p < n && !ret; p++) {
-		ret = find_private_pages(pids[p], vls[p]);
+		ret = find_private_pages(pids[p], vls[p], inc && inc[p]);
 		for (int i = 0; i < vls[p]->nr && !ret; i++) {
 			struct vma *v = &vls[p]->v[i];
 			struct shmem_claim *c = NULL;
@@ -145,8 +201,10 @@ int mem_find_pages_tree(const pid_t *pids, struct vma_list **vls, int n, struct 
 			}
 			ret = shmem_runs(pids[p], v, c);
 		}
-		for (int i = 0; i < vls[p]->nr; i++)
+		for (int i = 0; i < vls[p]->nr; i++) {
 			st->pages += vls[p]->v[i].pages.npages;
+			st->inherited += vls[p]->v[i].inherited.npages;
+		}
 	}
 	for (int k = 0; k < ncl; k++)
 		free(cl[k].done);
@@ -219,6 +277,16 @@ int mem_dump_mm(struct inject *in, pid_t pid, const struct vma_list *vl, Rtcr__M
 		e->lock_onfault = v->lock_onfault;
 		e->sealed = v->sealed;
 		e->pages_stored = v->pages.npages;
+		if (v->inherited.nr) {
+			e->has_pages_inherited = 1;
+			e->pages_inherited = v->inherited.npages;
+			e->n_inherited = 2 * v->inherited.nr;
+			e->inherited = xmalloc(e->n_inherited * sizeof(uint64_t));
+			for (uint32_t k = 0; k < v->inherited.nr; k++) {
+				e->inherited[2 * k] = v->inherited.v[k].start;
+				e->inherited[2 * k + 1] = v->inherited.v[k].npages;
+			}
+		}
 		if (v->anon_name)
 			e->anon_name = xstrdup(v->anon_name);
 		if (v->kind == RTCR__VMA_KIND__ANON_SHARED) {
@@ -276,7 +344,7 @@ uint64_t vdso_hash_self(void)
 {
 	struct vma_list vl;
 	uint64_t h = 0;
-	if (vma_list_read(getpid(), &vl))
+	if (vma_list_read(getpid(), &vl, false))
 		return 0;
 	h = vdso_hash_of(getpid(), &vl);
 	vma_list_free(&vl);

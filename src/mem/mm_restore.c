@@ -609,8 +609,110 @@ static int open_child_uffd(struct inject *in, pid_t pid)
 static bool uffd_fillable(const Rtcr__Vma *v)
 {
 	/* MISSING mode covers anonymous and shmem memory, not private files. */
-	return v->pages_stored && (v->kind == RTCR__VMA_KIND__ANON_PRIVATE ||
-				   v->kind == RTCR__VMA_KIND__ANON_SHARED);
+	return (v->pages_stored || v->n_inherited) && (v->kind == RTCR__VMA_KIND__ANON_PRIVATE ||
+						       v->kind == RTCR__VMA_KIND__ANON_SHARED);
+}
+
+/* One range of area vi from src, the way that area is filled. */
+static int copy_range(struct fill_ctx *f, long vi, uint64_t addr, const void *src, uint64_t len)
+{
+	const Rtcr__Vma *v = f->mm->vmas[vi];
+	ssize_t w;
+
+	if (f->uffd >= 0 && f->registered[vi]) {
+		int ret = uffd_copy(f, addr, src, len);
+		if (!ret)
+			__atomic_add_fetch(&f->uffd_pages, len / PAGE_SIZE, __ATOMIC_RELAXED);
+		return ret;
+	}
+	if ((v->prot & PROT_WRITE) || v->kind == RTCR__VMA_KIND__ANON_SHARED) {
+		struct iovec l = { (void *)src, len }, r = { (void *)addr, len };
+		return flush_vm(f, &l, &r, 1);
+	}
+	w = pwrite(f->memfd, src, len, addr);
+	if (w == (ssize_t)len)
+		return 0;
+	pr_err("writing %llu bytes at %#llx of the new process: %s", (unsigned long long)len,
+	       (unsigned long long)addr, w < 0 ? strerror(errno) : "short write");
+	return w < 0 ? -errno : -EIO;
+}
+
+/*
+ * An incremental image: the pages its areas inherit come from the parent
+ * images, newest first; each page is taken once (a bitmap per area of the
+ * pages still needed), and every one must be found.
+ */
+static int fill_inherited(struct fill_ctx *f)
+{
+	const Rtcr__Mm *mm = f->mm;
+	uint64_t **need = xzalloc((mm->n_vmas + 1) * sizeof(*need));
+	uint64_t missing = 0;
+	int ret = 0;
+
+	for (size_t i = 0; i < mm->n_vmas; i++) {
+		const Rtcr__Vma *v = mm->vmas[i];
+		uint64_t npg = (v->end - v->start) / PAGE_SIZE;
+		if (!v->n_inherited)
+			continue;
+		need[i] = xzalloc((npg / 64 + 1) * sizeof(uint64_t));
+		for (size_t k = 0; k + 1 < v->n_inherited; k += 2) {
+			uint64_t first = (v->inherited[k] - v->start) / PAGE_SIZE;
+			if (v->inherited[k] < v->start || first + v->inherited[k + 1] > npg) {
+				pr_err("image: pid %d: inherited pages at %#llx lie outside their area",
+				       f->pid, (unsigned long long)v->inherited[k]);
+				ret = -EINVAL;
+				goto out;
+			}
+			for (uint64_t p = first; p < first + v->inherited[k + 1]; p++)
+				need[i][p / 64] |= 1ULL << (p % 64);
+			missing += v->inherited[k + 1];
+		}
+	}
+	for (struct loaded_image *a = f->im->parent; a && missing && !ret; a = a->parent) {
+		for (uint32_t r = 0; r < a->nr_pages_recs && !ret && missing; r++) {
+			const struct img_pages_hdr *ph;
+			const struct img_page_run *runs;
+			const char *data;
+			if (a->pages_pid[r] != f->pid)
+				continue;
+			ret = image_pages(a, r, &ph, &runs, (const void **)&data);
+			for (uint32_t k = 0; !ret && k < ph->nr_runs; k++) {
+				const char *src = data;
+				data += runs[k].npages * PAGE_SIZE;
+				for (uint64_t p = 0; p < runs[k].npages && !ret; ) {
+					uint64_t addr = runs[k].vaddr + p * PAGE_SIZE, q, n = 0, pg;
+					long vi = vma_index(mm, addr);
+					const Rtcr__Vma *v = vi >= 0 ? mm->vmas[vi] : NULL;
+					if (!v || !need[vi]) {
+						p++;
+						continue;
+					}
+					/* The run of needed pages from here, within the area. */
+					pg = (addr - v->start) / PAGE_SIZE;
+					for (q = p; q < runs[k].npages && addr + n * PAGE_SIZE < v->end &&
+					     (need[vi][(pg + n) / 64] & (1ULL << ((pg + n) % 64))); q++, n++)
+						need[vi][(pg + n) / 64] &= ~(1ULL << ((pg + n) % 64));
+					if (!n) {
+						p++;
+						continue;
+					}
+					ret = copy_range(f, vi, addr, src + p * PAGE_SIZE, n * PAGE_SIZE);
+					missing -= n;
+					p = q;
+				}
+			}
+		}
+	}
+	if (!ret && missing) {
+		pr_err("pid %d: %llu pages it had are in none of the parent images (a broken chain)",
+		       f->pid, (unsigned long long)missing);
+		ret = -EINVAL;
+	}
+out:
+	for (size_t i = 0; i < mm->n_vmas; i++)
+		free(need[i]);
+	free(need);
+	return ret;
 }
 
 int mem_fill_pages(struct inject *in, struct loaded_image *im, pid_t pid, struct mem_stats *st)
@@ -652,6 +754,8 @@ int mem_fill_pages(struct inject *in, struct loaded_image *im, pid_t pid, struct
 	if (two)
 		pthread_join(th, NULL);
 	pthread_mutex_destroy(&f.lock);
+	if (!f.err)
+		f.err = fill_inherited(&f);
 	for (size_t i = 0; f.uffd >= 0 && i < mm->n_vmas; i++) {
 		struct uffdio_range r = { mm->vmas[i]->start, mm->vmas[i]->end - mm->vmas[i]->start };
 		if (reg[i] && ioctl(f.uffd, UFFDIO_UNREGISTER, &r) < 0 && !f.err) {

@@ -74,7 +74,8 @@ int pagemap_scan_all(struct pagemap *pm, uint64_t start, uint64_t end,
 		.vec = (uintptr_t)pm->vec,
 		.vec_len = pm->vec_len,
 		.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-		.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_FILE | PAGE_IS_PFNZERO,
+		.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_FILE | PAGE_IS_PFNZERO |
+			       PAGE_IS_WPALLOWED | PAGE_IS_WRITTEN,
 	};
 
 	while (a.start < a.end) {

@@ -73,7 +73,7 @@ static int shmem_identify(pid_t pid, struct vma *v)
 }
 
 /* Decide what the area is; 0, 1 to leave it out, or -ENOTSUP with a message. */
-static int classify(pid_t pid, struct vma *v, const char *vmflags)
+static int classify(pid_t pid, struct vma *v, const char *vmflags, bool own_wp)
 {
 	static const struct { const char *flag, *why; } unsupported[] = {
 		{ "ht", "hugetlbfs memory: not supported yet" },
@@ -95,8 +95,10 @@ static int classify(pid_t pid, struct vma *v, const char *vmflags)
 	if (p && !strcmp(p, "[vsyscall]"))
 		return 1;   /* fixed by the kernel in every process: nothing to do */
 
+	v->uffd_wp = own_wp && has_flag(vmflags, "uw");
 	for (size_t i = 0; i < ARRAY_SIZE(unsupported); i++)
-		if (has_flag(vmflags, unsupported[i].flag))
+		if (has_flag(vmflags, unsupported[i].flag) &&
+		    !(v->uffd_wp && !strcmp(unsupported[i].flag, "uw")))
 			return refuse(v, unsupported[i].why);
 
 	v->growsdown = has_flag(vmflags, "gd");
@@ -184,7 +186,7 @@ static int classify(pid_t pid, struct vma *v, const char *vmflags)
 	return 0;
 }
 
-int vma_list_read(pid_t pid, struct vma_list *vl)
+int vma_list_read(pid_t pid, struct vma_list *vl, bool own_wp)
 {
 	char path[64], *buf, *line, *next;
 	struct vma *cur = NULL;
@@ -233,7 +235,7 @@ int vma_list_read(pid_t pid, struct vma_list *vl)
 		if (!cur)
 			continue;
 		if (!strncmp(line, "VmFlags:", 8)) {
-			ret = classify(pid, cur, line + 8);
+			ret = classify(pid, cur, line + 8, own_wp);
 			if (ret == 1) {
 				free(cur->path);
 				memset(cur, 0, sizeof(*cur));
@@ -260,6 +262,7 @@ void vma_list_free(struct vma_list *vl)
 		free(vl->v[i].path);
 		free(vl->v[i].anon_name);
 		prl_free(&vl->v[i].pages);
+		prl_free(&vl->v[i].inherited);
 	}
 	free(vl->v);
 	vl->v = NULL;

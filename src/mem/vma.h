@@ -39,6 +39,8 @@ struct vma {
 	uint64_t shmem_id;           /* shared anonymous memory: the object... */
 	uint64_t shmem_pages;        /* ...and its size */
 	struct page_run_list pages;  /* data to store (dump side) */
+	struct page_run_list inherited; /* data unchanged since the parent image */
+	bool uffd_wp;                /* registered with rtcr's tracker (mem/track.h) */
 	/* A memory object rtcr re-creates at restore (mem/memobj.h): SysV
 	 * segment (kind SYSV_SHM), memfd or deleted file (kind FILE_*). */
 	bool has_obj;
@@ -54,7 +56,9 @@ struct vma_list {
 };
 
 /* Read and classify; refuses (by address and name) what rtcr cannot restore. */
-int vma_list_read(pid_t pid, struct vma_list *vl) __must_check;
+/* own_wp: pid has rtcr's tracker, so userfaultfd write-protect
+ * registrations are rtcr's own (not refused). */
+int vma_list_read(pid_t pid, struct vma_list *vl, bool own_wp) __must_check;
 void vma_list_free(struct vma_list *vl);
 /* "7f12...-7f13... /usr/lib/x.so" for messages. */
 const char *vma_describe(const struct vma *v, char *buf, size_t len);

@@ -952,8 +952,12 @@ int restore_run(const struct restore_opts *o)
 
 	memset(&c, 0, sizeof(c));
 	ret = image_load(o->dir, &im);
-	if (ret)
+	if (!ret)
+		ret = image_load_chain(&im);
+	if (ret) {
+		image_unload(&im);
 		return ret;
+	}
 	c.im = &im;
 	c.detach = o->detach;
 	c.pidns = o->pidns;

@@ -1,0 +1,296 @@
+/*
+ * Dirty-page tracking between dumps: see track.h.
+ */
+#include "mem/track.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <linux/userfaultfd.h>
+
+#include "common/proc.h"
+#include "common/util.h"
+#include "mem/pagemap.h"
+
+/* Debian 12's headers predate these (Linux 6.7). */
+#ifndef UFFD_FEATURE_WP_HUGETLBFS_SHMEM
+#define UFFD_FEATURE_WP_HUGETLBFS_SHMEM (1 << 12)
+#endif
+#ifndef UFFD_FEATURE_WP_UNPOPULATED
+#define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
+#endif
+#ifndef UFFD_FEATURE_WP_ASYNC
+#define UFFD_FEATURE_WP_ASYNC (1 << 15)
+#endif
+
+#define TRACK_DIR "/run/rtcr/track"
+
+static int state_path(pid_t pid, char *buf, size_t len)
+{
+	uint64_t f[PROC_STAT_FIELDS];
+	int ret = proc_stat_read(pid, f, NULL);
+	if (ret)
+		return ret;
+	/* The start time tells this process from a later one with its pid. */
+	snprintf(buf, len, TRACK_DIR "/%d-%llu", pid, (unsigned long long)f[22]);
+	return 0;
+}
+
+static void hex(const uint8_t id[16], char out[33])
+{
+	for (int i = 0; i < 16; i++)
+		snprintf(out + 2 * i, 3, "%02x", id[i]);
+}
+
+static bool is_our_uffd(pid_t pid, int fd)
+{
+	char path[64], *link;
+	bool yes;
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fd);
+	link = xreadlink(path);
+	yes = link && !strcmp(link, "anon_inode:[userfaultfd]");
+	free(link);
+	return yes;
+}
+
+void track_probe(struct track *t, pid_t pid, const uint8_t prev_id[16])
+{
+	char path[96], *buf = NULL, img[40] = "", want[33];
+	int fd = -1;
+
+	memset(t, 0, sizeof(*t));
+	t->pid = pid;
+	t->target_fd = -1;
+	if (state_path(pid, path, sizeof(path)) || read_file(path, &buf) < 0) {
+		snprintf(t->why, sizeof(t->why), "its memory is not tracked (no earlier dump with "
+			 "--track-mem or --prev)");
+		return;
+	}
+	if (sscanf(buf, "fd %d image %39s", &fd, img) != 2 || fd < 0 || !is_our_uffd(pid, fd)) {
+		snprintf(t->why, sizeof(t->why), "its tracker (fd %d) is gone: the process closed it",
+			 fd);
+		free(buf);
+		return;
+	}
+	free(buf);
+	t->target_fd = fd;
+	if (!prev_id) {
+		snprintf(t->why, sizeof(t->why), "no parent image");
+		return;
+	}
+	hex(prev_id, want);
+	if (strcmp(img, want)) {
+		snprintf(t->why, sizeof(t->why), "its tracked writes are relative to another image "
+			 "(a later dump, or one that did not finish)");
+		return;
+	}
+	t->valid = true;
+}
+
+void track_forget(pid_t pid)
+{
+	char path[96];
+	if (!state_path(pid, path, sizeof(path)))
+		unlink(path);
+}
+
+static int write_state(const struct track *t, const uint8_t id[16])
+{
+	char path[96], tmp[112], h[33];
+	FILE *f;
+
+	if (state_path(t->pid, path, sizeof(path)))
+		return -ESRCH;
+	if ((mkdir("/run/rtcr", 0700) < 0 && errno != EEXIST) ||
+	    (mkdir(TRACK_DIR, 0700) < 0 && errno != EEXIST)) {
+		pr_perror("%s", TRACK_DIR);
+		return -errno;
+	}
+	hex(id, h);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "we");
+	if (!f) {
+		pr_perror("%s", tmp);
+		return -errno;
+	}
+	fprintf(f, "fd %d image %s\n", t->target_fd, h);
+	if (fflush(f) || fsync(fileno(f)) || fclose(f) || rename(tmp, path)) {
+		pr_perror("%s", path);
+		unlink(tmp);
+		return -EIO;
+	}
+	return 0;
+}
+
+static bool trackable(const struct vma *v)
+{
+	return v->kind == RTCR__VMA_KIND__ANON_PRIVATE || v->kind == RTCR__VMA_KIND__FILE_PRIVATE;
+}
+
+/* Make the tracker in the target: an injected userfaultfd, moved high. */
+static int make_tracker(struct track *t, struct inject *in)
+{
+	struct rlimit rl = { 1024, 1024 };
+	long rfd, hi, r;
+	uint64_t base;
+	int ret;
+
+	ret = inject_syscall(in, __NR_userfaultfd, O_CLOEXEC | O_NONBLOCK, 0, 0, 0, 0, 0, &rfd);
+	if (ret)
+		return ret;
+	if (rfd < 0) {
+		pr_warn("pid %d: userfaultfd: %s: its memory cannot be tracked; the next dump will "
+			"be a full one", t->pid, strerror((int)-rfd));
+		return 1;
+	}
+	/* Out of the way of the program's own low fds. */
+	prlimit(t->pid, RLIMIT_NOFILE, NULL, &rl);
+	base = rl.rlim_cur > 128 ? MIN(rl.rlim_cur, 1 << 20) - 64 : rl.rlim_cur / 2;
+	ret = inject_syscall(in, __NR_fcntl, rfd, F_DUPFD_CLOEXEC, base, 0, 0, 0, &hi);
+	if (ret)
+		return ret;
+	if (hi >= 0) {
+		ret = inject_syscall(in, __NR_close, rfd, 0, 0, 0, 0, 0, &r);
+		if (ret)
+			return ret;
+	} else {
+		hi = rfd;
+	}
+	t->target_fd = (int)hi;
+	return 0;
+}
+
+static int drop_tracker(struct track *t, struct inject *in)
+{
+	long r;
+	int ret = inject_syscall(in, __NR_close, t->target_fd, 0, 0, 0, 0, 0, &r);
+	t->target_fd = -1;
+	track_forget(t->pid);
+	return ret;
+}
+
+/* Protect the written pages of every registered area again. */
+static int reset_written(pid_t pid, uint64_t start, uint64_t end)
+{
+	struct page_region vec[256];
+	struct pm_scan_arg a = {
+		.size = sizeof(a),
+		.flags = PM_SCAN_WP_MATCHING,
+		.start = start,
+		.end = end,
+		.vec = (uintptr_t)vec,
+		.vec_len = ARRAY_SIZE(vec),
+		.category_mask = PAGE_IS_WRITTEN,
+		.return_mask = PAGE_IS_WRITTEN,
+	};
+	char path[64];
+	int fd, ret = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		pr_perror("%s", path);
+		return -errno;
+	}
+	while (a.start < a.end) {
+		long n = ioctl(fd, PAGEMAP_SCAN, &a);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			ret = -errno;
+			pr_perror("pid %d: PAGEMAP_SCAN write-protecting %#llx-%#llx", pid,
+				  (unsigned long long)a.start, (unsigned long long)a.end);
+			break;
+		}
+		if (a.walk_end <= a.start)
+			break;
+		a.start = a.walk_end;
+	}
+	close(fd);
+	return ret;
+}
+
+int track_arm(struct track *t, struct inject *in, const struct vma_list *vl,
+	      const uint8_t new_id[16])
+{
+	bool fresh = t->target_fd < 0;
+	int pidfd, uffd = -1, ret = 0;
+
+	if (!vl->nr)
+		return 0;
+	if (fresh) {
+		ret = make_tracker(t, in);
+		if (ret)
+			return ret < 0 ? ret : 0;
+	}
+	pidfd = syscall(SYS_pidfd_open, t->pid, 0);
+	if (pidfd >= 0) {
+		uffd = syscall(SYS_pidfd_getfd, pidfd, t->target_fd, 0);
+		close(pidfd);
+	}
+	if (uffd < 0) {
+		pr_warn("pid %d: taking its userfaultfd: %s; its memory is not tracked", t->pid,
+			strerror(errno));
+		return drop_tracker(t, in);
+	}
+	if (fresh) {
+		struct uffdio_api api = {
+			.api = UFFD_API,
+			.features = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED,
+		};
+		if (ioctl(uffd, UFFDIO_API, &api) < 0) {
+			pr_warn("pid %d: userfaultfd asynchronous write-protect: %s; its memory is "
+				"not tracked", t->pid, strerror(errno));
+			close(uffd);
+			return drop_tracker(t, in);
+		}
+	}
+	/* The state first: from now on the bits are being reset for new_id. */
+	ret = write_state(t, new_id);
+	if (ret) {
+		close(uffd);
+		pr_warn("pid %d: its memory is not tracked", t->pid);
+		return drop_tracker(t, in);
+	}
+	for (int i = 0; i < vl->nr; i++) {
+		const struct vma *v = &vl->v[i];
+		struct uffdio_register reg = {
+			.range = { v->start, v->end - v->start }, .mode = UFFDIO_REGISTER_MODE_WP,
+		};
+		struct uffdio_writeprotect wp = {
+			.range = { v->start, v->end - v->start }, .mode = UFFDIO_WRITEPROTECT_MODE_WP,
+		};
+		if (!trackable(v) || v->uffd_wp)
+			continue;
+		/* An area that cannot be registered is stored whole every time. */
+		if (ioctl(uffd, UFFDIO_REGISTER, &reg) < 0) {
+			pr_debug("pid %d: %#llx-%#llx: not tracked: %s", t->pid,
+				 (unsigned long long)v->start, (unsigned long long)v->end,
+				 strerror(errno));
+			continue;
+		}
+		if (ioctl(uffd, UFFDIO_WRITEPROTECT, &wp) < 0) {
+			ret = -errno;
+			pr_perror("pid %d: write-protecting %#llx-%#llx", t->pid,
+				  (unsigned long long)v->start, (unsigned long long)v->end);
+			break;
+		}
+	}
+	close(uffd);
+	if (!ret)
+		ret = reset_written(t->pid, vl->v[0].start, vl->v[vl->nr - 1].end);
+	if (ret) {
+		/* Half-protected is useless: the next dump is a full one. */
+		pr_warn("pid %d: its memory is not tracked; the next dump will be a full one", t->pid);
+		track_forget(t->pid);
+	}
+	return 0;
+}

@@ -1,0 +1,189 @@
+# Incremental checkpoints: dirty-page tracking with userfaultfd
+# write-protect + PAGEMAP_SCAN, images that store only what was written
+# since their parent, restore through the chain, and every way the chain
+# or the tracking can be lost. Target: tests/targets/mem_incr.c.
+
+# Dump the running target into $T/NAME (leaving it running); extra args.
+incr_dump() { # name [args]
+	local d="$T/$1"; shift
+	mkdir -p "$d"
+	"$RTCR" dump -t "$PID" -D "$d" --leave-running --stats "$@" > "$d.out" 2>&1 ||
+		{ cat "$d.out" >&2; fail "rtcr dump into $d exited $?"; }
+}
+
+# Pages stored in an image, and pages it leaves to its parents.
+incr_pages() { "$RTCR" inspect --json "$T/$1" | python3 -c '
+import json, sys
+j = json.load(sys.stdin)
+procs = j.get("processes") or [j]
+inh = sum(v.get("pages_inherited", 0) for p in procs for v in p["memory"])
+print(j["image"]["pages"], inh)'; }
+
+incr_step() { # k [file the target prints to, default $T/out]
+	touch "$T/go.step$1"
+	wait_for "${2:-$T/out}" "^STEP $1\$"
+}
+
+# Restore $T/NAME and check the target is at step K.
+incr_restore_check() { # name k [file the target prints to, default $T/out]
+	rm -f "$T/go" "$T"/go.step*
+	"$RTCR" restore -D "$T/$1" < /dev/null >> "$T/out" 2> "$T/restore.err" &
+	RPID=$!
+	track_pid "$RPID"
+	local i
+	for ((i = 0; i < 500; i++)); do
+		[ "$(awk '/^TracerPid/ {print $2}' /proc/$PID/status 2>/dev/null)" = 0 ] && break
+		kill -0 "$RPID" 2>/dev/null || break
+		sleep 0.01
+	done
+	echo "$2" > "$T/go.tmp" && mv "$T/go.tmp" "$T/go"
+	wait "$RPID"
+	local rc=$?
+	[ $rc = 0 ] || { cat "$T/restore.err" "$T/out" >&2; fail "restore of $1 exited $rc"; }
+	assert_contains "${3:-$T/out}" '^PASS' "target verdict"
+}
+
+test_incr_chain_of_three() {
+	OUT_PIPE=1 start_ready mem_incr 4096 5
+	incr_dump d1 --track-mem
+	local full; full=$(incr_pages d1 | awk '{print $1}')
+	[ "$full" -ge 4096 ] || fail "the first image holds $full pages, fewer than the area"
+	incr_step 1
+	incr_dump d2 --prev "$T/d1"
+	read -r stored inh <<< "$(incr_pages d2)"
+	echo "d1: $full pages; d2: $stored stored, $inh in d1"
+	[ "$stored" -lt $((full / 4)) ] || fail "d2 stores $stored of $full pages: not incremental"
+	[ "$inh" -ge 3500 ] || fail "d2 leaves only $inh pages to d1"
+	assert_contains "$T/d2.out" "incremental: " "dump statistics"
+	"$RTCR" inspect "$T/d2" > "$T/inspect2.txt" || fail "inspect d2"
+	assert_contains "$T/inspect2.txt" "^parent     ../d1: incremental image" "inspect shows the parent"
+	incr_step 2
+	incr_dump d3 --prev "$T/d2"
+	read -r stored inh <<< "$(incr_pages d3)"
+	echo "d3: $stored stored, $inh in the chain"
+	[ "$stored" -lt $((full / 4)) ] || fail "d3 stores $stored of $full pages: not incremental"
+	kill -9 "$PID"; wait "$PID" 2>/dev/null
+	wait_pid_free "$PID"
+	incr_restore_check d3 2
+}
+
+# The chain restores at any link: here the middle one.
+test_incr_restore_middle_link() {
+	OUT_PIPE=1 start_ready mem_incr 2048 10
+	incr_dump d1 --track-mem
+	incr_step 1
+	incr_dump d2 --prev "$T/d1"
+	incr_step 2
+	kill -9 "$PID"; wait "$PID" 2>/dev/null
+	wait_pid_free "$PID"
+	incr_restore_check d2 1
+}
+
+# After a restore the new process is tracked from its next --track-mem.
+test_incr_after_restore() {
+	OUT_PIPE=1 start_ready mem_incr 1024 20
+	incr_dump d1 --track-mem
+	incr_step 1
+	incr_dump d2 --prev "$T/d1"
+	kill -9 "$PID"; wait "$PID" 2>/dev/null
+	wait_pid_free "$PID"
+	"$TGT/reaper" "$RTCR" restore -D "$T/d2" --detach > "$T/detach.out" 2> "$T/detach.err" &
+	track_pid $!
+	wait_for "$T/detach.err" '^EXIT' 20
+	assert_running "$PID"
+	# The restored process has no tracker: --prev d2 falls back to full.
+	incr_dump d3 --prev "$T/d2"
+	assert_contains "$T/d3.out" "all its memory is stored: its memory is not tracked" "fallback message"
+	read -r stored inh <<< "$(incr_pages d3)"
+	assert_eq 0 "$inh" "pages left to the parent by a full fallback"
+	incr_dump d4 --track-mem
+	# (Its stdout is now rtcr restore's: detach.out.)
+	incr_step 2 "$T/detach.out"
+	incr_dump d5 --prev "$T/d4"
+	read -r stored inh <<< "$(incr_pages d5)"
+	[ "$inh" -gt 0 ] || fail "d5 is not incremental after re-arming"
+	kill -9 "$PID"
+	wait_pid_free "$PID"
+	incr_restore_check d5 2 "$T/detach.out"
+}
+
+# Without --track-mem at the first dump there is nothing to be relative
+# to: the dump says so and stores everything (and is still restorable).
+test_incr_fallback_without_tracking() {
+	OUT_PIPE=1 start_ready mem_incr 1024 5
+	incr_dump d1
+	incr_step 1
+	incr_dump d2 --prev "$T/d1"
+	assert_contains "$T/d2.out" "pid $PID: all its memory is stored: its memory is not tracked" \
+		"fallback message"
+	read -r stored inh <<< "$(incr_pages d2)"
+	assert_eq 0 "$inh" "pages left to the parent"
+	# A dump that was never finished resets nothing it can be trusted
+	# for: the state names an image that does not exist.
+	kill -9 "$PID"; wait "$PID" 2>/dev/null
+	wait_pid_free "$PID"
+	incr_restore_check d2 1
+}
+
+# An incremental dump against an older link than the last one: the bits
+# were reset by the later dump, so the dump must not trust them.
+test_incr_stale_parent_falls_back() {
+	OUT_PIPE=1 start_ready mem_incr 1024 5
+	incr_dump d1 --track-mem
+	incr_step 1
+	incr_dump d2 --prev "$T/d1"
+	incr_step 2
+	incr_dump d3 --prev "$T/d1"
+	assert_contains "$T/d3.out" "relative to another image" "fallback message"
+	read -r stored inh <<< "$(incr_pages d3)"
+	assert_eq 0 "$inh" "pages left to a stale parent"
+	kill -9 "$PID"; wait "$PID" 2>/dev/null
+	wait_pid_free "$PID"
+	incr_restore_check d3 2
+}
+
+test_incr_missing_parent_at_restore() {
+	OUT_PIPE=1 start_ready mem_incr 512 5
+	incr_dump d1 --track-mem
+	incr_step 1
+	incr_dump d2 --prev "$T/d1"
+	kill -9 "$PID"; wait "$PID" 2>/dev/null
+	wait_pid_free "$PID"
+	mv "$T/d1" "$T/d1.moved"
+	"$RTCR" restore -D "$T/d2" > "$T/r.out" 2>&1 && fail "restore without its parent succeeded"
+	assert_contains "$T/r.out" "its parent image .*d1 cannot be used" "error names the parent"
+	assert_gone "$PID"
+}
+
+test_incr_replaced_parent_at_restore() {
+	OUT_PIPE=1 start_ready mem_incr 512 5
+	incr_dump d1 --track-mem
+	incr_step 1
+	incr_dump d2 --prev "$T/d1"
+	incr_dump d1 --track-mem          # another image where the parent was
+	kill -9 "$PID"; wait "$PID" 2>/dev/null
+	wait_pid_free "$PID"
+	"$RTCR" restore -D "$T/d2" > "$T/r.out" 2>&1 && fail "restore with a replaced parent succeeded"
+	assert_contains "$T/r.out" "is not the one it was made from" "error says the parent changed"
+	assert_gone "$PID"
+}
+
+test_incr_bad_prev_arguments() {
+	OUT_PIPE=1 start_ready mem_incr 256 5
+	mkdir -p "$T/d2"
+	"$RTCR" dump -t "$PID" -D "$T/d2" --leave-running --prev "$T/nothing" > "$T/r.out" 2>&1 &&
+		fail "--prev of a missing image succeeded"
+	assert_contains "$T/r.out" "prev .*nothing: no usable parent image there" "missing --prev"
+	assert_running "$PID"
+	# An image of another process.
+	OUT_PIPE=0 start_ready mem_incr 256 5
+	local other=$PID
+	incr_dump d1 --track-mem
+	OUT_PIPE=1 start_ready mem_incr 256 5
+	"$RTCR" dump -t "$PID" -D "$T/d2" --leave-running --prev "$T/d1" > "$T/r.out" 2>&1 &&
+		fail "--prev of another process's image succeeded"
+	assert_contains "$T/r.out" "is an image of pid $other, not of pid $PID" "wrong --prev"
+	"$RTCR" dump -t "$PID" -D "$T/d2" --track-mem > "$T/r.out" 2>&1 &&
+		fail "--track-mem without --leave-running succeeded"
+	assert_running "$PID"
+}
