@@ -26,6 +26,7 @@ static const struct fd_ops *const all_ops[] = {
 	&inherit_fd_ops,   /* before reg: a tty on fd 0-2 is inherited, not reopened */
 	&reg_fd_ops,
 	&eventfd_fd_ops,
+	&timerfd_fd_ops,
 };
 
 const struct fd_ops *fd_ops_by_kind(Rtcr__FdKind kind)

@@ -129,5 +129,6 @@ extern const struct fd_ops reg_fd_ops;
 extern const struct fd_ops inherit_fd_ops;
 extern const struct fd_ops pipe_fd_ops;
 extern const struct fd_ops eventfd_fd_ops;
+extern const struct fd_ops timerfd_fd_ops;
 
 #endif
