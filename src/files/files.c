@@ -27,6 +27,7 @@ static const struct fd_ops *const all_ops[] = {
 	&reg_fd_ops,
 	&eventfd_fd_ops,
 	&timerfd_fd_ops,
+	&signalfd_fd_ops,
 };
 
 const struct fd_ops *fd_ops_by_kind(Rtcr__FdKind kind)

@@ -130,5 +130,6 @@ extern const struct fd_ops inherit_fd_ops;
 extern const struct fd_ops pipe_fd_ops;
 extern const struct fd_ops eventfd_fd_ops;
 extern const struct fd_ops timerfd_fd_ops;
+extern const struct fd_ops signalfd_fd_ops;
 
 #endif
