@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -51,6 +52,8 @@ int main(int argc, char **argv)
 		fd = 5;
 	} else if (!strcmp(kind, "eventfd")) {
 		fd = eventfd(3, 0);
+	} else if (!strcmp(kind, "inotify")) {
+		fd = inotify_init1(0);
 	} else if (!strcmp(kind, "socket")) {
 		if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds))
 			fail("socketpair");
@@ -100,7 +103,7 @@ int main(int argc, char **argv)
 	} else if (strcmp(kind, "none")) {
 		fail("unknown kind %s", kind);
 	}
-	if (fd < 0 && (!strcmp(kind, "eventfd") || !strcmp(kind, "epoll") ||
+	if (fd < 0 && (!strcmp(kind, "eventfd") || !strcmp(kind, "epoll") || !strcmp(kind, "inotify") ||
 		       !strcmp(kind, "deleted_file")))
 		fail("creating %s", kind);
 	ready();
