@@ -15,6 +15,19 @@ _pids_file() { echo "$T/.pids"; }
 # Remember a pid so cleanup kills it (also if restored under the same pid).
 track_pid() { echo "$1" >> "$(_pids_file)"; }
 
+# Remember a SysV shm segment id so cleanup removes it (after the pids
+# holding it are killed).
+track_shm() { echo "$1" >> "$T/.shm"; }
+
+cleanup_shm() {
+	[ -f "$T/.shm" ] || return 0
+	local id
+	while read -r id; do
+		[ -n "$id" ] && ipcrm -m "$id" 2>/dev/null
+	done < "$T/.shm"
+	rm -f "$T/.shm"
+}
+
 cleanup_pids() {
 	local f; f=$(_pids_file)
 	[ -f "$f" ] || return 0
@@ -25,6 +38,7 @@ cleanup_pids() {
 	done < "$f"
 	# Give the kernel a moment to reap what it can.
 	sleep 0.05
+	cleanup_shm
 }
 
 skip() { echo "SKIP: $*"; exit 77; }

@@ -19,6 +19,7 @@
 #include "common/util.h"
 #include "files/files.h"
 #include "image/load.h"
+#include "mem/memobj.h"
 #include "mem/vma.h"
 
 static const char *syscall_name(long nr)
@@ -144,9 +145,12 @@ static void print_process(const struct loaded_image *im, int idx)
 	for (size_t i = 0; i < mm->n_vmas; i++) {
 		const Rtcr__Vma *v = mm->vmas[i];
 		char pb[4];
-		printf("  %012llx-%012llx %s %-12s %7llu pages %s%s\n", (unsigned long long)v->start,
+		char ob[32] = "";
+		if (v->has_object)
+			snprintf(ob, sizeof(ob), "object %u", v->object);
+		printf("  %012llx-%012llx %s %-12s %7llu pages %s%s%s\n", (unsigned long long)v->start,
 		       (unsigned long long)v->end, prot_str(v->prot, pb), vma_kind_name(v->kind),
-		       (unsigned long long)v->pages_stored, v->file ? v->file->path : "",
+		       (unsigned long long)v->pages_stored, v->file ? v->file->path : "", ob,
 		       v->start <= mm->start_brk && v->end >= mm->brk && v->kind == RTCR__VMA_KIND__ANON_PRIVATE
 		       ? "[heap]" : v->start <= mm->start_stack && v->end > mm->start_stack ? "[stack]" : "");
 	}
@@ -188,6 +192,20 @@ static void print_text(const struct loaded_image *im)
 			printf("  %*s%d %s%s\n", depth * 2, "", p->pid, p->comm,
 			       p->has_zombie && p->zombie ? " (zombie)" : "");
 		}
+	}
+	for (size_t i = 0; im->objects && i < im->objects->n_objects; i++) {
+		const Rtcr__MemObject *o = im->objects->objects[i];
+		char d[300];
+		printf("%s %u: %s, %s, %llu pages stored", i ? "          " : "objects   ", o->id,
+		       memobj_describe(o, d, sizeof(d)), fmt_bytes(b1, sizeof(b1), o->size),
+		       (unsigned long long)o->pages_stored);
+		if (o->sysv)
+			printf(", mode %o, owner %u:%u%s%s", o->sysv->mode, o->sysv->uid, o->sysv->gid,
+			       o->sysv->destroyed ? ", marked for deletion" : "",
+			       o->sysv->locked ? ", locked" : "");
+		if (o->has_seals && o->seals)
+			printf(", seals %#x", o->seals);
+		printf("\n");
 	}
 	for (size_t i = 0; i < im->nprocs; i++) {
 		if (i)
@@ -283,6 +301,8 @@ static void json_proc(const struct loaded_image *im, int idx, json_object **po, 
 		json_object_object_add(j, "pages", json_object_new_int64(v->pages_stored));
 		if (v->file)
 			json_object_object_add(j, "file", json_object_new_string(v->file->path));
+		if (v->has_object)
+			json_object_object_add(j, "object", json_object_new_int(v->object));
 		json_object_array_add(a, j);
 	}
 

@@ -54,6 +54,7 @@
 #include "files/files.h"
 #include "image/image.h"
 #include "mem/mem.h"
+#include "mem/memobj.h"
 #include "task/ptrace.h"
 #include "task/task.h"
 
@@ -79,6 +80,7 @@ struct dump_ctx {
 	struct pdump *p;              /* tree order: a parent before its children */
 	int np;
 	struct files_collect fc;
+	struct memobj_table objs;     /* SysV segments, memfds, deleted files */
 	struct mem_stats ms;
 	struct img_stream *sink;
 	uint64_t image_bytes;
@@ -662,6 +664,8 @@ static int write_image(struct dump_ctx *c)
 	ret = imgw_begin(&w, c->sink, id);
 	if (!ret)
 		ret = imgw_put_pb(&w, REC_INVENTORY, &inv.base);
+	if (!ret)
+		ret = memobj_write_table(&w, &c->objs);
 	/* All metadata first (a restore from a stream builds every process
 	 * before pages arrive), then every process's pages. */
 	for (int i = 0; i < c->np && !ret; i++) {
@@ -676,6 +680,8 @@ static int write_image(struct dump_ctx *c)
 	for (int i = 0; i < c->np && !ret; i++)
 		if (!c->p[i].zombie)
 			ret = mem_dump_pages(&w, c->p[i].pid, &c->p[i].vl, &c->ms);
+	if (!ret)
+		ret = memobj_write_contents(&w, &c->objs, &c->ms);
 	test_kill_point("written");
 	if (!ret)
 		ret = check_signalled();
@@ -774,7 +780,10 @@ int dump_run(const struct dump_opts *o)
 				pids[nv] = c.p[i].pid;
 				vls[nv++] = &c.p[i].vl;
 			}
-		ret = mem_find_pages_tree(pids, vls, nv, &c.ms);
+		/* Objects first: they tell SysV areas their extent. */
+		ret = memobj_collect(&c.objs, pids, vls, nv);
+		if (!ret)
+			ret = mem_find_pages_tree(pids, vls, nv, &c.ms);
 		free(vls);
 		free(pids);
 	}
@@ -814,6 +823,7 @@ int dump_run(const struct dump_opts *o)
 			for (int t = c.p[i].ntids; t-- > 0; )
 				while (waitpid(c.p[i].tids[t], NULL, __WALL) < 0 && errno == EINTR)
 					;
+		memobj_dumped_and_killed(&c.objs);
 	}
 	g_ctx = NULL;
 	if (o->stats)
@@ -839,6 +849,7 @@ abort:
 		img_close(c.sink);   /* deletes the partial image */
 	c.sink = NULL;
 out:
+	memobj_table_free(&c.objs);
 	files_collect_free(&c.fc);
 	for (int i = 0; i < c.np; i++) {
 		free(c.p[i].tids);

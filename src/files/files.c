@@ -28,6 +28,8 @@ static const struct fd_ops *const all_ops[] = {
 	&eventfd_fd_ops,
 	&timerfd_fd_ops,
 	&signalfd_fd_ops,
+	&epoll_fd_ops,
+	&inotify_fd_ops,
 };
 
 const struct fd_ops *fd_ops_by_kind(Rtcr__FdKind kind)
@@ -357,6 +359,7 @@ int files_prepare(Rtcr__Files *const *files, size_t n, struct files_restore_ctx 
 			ctx->carrier[e->file_id] = slot;
 			ctx->owner[e->file_id] = files[p]->pid;
 		}
+	pipes_prepared(ctx);
 	return ret;
 }
 
@@ -425,11 +428,15 @@ int files_restore(const Rtcr__Files *f, const struct files_restore_ctx *ctx, con
 			close(close_list[i]);
 		free(close_list);
 	}
-	/* State set from inside, once per description, by its owner. */
+	/* State set from inside, once per description (the first of its
+	 * fds here), by its owner. */
 	for (size_t i = 0; i < f->n_fds && !ret; i++) {
 		const Rtcr__Fd *e = f->fds[i];
 		const struct fd_ops *ops = fd_ops_by_kind(e->kind);
-		if (ops && ops->install && e->file_id < ctx->ncarrier &&
+		bool first = true;
+		for (size_t k = 0; k < i && first; k++)
+			first = f->fds[k]->file_id != e->file_id;
+		if (ops && ops->install && first && e->file_id < ctx->ncarrier &&
 		    ctx->owner[e->file_id] == f->pid)
 			ret = ops->install(e, ctx);
 	}

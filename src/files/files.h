@@ -113,6 +113,8 @@ void files_restore_ctx_free(struct files_restore_ctx *ctx);
 int files_restore(const Rtcr__Files *f, const struct files_restore_ctx *ctx,
 		  const int *keep, int nkeep) __must_check;
 int files_max_fd(const Rtcr__Files *f);
+/* Closes rtcr's own ends of the pipes it created (pipe.c). */
+void pipes_prepared(struct files_restore_ctx *ctx);
 void files_describe(const Rtcr__Fd *e, char *buf, size_t len);
 
 /* The value after "KEY:" in an fdinfo text (leading blanks not skipped),
@@ -131,5 +133,7 @@ extern const struct fd_ops pipe_fd_ops;
 extern const struct fd_ops eventfd_fd_ops;
 extern const struct fd_ops timerfd_fd_ops;
 extern const struct fd_ops signalfd_fd_ops;
+extern const struct fd_ops epoll_fd_ops;
+extern const struct fd_ops inotify_fd_ops;
 
 #endif

@@ -173,6 +173,7 @@ static int pipe_open(const Rtcr__Fd *e, struct files_restore_ctx *ctx)
 		}
 		ctx->pipe_rt = xrealloc(ctx->pipe_rt, (ctx->npipe_rt + 1) * sizeof(*ctx->pipe_rt));
 		rt = &ctx->pipe_rt[ctx->npipe_rt++];
+		rt->rfd = rt->wfd = -1;
 		ret = pipe_create(pd, rt);
 		if (ret)
 			return ret;
@@ -202,6 +203,20 @@ static int pipe_open(const Rtcr__Fd *e, struct files_restore_ctx *ctx)
 		return -errno;
 	}
 	return fd;
+}
+
+void pipes_prepared(struct files_restore_ctx *ctx)
+{
+	/* Every description is at its carrier: rtcr's own pipe2() ends
+	 * would keep each pipe open (no EOF, no EPOLLHUP) for as long as
+	 * rtcr restore runs. */
+	for (size_t i = 0; i < ctx->npipe_rt; i++) {
+		if (ctx->pipe_rt[i].rfd >= 0)
+			close(ctx->pipe_rt[i].rfd);
+		if (ctx->pipe_rt[i].wfd >= 0)
+			close(ctx->pipe_rt[i].wfd);
+	}
+	ctx->npipe_rt = 0;
 }
 
 static void pipe_describe(const Rtcr__Fd *e, char *buf, size_t len)

@@ -16,7 +16,7 @@
  *   | END record      |  record count, chain hash over all record headers
  *   +-----------------+
  *
- * Metadata records (INVENTORY, PROCESS, MM, FILES) carry one protobuf
+ * Metadata records (INVENTORY, OBJECTS, PROCESS, MM, FILES) carry one protobuf
  * message each (proto/ *.proto). PAGES records carry raw memory: a small
  * index of (address, page count) runs, zero padding so that the data
  * starts on a 4 KiB boundary of the stream, then the pages themselves, so
@@ -50,7 +50,9 @@ enum img_rec_type {
 	REC_PROCESS   = 2,
 	REC_MM        = 3,
 	REC_FILES     = 4,
+	REC_OBJECTS   = 5,    /* MemObjects: SysV segments, memfds, deleted files */
 	REC_PAGES     = 16,
+	REC_OBJ_PAGES = 17,   /* PAGES layout: pid = object id, vaddr = offset */
 	REC_END       = 255,
 };
 
@@ -65,10 +67,10 @@ struct img_rec_hdr {
 	uint64_t hcsum;           /* XXH3 of the 24 bytes above */
 } __attribute__((packed));
 
-/* Payload of a PAGES record. */
+/* Payload of a PAGES (and OBJ_PAGES) record. */
 struct img_pages_hdr {
 	uint32_t nr_runs;
-	int32_t  pid;             /* owner process */
+	int32_t  pid;             /* owner process (OBJ_PAGES: object id) */
 	uint64_t data_off;        /* from payload start to the first page */
 	uint64_t npages;          /* sum of runs[].npages */
 } __attribute__((packed));

@@ -41,6 +41,10 @@ int imgw_put_pb(struct imgw *w, uint32_t type, const ProtobufCMessage *msg) __mu
  */
 int imgw_put_pages(struct imgw *w, int32_t pid, const struct img_page_run *runs,
 		   uint32_t nr_runs, const void *data, uint64_t npages) __must_check;
+/* One OBJ_PAGES record: the same layout; runs[].vaddr are byte offsets in
+ * object 'obj'. */
+int imgw_put_obj_pages(struct imgw *w, uint32_t obj, const struct img_page_run *runs,
+		       uint32_t nr_runs, const void *data, uint64_t npages) __must_check;
 /*
  * The same in two steps, so the checksum can be computed on another
  * thread than the one writing: imgw_pages_prepare() builds the record
@@ -91,7 +95,7 @@ int imgr_next(struct imgr *r, struct img_rec *rec) __must_check;
 int imgr_payload(struct imgr *r, const struct img_rec *rec, const void **data) __must_check;
 int imgr_skip(struct imgr *r, const struct img_rec *rec) __must_check;
 /*
- * Skip a PAGES payload without hashing it, counting its pages for the END
+ * Skip a PAGES (or OBJ_PAGES) payload without hashing it, counting its pages for the END
  * check; the caller verifies the checksum when it uses the pages. Needs a
  * stream that can map (a file).
  */

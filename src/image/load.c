@@ -105,6 +105,52 @@ static int check_tree(struct loaded_image *im)
 	return 0;
 }
 
+const Rtcr__MemObject *image_object(const struct loaded_image *im, uint32_t id)
+{
+	for (size_t i = 0; im->objects && i < im->objects->n_objects; i++)
+		if (im->objects->objects[i]->id == id)
+			return im->objects->objects[i];
+	return NULL;
+}
+
+/* Every object referred to exists and is of a kind that fits the area. */
+static int check_objects(struct loaded_image *im)
+{
+	for (size_t i = 0; im->objects && i < im->objects->n_objects; i++) {
+		const Rtcr__MemObject *o = im->objects->objects[i];
+		if (!o->id || image_object(im, o->id) != o ||
+		    (o->kind == RTCR__MEM_OBJECT_KIND__OBJ_SYSV_SHM) != !!o->sysv ||
+		    (o->kind != RTCR__MEM_OBJECT_KIND__OBJ_SYSV_SHM && !o->name)) {
+			pr_err("%s: memory object %u is malformed or listed twice", im->src->name, o->id);
+			return -EINVAL;
+		}
+	}
+	for (size_t p = 0; p < im->nprocs; p++)
+		for (size_t k = 0; im->mm[p] && k < im->mm[p]->n_vmas; k++) {
+			const Rtcr__Vma *v = im->mm[p]->vmas[k];
+			const Rtcr__MemObject *o = v->has_object ? image_object(im, v->object) : NULL;
+			bool sysv = v->kind == RTCR__VMA_KIND__SYSV_SHM;
+			bool file = v->kind == RTCR__VMA_KIND__FILE_PRIVATE ||
+				    v->kind == RTCR__VMA_KIND__FILE_SHARED;
+			if ((v->has_object || sysv) &&
+			    (!o || (sysv != (o->kind == RTCR__MEM_OBJECT_KIND__OBJ_SYSV_SHM)) ||
+			     (!sysv && !file))) {
+				pr_err("%s: pid %d: area %llx-%llx refers to memory object %u, which the image "
+				       "lacks or which does not fit it", im->src->name, im->procs[p]->pid,
+				       (unsigned long long)v->start, (unsigned long long)v->end, v->object);
+				return -EINVAL;
+			}
+		}
+	for (uint32_t i = 0; i < im->nr_obj_pages_recs; i++)
+		if (!image_object(im, im->obj_pages_id[i])) {
+			pr_err("%s: object pages record at byte %llu belongs to object %u, which the image "
+			       "does not hold", im->src->name, (unsigned long long)im->obj_pages_off[i],
+			       im->obj_pages_id[i]);
+			return -EINVAL;
+		}
+	return 0;
+}
+
 int image_load(const char *dir, struct loaded_image *im)
 {
 	struct imgr r;
@@ -129,6 +175,26 @@ int image_load(const char *dir, struct loaded_image *im)
 	memcpy(im->image_id, r.image_id, 16);
 	while ((ret = imgr_next(&r, &rec)) > 0) {
 		const void *data;
+		if (rec.type == REC_OBJ_PAGES) {
+			const struct img_pages_hdr *ph = img_map(im->src, rec.off, sizeof(*ph));
+			uint32_t id = ph ? (uint32_t)ph->pid : 0;
+			uint64_t n;
+			uint32_t k = im->nr_obj_pages_recs;
+			ret = imgr_skip_pages(&r, &rec, &n);
+			if (ret)
+				break;
+			im->obj_pages_off = xrealloc(im->obj_pages_off, (k + 1) * sizeof(uint64_t));
+			im->obj_pages_len = xrealloc(im->obj_pages_len, (k + 1) * sizeof(uint64_t));
+			im->obj_pages_csum = xrealloc(im->obj_pages_csum, (k + 1) * sizeof(uint64_t));
+			im->obj_pages_id = xrealloc(im->obj_pages_id, (k + 1) * sizeof(uint32_t));
+			im->obj_pages_off[k] = rec.off;
+			im->obj_pages_len[k] = rec.len;
+			im->obj_pages_csum[k] = rec.csum;
+			im->obj_pages_id[k] = id;
+			im->nr_obj_pages_recs++;
+			im->total_pages += n;
+			continue;
+		}
 		if (rec.type == REC_PAGES) {
 			/* Located now, verified when restore copies it. */
 			const struct img_pages_hdr *ph = img_map(im->src, rec.off, sizeof(*ph));
@@ -166,6 +232,10 @@ int image_load(const char *dir, struct loaded_image *im)
 		case REC_FILES:
 			ret = add_part(im, &rec, data);
 			break;
+		case REC_OBJECTS:
+			ret = take((void **)&im->objects, "objects", &rec, &rtcr__mem_objects__descriptor,
+				   data);
+			break;
 		default:
 			break;   /* optional record of a newer rtcr */
 		}
@@ -193,6 +263,8 @@ int image_load(const char *dir, struct loaded_image *im)
 				ret = -EINVAL;
 			}
 		}
+		if (!ret)
+			ret = check_objects(im);
 	}
 out:
 	imgr_release(&r);
@@ -201,22 +273,37 @@ out:
 	return ret;
 }
 
-int image_pages(struct loaded_image *im, uint32_t i, const struct img_pages_hdr **hdr,
-		const struct img_page_run **runs, const void **data)
+static int pages_at(struct loaded_image *im, const char *what, uint64_t off, uint64_t len,
+		    uint64_t csum, const struct img_pages_hdr **hdr, const struct img_page_run **runs,
+		    const void **data)
 {
-	const void *p = img_map(im->src, im->pages_off[i], im->pages_len[i]);
+	const void *p = img_map(im->src, off, len);
 
-	if (!p || XXH3_64bits(p, im->pages_len[i]) != im->pages_csum[i]) {
-		pr_err("%s: pages record at byte %llu is corrupted (checksum mismatch)", im->src->name,
-		       (unsigned long long)im->pages_off[i]);
+	if (!p || XXH3_64bits(p, len) != csum) {
+		pr_err("%s: %s record at byte %llu is corrupted (checksum mismatch)", im->src->name,
+		       what, (unsigned long long)off);
 		return -EINVAL;
 	}
-	if (img_pages_parse(p, im->pages_len[i], hdr, runs, data)) {
-		pr_err("%s: pages record at byte %llu is malformed", im->src->name,
-		       (unsigned long long)im->pages_off[i]);
+	if (img_pages_parse(p, len, hdr, runs, data)) {
+		pr_err("%s: %s record at byte %llu is malformed", im->src->name, what,
+		       (unsigned long long)off);
 		return -EINVAL;
 	}
 	return 0;
+}
+
+int image_pages(struct loaded_image *im, uint32_t i, const struct img_pages_hdr **hdr,
+		const struct img_page_run **runs, const void **data)
+{
+	return pages_at(im, "pages", im->pages_off[i], im->pages_len[i], im->pages_csum[i], hdr,
+			runs, data);
+}
+
+int image_obj_pages(struct loaded_image *im, uint32_t i, const struct img_pages_hdr **hdr,
+		    const struct img_page_run **runs, const void **data)
+{
+	return pages_at(im, "object pages", im->obj_pages_off[i], im->obj_pages_len[i],
+			im->obj_pages_csum[i], hdr, runs, data);
 }
 
 void image_unload(struct loaded_image *im)
@@ -237,6 +324,12 @@ void image_unload(struct loaded_image *im)
 	free(im->pages_off);
 	free(im->pages_len);
 	free(im->pages_csum);
+	if (im->objects)
+		rtcr__mem_objects__free_unpacked(im->objects, NULL);
+	free(im->obj_pages_off);
+	free(im->obj_pages_len);
+	free(im->obj_pages_csum);
+	free(im->obj_pages_id);
 	img_close(im->src);
 	memset(im, 0, sizeof(*im));
 }

@@ -26,6 +26,14 @@ struct loaded_image {
 	uint64_t *pages_csum;
 	int32_t *pages_pid;       /* whose pages */
 	uint32_t nr_pages_recs;
+	/* Memory objects (SysV segments, memfds, deleted files) and their
+	 * OBJ_PAGES records; objects is NULL if the image has none. */
+	Rtcr__MemObjects *objects;
+	uint64_t *obj_pages_off;
+	uint64_t *obj_pages_len;
+	uint64_t *obj_pages_csum;
+	uint32_t *obj_pages_id;
+	uint32_t nr_obj_pages_recs;
 	uint64_t total_pages;
 	uint64_t size;
 };
@@ -38,6 +46,11 @@ int image_load(const char *dir, struct loaded_image *im) __must_check;
 /* The verified payload of PAGES record i (checksum checked now). */
 int image_pages(struct loaded_image *im, uint32_t i, const struct img_pages_hdr **hdr,
 		const struct img_page_run **runs, const void **data) __must_check;
+/* The same for OBJ_PAGES record i (runs[].vaddr are object offsets). */
+int image_obj_pages(struct loaded_image *im, uint32_t i, const struct img_pages_hdr **hdr,
+		    const struct img_page_run **runs, const void **data) __must_check;
+/* The object with this id, or NULL. */
+const Rtcr__MemObject *image_object(const struct loaded_image *im, uint32_t id);
 void image_unload(struct loaded_image *im);
 
 #endif

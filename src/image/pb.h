@@ -5,4 +5,5 @@
 #include "core.pb-c.h"
 #include "mm.pb-c.h"
 #include "fd.pb-c.h"
+#include "memobj.pb-c.h"
 #endif

@@ -58,10 +58,15 @@ static bool type_known(uint32_t t)
 {
 	switch (t) {
 	case REC_INVENTORY: case REC_PROCESS: case REC_MM: case REC_FILES:
-	case REC_PAGES: case REC_END:
+	case REC_OBJECTS: case REC_PAGES: case REC_OBJ_PAGES: case REC_END:
 		return true;
 	}
 	return false;
+}
+
+static bool is_pages(uint32_t t)
+{
+	return t == REC_PAGES || t == REC_OBJ_PAGES;
 }
 
 static int check_end(struct imgr *r, const struct img_rec *rec, const void *data)
@@ -115,7 +120,7 @@ int imgr_next(struct imgr *r, struct img_rec *rec)
 		       r->s->name, h.type, (unsigned long long)at);
 		return -EPROTONOSUPPORT;
 	}
-	if (h.len > (h.type == REC_PAGES ? MAX_PAGES_RECORD : (uint64_t)MAX_META_RECORD)) {
+	if (h.len > (is_pages(h.type) ? MAX_PAGES_RECORD : (uint64_t)MAX_META_RECORD)) {
 		pr_err("%s: %s record at byte %llu claims %llu bytes: corrupted", r->s->name,
 		       img_rec_name(h.type), (unsigned long long)at, (unsigned long long)h.len);
 		return -EINVAL;
@@ -190,7 +195,7 @@ int imgr_payload(struct imgr *r, const struct img_rec *rec, const void **data)
 		       img_rec_name(rec->type), (unsigned long long)rec->off);
 		return -EINVAL;
 	}
-	if (rec->type == REC_PAGES) {
+	if (is_pages(rec->type)) {
 		const struct img_pages_hdr *ph;
 		const struct img_page_run *runs;
 		const void *d;
@@ -217,7 +222,7 @@ int imgr_skip_pages(struct imgr *r, const struct img_rec *rec, uint64_t *npages)
 {
 	const struct img_pages_hdr *ph;
 
-	if (!r->pending || rec->off != r->s->pos || rec->type != REC_PAGES)
+	if (!r->pending || rec->off != r->s->pos || !is_pages(rec->type))
 		return -EINVAL;
 	ph = img_map(r->s, rec->off, sizeof(*ph));
 	if (!ph || rec->len < sizeof(*ph) || ph->npages > rec->len / PAGE_SIZE) {

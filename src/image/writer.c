@@ -15,7 +15,9 @@ const char *img_rec_name(uint32_t type)
 	case REC_PROCESS: return "process";
 	case REC_MM: return "mm";
 	case REC_FILES: return "files";
+	case REC_OBJECTS: return "objects";
 	case REC_PAGES: return "pages";
+	case REC_OBJ_PAGES: return "object pages";
 	case REC_END: return "end";
 	}
 	return "unknown";
@@ -96,9 +98,9 @@ int imgw_put_pb(struct imgw *w, uint32_t type, const ProtobufCMessage *msg)
 	return ret;
 }
 
-uint64_t imgw_pages_prepare(struct imgw_pages_rec *pr, uint64_t at, int32_t pid,
-			    const struct img_page_run *runs, uint32_t nr_runs, const void *data,
-			    uint64_t npages)
+static uint64_t pages_prepare(struct imgw_pages_rec *pr, uint32_t type, uint64_t at, int32_t pid,
+			      const struct img_page_run *runs, uint32_t nr_runs, const void *data,
+			      uint64_t npages)
 {
 	uint64_t head = sizeof(struct img_rec_hdr) + sizeof(pr->ph) + nr_runs * sizeof(*runs);
 	uint64_t dlen = npages * PAGE_SIZE;
@@ -116,8 +118,15 @@ uint64_t imgw_pages_prepare(struct imgw_pages_rec *pr, uint64_t at, int32_t pid,
 	XXH3_64bits_update(&st, runs, nr_runs * sizeof(*runs));
 	XXH3_64bits_update(&st, zero_page, pr->pad);
 	XXH3_64bits_update(&st, data, dlen);
-	rec_hdr_fill(&pr->rh, REC_PAGES, 0, pr->ph.data_off + dlen, XXH3_64bits_digest(&st));
+	rec_hdr_fill(&pr->rh, type, 0, pr->ph.data_off + dlen, XXH3_64bits_digest(&st));
 	return at + sizeof(struct img_rec_hdr) + pr->ph.data_off + dlen;
+}
+
+uint64_t imgw_pages_prepare(struct imgw_pages_rec *pr, uint64_t at, int32_t pid,
+			    const struct img_page_run *runs, uint32_t nr_runs, const void *data,
+			    uint64_t npages)
+{
+	return pages_prepare(pr, REC_PAGES, at, pid, runs, nr_runs, data, npages);
 }
 
 int imgw_put_prepared(struct imgw *w, const struct imgw_pages_rec *pr,
@@ -154,6 +163,15 @@ int imgw_put_pages(struct imgw *w, int32_t pid, const struct img_page_run *runs,
 	struct imgw_pages_rec pr;
 
 	imgw_pages_prepare(&pr, w->s->pos, pid, runs, nr_runs, data, npages);
+	return imgw_put_prepared(w, &pr, runs, data);
+}
+
+int imgw_put_obj_pages(struct imgw *w, uint32_t obj, const struct img_page_run *runs,
+		       uint32_t nr_runs, const void *data, uint64_t npages)
+{
+	struct imgw_pages_rec pr;
+
+	pages_prepare(&pr, REC_OBJ_PAGES, w->s->pos, (int32_t)obj, runs, nr_runs, data, npages);
 	return imgw_put_prepared(w, &pr, runs, data);
 }
 

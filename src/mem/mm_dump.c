@@ -226,7 +226,15 @@ int mem_dump_mm(struct inject *in, pid_t pid, const struct vma_list *vl, Rtcr__M
 			e->shmem_id = v->shmem_id;
 			e->shmem_size = v->shmem_pages;
 		}
-		if (v->kind == RTCR__VMA_KIND__FILE_PRIVATE || v->kind == RTCR__VMA_KIND__FILE_SHARED) {
+		if (v->has_obj) {
+			/* Re-created from the object table, not opened by path. */
+			e->has_object = 1;
+			e->object = v->object;
+			if (v->kind == RTCR__VMA_KIND__SYSV_SHM) {
+				e->has_shmem_size = 1;
+				e->shmem_size = v->shmem_pages;
+			}
+		} else if (v->kind == RTCR__VMA_KIND__FILE_PRIVATE || v->kind == RTCR__VMA_KIND__FILE_SHARED) {
 			e->file = xzalloc(sizeof(*e->file));
 			fileref_fill(e->file, v->path, &v->st);
 		}

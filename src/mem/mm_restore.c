@@ -97,6 +97,18 @@ static bool overlaps(uint64_t s1, uint64_t e1, uint64_t s2, uint64_t e2)
 	return s1 < e2 && s2 < e1;
 }
 
+/* What an area needs free when it is made: a SysV attachment is made
+ * whole (shmat) and trimmed afterwards. */
+static void vma_extent(const Rtcr__Vma *v, uint64_t *s, uint64_t *e)
+{
+	*s = v->start;
+	*e = v->end;
+	if (v->kind == RTCR__VMA_KIND__SYSV_SHM && v->has_shmem_size) {
+		*s = MIN(*s, v->start - v->pgoff * PAGE_SIZE);
+		*e = MAX(*e, *s + v->shmem_size * PAGE_SIZE);
+	}
+}
+
 uint64_t mem_find_gap(const Rtcr__Mm *mm, uint64_t size, int nth)
 {
 	struct range *mine;
@@ -111,9 +123,12 @@ uint64_t mem_find_gap(const Rtcr__Mm *mm, uint64_t size, int nth)
 	for (size_t i = 0; i <= mm->n_vmas; i++) {
 		uint64_t cand = i == mm->n_vmas ? lo : ALIGN_UP(mm->vmas[i]->end + (1 << 20), 1 << 20);
 		bool ok = cand + size < hi;
-		for (size_t j = 0; j < mm->n_vmas && ok; j++)
-			if (overlaps(cand, cand + size + (1 << 20), mm->vmas[j]->start, mm->vmas[j]->end))
+		for (size_t j = 0; j < mm->n_vmas && ok; j++) {
+			uint64_t s, e;
+			vma_extent(mm->vmas[j], &s, &e);
+			if (overlaps(cand, cand + size + (1 << 20), s, e))
 				ok = false;
+		}
 		for (int j = 0; j < nm && ok; j++)
 			if (overlaps(cand, cand + size + (1 << 20), mine[j].start, mine[j].end))
 				ok = false;
@@ -291,6 +306,8 @@ int mem_map_areas(struct inject *in, const Rtcr__Mm *mm, const int *map_fd, bool
 		extra_write[i] = false;
 		if (v->kind == RTCR__VMA_KIND__ANON_SHARED && v->has_shmem_id)
 			continue;   /* mem_map_shared() */
+		if (v->kind == RTCR__VMA_KIND__SYSV_SHM)
+			continue;   /* memobj_attach_sysv(), done before */
 		/* Shared memory must be writable to be filled the plain way;
 		 * private areas are filled through /proc/PID/mem, which may write
 		 * read-only ones. */
@@ -490,7 +507,7 @@ static int fill_record(struct fill_ctx *f, uint32_t i)
 		long vi = vma_index(f->mm, runs[k].vaddr);
 		const Rtcr__Vma *v = vi >= 0 ? f->mm->vmas[vi] : NULL;
 		if (!v || runs[k].vaddr + len > v->end || is_vdso_kind(v->kind) ||
-		    v->kind == RTCR__VMA_KIND__FILE_SHARED) {
+		    v->kind == RTCR__VMA_KIND__FILE_SHARED || v->kind == RTCR__VMA_KIND__SYSV_SHM) {
 			pr_err("image: %llu pages at %#llx lie outside any memory area that holds data",
 			       (unsigned long long)runs[k].npages, (unsigned long long)runs[k].vaddr);
 			return -EINVAL;

@@ -19,6 +19,7 @@ const char *vma_kind_name(Rtcr__VmaKind k)
 	case RTCR__VMA_KIND__VVAR: return "vvar";
 	case RTCR__VMA_KIND__VVAR_VCLOCK: return "vvar_vclock";
 	case RTCR__VMA_KIND__VDSO: return "vdso";
+	case RTCR__VMA_KIND__SYSV_SHM: return "sysv-shm";
 	default: return "?";
 	}
 }
@@ -140,14 +141,14 @@ static int classify(pid_t pid, struct vma *v, const char *vmflags)
 		v->kind = RTCR__VMA_KIND__ANON_PRIVATE;
 		return 0;
 	}
-	if (!strncmp(p, "/SYSV", 5))
-		return refuse(v, "System V shared memory: not supported yet");
-	if (!strncmp(p, "/memfd:", 7))
-		return refuse(v, "memfd mapping: not supported yet");
-	{
-		size_t n = strlen(p);
-		if (n > 10 && !strcmp(p + n - 10, " (deleted)"))
-			return refuse(v, "the mapped file was deleted: not supported yet");
+	if (!strncmp(p, "/SYSV", 5)) {
+		/* A System V shared memory attachment: the inode is the shmid. */
+		v->kind = RTCR__VMA_KIND__SYSV_SHM;
+		v->has_obj = true;
+		v->obj_kind = RTCR__MEM_OBJECT_KIND__OBJ_SYSV_SHM;
+		v->obj_dev = v->map_dev;
+		v->obj_ino = v->map_ino;
+		return 0;
 	}
 	{
 		char link[96];
@@ -158,6 +159,21 @@ static int classify(pid_t pid, struct vma *v, const char *vmflags)
 			pr_perror("%s: stat", vma_describe(v, d, sizeof(d)));
 			return -errno;
 		}
+	}
+	{
+		size_t n = strlen(p);
+		bool deleted = n > 10 && !strcmp(p + n - 10, " (deleted)");
+		/* The file exists only as long as something holds it: rtcr keeps
+		 * its contents and re-creates it (memobj.h). */
+		if (!strncmp(p, "/memfd:", 7) && deleted) {
+			v->has_obj = true;
+			v->obj_kind = RTCR__MEM_OBJECT_KIND__OBJ_MEMFD;
+		} else if (deleted) {
+			v->has_obj = true;
+			v->obj_kind = RTCR__MEM_OBJECT_KIND__OBJ_DELETED_FILE;
+		}
+		v->obj_dev = v->st.st_dev;
+		v->obj_ino = v->st.st_ino;
 	}
 	if (!S_ISREG(v->st.st_mode))
 		return refuse(v, "mapping of something other than a regular file: not supported yet");
@@ -204,6 +220,8 @@ int vma_list_read(pid_t pid, struct vma_list *vl)
 				    (perms[1] == 'w' ? PROT_WRITE : 0) |
 				    (perms[2] == 'x' ? PROT_EXEC : 0);
 			cur->shared = perms[3] == 's';
+			cur->map_dev = makedev(maj, min);
+			cur->map_ino = ino;
 			if (pos && line[pos])
 				cur->path = xstrdup(line + pos);
 			continue;

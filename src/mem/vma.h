@@ -38,6 +38,13 @@ struct vma {
 	uint64_t shmem_id;           /* shared anonymous memory: the object... */
 	uint64_t shmem_pages;        /* ...and its size */
 	struct page_run_list pages;  /* data to store (dump side) */
+	/* A memory object rtcr re-creates at restore (mem/memobj.h): SysV
+	 * segment (kind SYSV_SHM), memfd or deleted file (kind FILE_*). */
+	bool has_obj;
+	Rtcr__MemObjectKind obj_kind;
+	uint64_t obj_dev, obj_ino;   /* identity in the tree; SysV: ino = shmid */
+	uint32_t object;             /* its id, set by memobj_collect() */
+	uint64_t map_dev, map_ino;   /* as /proc/PID/maps shows them */
 };
 
 struct vma_list {

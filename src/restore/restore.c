@@ -8,7 +8,9 @@
  *     |         vDSO compatible, limits and credentials grantable
  *     v
  *   PREPARED    every open file description and pipe opened once, in rtcr,
- *     |         at "carrier" fds (files_prepare())
+ *     |         at "carrier" fds (files_prepare()); memory objects made
+ *     |         and filled: SysV segments with their ids, memfds, deleted
+ *     |         files (memobj_prepare())
  *     v
  *   FORKED      clone3(set_tid = root pid); the parent seizes the root with
  *     |         PTRACE_O_EXITKILL and fork tracing: if rtcr dies, so does
@@ -63,13 +65,15 @@
 #include "files/files.h"
 #include "image/load.h"
 #include "mem/mem.h"
+#include "mem/memobj.h"
 #include "task/ptrace.h"
 #include "task/task.h"
 
 extern char rtcr_syscall_gadget[];
 
 struct mapfile {
-	const Rtcr__FileRef *ref;
+	const Rtcr__FileRef *ref;          /* a file opened by path, or... */
+	uint32_t obj;                      /* ...a memory object rtcr re-created */
 	int oflags;
 };
 
@@ -107,19 +111,22 @@ struct rctx {
 	int mf_base;
 	int top_fd;                        /* above every slot planned */
 	struct files_restore_ctx fctx;
+	struct memobj_restore objs;        /* memfds, deleted files, SysV segments */
 	bool same_boot;
 	bool detach;
 	bool pidns;                        /* the tree in a new pid namespace */
 	pid_t init;                        /* that namespace's init (rtcr's child) */
 };
 
-static int plan_file(struct rproc *rp, int base, const Rtcr__FileRef *ref, int oflags)
+static int plan_file(struct rproc *rp, int base, const Rtcr__FileRef *ref, uint32_t obj, int oflags)
 {
 	for (int k = 0; k < rp->nmf; k++)
-		if (!strcmp(rp->mf[k].ref->path, ref->path) && rp->mf[k].oflags == oflags)
+		if (rp->mf[k].oflags == oflags && rp->mf[k].obj == obj &&
+		    (obj || !strcmp(rp->mf[k].ref->path, ref->path)))
 			return base + k;
 	rp->mf = xrealloc(rp->mf, (rp->nmf + 1) * sizeof(*rp->mf));
-	rp->mf[rp->nmf].ref = ref;
+	rp->mf[rp->nmf].ref = obj ? NULL : ref;
+	rp->mf[rp->nmf].obj = obj;
 	rp->mf[rp->nmf].oflags = oflags;
 	return base + rp->nmf++;
 }
@@ -164,16 +171,16 @@ static int build_plan(struct rctx *c)
 			rp->vma_fd[k] = -1;
 			if (v->kind != RTCR__VMA_KIND__FILE_PRIVATE && v->kind != RTCR__VMA_KIND__FILE_SHARED)
 				continue;
-			if (!v->file) {
+			if (!v->file && !v->has_object) {
 				pr_err("image: pid %d: file mapping %llx-%llx without its file",
 				       rp->proc->pid, (unsigned long long)v->start, (unsigned long long)v->end);
 				return -EINVAL;
 			}
-			rp->vma_fd[k] = plan_file(rp, c->mf_base, v->file,
+			rp->vma_fd[k] = plan_file(rp, c->mf_base, v->file, v->has_object ? v->object : 0,
 						  v->kind == RTCR__VMA_KIND__FILE_SHARED && v->may_write ?
 						  O_RDWR : O_RDONLY);
 		}
-		rp->exe_fd = mm->exe ? plan_file(rp, c->mf_base, mm->exe, O_RDONLY) : -1;
+		rp->exe_fd = mm->exe ? plan_file(rp, c->mf_base, mm->exe, 0, O_RDONLY) : -1;
 		maxmf = MAX(maxmf, rp->nmf);
 	}
 	c->top_fd = c->mf_base + maxmf + 1;
@@ -279,7 +286,8 @@ static int preflight(struct rctx *c)
 		live_files[nlive++] = (Rtcr__Files *)rp->files;
 		ret = mem_check_vdso(im->inv, rp->mm);
 		for (int k = 0; k < rp->nmf && !ret; k++)
-			ret = fileref_check(rp->mf[k].ref, "mapped file", c->same_boot, true);
+			if (rp->mf[k].ref)
+				ret = fileref_check(rp->mf[k].ref, "mapped file", c->same_boot, true);
 		if (!ret)
 			ret = attrs_check_rlimits(rp->proc);
 		for (size_t t = 0; t < rp->proc->n_threads && !ret; t++) {
@@ -291,6 +299,8 @@ static int preflight(struct rctx *c)
 	}
 	if (!ret)
 		ret = files_check(live_files, nlive, &c->fctx);
+	if (!ret)
+		ret = memobj_check(im);
 out:
 	free(live_files);
 	return ret;
@@ -398,14 +408,19 @@ static __attribute__((noreturn)) void hosted(struct rctx *c, int i, int sync_rd)
 	/* Mapped files at their helper fds, then the fds from the carriers. */
 	keep[0] = c->ctl_fd;
 	for (int k = 0; k < rp->nmf; k++) {
-		int fd = open(rp->mf[k].ref->path, rp->mf[k].oflags | O_CLOEXEC);
+		char objpath[64];
+		const char *path = rp->mf[k].ref ? rp->mf[k].ref->path : objpath;
+		int fd;
+		/* A re-created object: a new open of rtcr's file (inherited). */
+		snprintf(objpath, sizeof(objpath), "/proc/self/fd/%d", memobj_fd(&c->objs, rp->mf[k].obj));
+		fd = open(path, rp->mf[k].oflags | O_CLOEXEC);
 		if (fd < 0) {
-			pr_perror("pid %d: mapped file %s", p->pid, rp->mf[k].ref->path);
+			pr_perror("pid %d: mapped file %s", p->pid, path);
 			_exit(1);
 		}
 		if (fd != c->mf_base + k) {
 			if (dup2(fd, c->mf_base + k) < 0) {
-				pr_perror("pid %d: mapped file %s: dup2", p->pid, rp->mf[k].ref->path);
+				pr_perror("pid %d: mapped file %s: dup2", p->pid, path);
 				_exit(1);
 			}
 			close(fd);
@@ -631,6 +646,10 @@ static int address_phase(struct rctx *c, int i, struct mem_stats *ms)
 	ret = mem_unmap_all_but(&rp->tin[0], rp->hpid);
 	if (!ret)
 		ret = mem_move_vdso(&rp->tin[0], rp->hpid, rp->mm, rp->sc.base + rp->sc.len + (1 << 20));
+	/* SysV attachments first: shmat makes each whole, then it is trimmed
+	 * to what the process had, before other areas take the rest. */
+	if (!ret)
+		ret = memobj_attach_sysv(&rp->tin[0], rp->mm, &c->objs);
 	if (!ret)
 		ret = mem_map_areas(&rp->tin[0], rp->mm, rp->vma_fd, rp->extra_write);
 	if (!ret)
@@ -722,6 +741,9 @@ static int rebuild(struct rctx *c, struct mem_stats *ms)
 	for (int i = 0; i < c->np && !ret; i++)
 		if (!c->p[i].zombie)
 			ret = address_phase(c, i, ms);
+	/* Every process has its mappings: seals, SHM_DEST again. */
+	if (!ret)
+		ret = memobj_all_mapped(&c->objs);
 	for (int i = 0; i < c->np && !ret; i++)
 		if (!c->p[i].zombie)
 			ret = state_phase(c, i);
@@ -872,12 +894,17 @@ static void kill_tree(struct rctx *c)
 	for (int i = 0; i < c->np; i++)
 		if (c->p[i].hpid > 0)
 			kill(c->p[i].hpid, SIGKILL);
+	/* Also what rtcr never heard of yet (a child forked just before its
+	 * parent failed): its first stop is still to be reported. */
 	for (;;) {
-		pid_t w = waitpid(-1, NULL, __WALL);
+		int st;
+		pid_t w = waitpid(-1, &st, __WALL);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0)
 			break;
+		if (WIFSTOPPED(st))
+			kill(w, SIGKILL);
 	}
 }
 
@@ -933,6 +960,10 @@ int restore_run(const struct restore_opts *o)
 			live_files[nlive++] = (Rtcr__Files *)c.p[i].files;
 	ret = files_prepare(live_files, nlive, &c.fctx, c.carrier_base);
 	free(live_files);
+	if (ret)
+		goto out_carriers;
+	/* Memory objects made and filled; their fds above every slot. */
+	ret = memobj_prepare(&c.objs, &im, c.top_fd);
 	if (ret)
 		goto out_carriers;
 	if (dup2(ctl[1], c.ctl_fd) < 0) {
@@ -1049,6 +1080,7 @@ int restore_run(const struct restore_opts *o)
 	close(ctl[0]);
 	close(sync[1]);
 	close(go[1]);
+	memobj_restore_done(&c.objs, false);
 	plan_free(&c);
 	image_unload(&im);
 	if (o->detach) {
@@ -1080,6 +1112,8 @@ out_plan:
 		if (go[i] >= 0)
 			close(go[i]);
 	}
+	/* The processes are dead: what was made for them goes too. */
+	memobj_restore_done(&c.objs, true);
 	plan_free(&c);
 	image_unload(&im);
 	return ret < 0 ? ret : -EIO;

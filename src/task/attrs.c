@@ -202,15 +202,7 @@ int attrs_restore_child(const Rtcr__Process *p, bool detach)
 		pr_perror("comm %s", p->comm);
 		return -errno;
 	}
-	if (p->sid == p->pid) {
-		if (setsid() < 0) {
-			pr_perror("setsid (the process led its session)");
-			return -errno;
-		}
-	} else if (p->pgid == p->pid && setpgid(0, 0) < 0) {
-		pr_perror("setpgid (the process led its process group)");
-		return -errno;
-	}
+	/* Session and group: hosted() in restore.c, before the children. */
 	if (chdir(p->cwd) < 0) {
 		pr_perror("working directory %s", p->cwd);
 		return -errno;

@@ -30,11 +30,15 @@ test_refuse_pipe() {
 	refuse_case pipe "fd 5: pipe:\[[0-9]*\] (its other end is outside the checkpointed processes): not supported" \
 		"/proc/$BASHPID/fd/$pfd"
 }
-test_refuse_inotify() { refuse_case inotify "fd 3: inotify: not supported"; }
+test_refuse_pidfd() { refuse_case pidfd "fd 3: pidfd: not supported"; }
 test_refuse_socket() { refuse_case socket "fd 3: socket: not supported"; }
-test_refuse_epoll() { refuse_case epoll "fd 3: eventpoll: not supported"; }
 test_refuse_io_uring() { refuse_case io_uring "fd 3: io_uring: not supported"; }
-test_refuse_memfd_mapping() { refuse_case memfd_map "memfd:held (deleted): memfd mapping: not supported yet"; }
+# memfd mappings, SysV segments and deleted mapped files are restored
+# now (shm.sh); a SysV segment another process outside the tree has
+# attached too cannot be, as it would no longer be shared with it.
+test_refuse_sysv_shared_outside() {
+	refuse_case sysv_outside "System V shared memory segment [0-9]* (key 0): attached 2 times, 1 of them by the checkpointed processes: a segment shared with processes outside the tree: not supported"
+}
 test_refuse_deleted_file() { refuse_case deleted_file "fd 3: /tmp/rtcr-holder-.* (deleted): file deleted while open: not supported yet"; }
 test_refuse_shared_fd_table() {
 	refuse_case clone_files "pid [0-9]* shares its fd table (clone(CLONE_FILES)) with pid [0-9]*: not supported"

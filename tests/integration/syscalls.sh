@@ -136,26 +136,12 @@ test_sc_futex_wait_static() { sc_signal sc_futex-static wait futex USR1; }
 test_sc_futex_wait_timeout() { sc_signal sc_futex timeout futex USR1; }
 test_sc_futex_wait_bitset_abs() { sc_signal sc_futex bitset futex USR1; }
 
-# ---- epoll: not supported yet, and refused by name ----
+# ---- epoll: blocked in epoll_wait on stdin ----
+# (the interest list itself: tests/integration/fdkinds_poll.sh)
 
-test_sc_epoll_refused() {
-	start_ready sc_epoll
-	sleep 0.2
-	mkdir -p "$T/img"
-	if "$RTCR" dump -t "$PID" -D "$T/img" > "$T/dump.out" 2>&1; then
-		fail "rtcr dump of a process holding an epoll fd succeeded"
-	fi
-	cat "$T/dump.out"
-	# The kernel calls an epoll instance "eventpoll".
-	assert_contains "$T/dump.out" "fd 3: .*e\(vent\)\?poll.*not supported" "refusal naming epoll"
-	assert_running "$PID"
-	[ ! -e "$T/img/image.rtcr" ] || fail "an image was left behind"
-	touch "$T/go"
-	wait "$PID"
-	local rc=$?
-	assert_eq 0 "$rc" "the refused process's own exit status"
-	assert_contains "$T/out" '^PASS' "target verdict"
-}
+test_sc_epoll_wait() { sc_read sc_epoll wait epoll_wait; }
+test_sc_epoll_wait_static() { sc_read sc_epoll-static wait epoll_wait; }
+test_sc_epoll_pwait() { sc_read sc_epoll pwait epoll_pwait; }
 
 # ---- dump --leave-running: the original goes on in its call too ----
 

@@ -13,9 +13,9 @@
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/shm.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -52,8 +52,8 @@ int main(int argc, char **argv)
 		fd = 5;
 	} else if (!strcmp(kind, "eventfd")) {
 		fd = eventfd(3, 0);
-	} else if (!strcmp(kind, "inotify")) {
-		fd = inotify_init1(0);
+	} else if (!strcmp(kind, "pidfd")) {
+		fd = syscall(SYS_pidfd_open, getpid(), 0);
 	} else if (!strcmp(kind, "socket")) {
 		if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds))
 			fail("socketpair");
@@ -91,6 +91,29 @@ int main(int argc, char **argv)
 			fail("mmap");
 		p[0] = 1;
 		close(m);
+	} else if (!strcmp(kind, "sysv_outside")) {
+		/* A SysV segment also attached by a process outside the tree:
+		 * a grandchild, orphaned, which prints its pid and dies with
+		 * this process. The segment goes with the last of them. */
+		int id = shmget(IPC_PRIVATE, 4096, 0600 | IPC_CREAT);
+		char *p = id >= 0 ? shmat(id, NULL, 0) : (void *)-1;
+		pid_t k;
+		if (p == (void *)-1)
+			fail("shmget/shmat: %s", strerror(errno));
+		shmctl(id, IPC_RMID, NULL);
+		p[0] = 1;
+		fflush(stdout);
+		k = fork();
+		if (k == 0) {
+			pid_t holder = getppid();
+			if (fork() == 0) {
+				while (kill(holder, 0) == 0)
+					tick();
+				_exit(0);
+			}
+			_exit(0);
+		}
+		waitpid(k, NULL, 0);
 	} else if (!strcmp(kind, "deleted_file")) {
 		char path[] = "/tmp/rtcr-holder-XXXXXX";
 		fd = mkstemp(path);
@@ -103,7 +126,7 @@ int main(int argc, char **argv)
 	} else if (strcmp(kind, "none")) {
 		fail("unknown kind %s", kind);
 	}
-	if (fd < 0 && (!strcmp(kind, "eventfd") || !strcmp(kind, "epoll") || !strcmp(kind, "inotify") ||
+	if (fd < 0 && (!strcmp(kind, "eventfd") || !strcmp(kind, "epoll") || !strcmp(kind, "pidfd") ||
 		       !strcmp(kind, "deleted_file")))
 		fail("creating %s", kind);
 	ready();

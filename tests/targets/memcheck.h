@@ -62,6 +62,26 @@ static inline int map_is_shmem(const struct mapent *m)
 	return !strncmp(m->path, "/dev/zero", 9) || !strncmp(m->path, "[anon_shmem:", 12);
 }
 
+/*
+ * Objects rtcr re-creates at restore: a memfd and a deleted file get a new
+ * inode, and a deleted file is re-created with O_TMPFILE, which the
+ * kernel names "DIR/#INODE": compare the directory only. (SysV segments
+ * keep their id, which is the inode shown.)
+ */
+static inline void map_normalize_object(struct mapent *m)
+{
+	size_t n = strlen(m->path);
+	if (!strncmp(m->path, "/memfd:", 7)) {
+		m->ino = 0;
+	} else if (n > 10 && !strcmp(m->path + n - 10, " (deleted)") &&
+		   strncmp(m->path, "/SYSV", 5) && strncmp(m->path, "/dev/zero", 9)) {
+		char *slash = strrchr(m->path, '/');
+		m->ino = 0;
+		if (slash)
+			snprintf(slash, sizeof(m->path) - (slash - m->path), "/* (deleted)");
+	}
+}
+
 static inline void map_fmt(const struct mapent *m, char *buf, size_t len)
 {
 	snprintf(buf, len, "%lx-%lx %s %lx ino %lu %s", m->s, m->e, m->perms, m->off, m->ino,
@@ -94,6 +114,7 @@ static inline void maps_take(struct mapsnap *ms)
 			m.off = 0;
 			m.ino = 0;
 		}
+		map_normalize_object(&m);
 		if (ms->n) {
 			struct mapent *p = &ms->v[ms->n - 1];
 			if (p->e == m.s && !strcmp(p->perms, m.perms) && p->ino == m.ino &&
