@@ -484,6 +484,39 @@ static int check_tree_sharing(struct dump_ctx *c)
 	return 0;
 }
 
+/*
+ * For each stopped child of p: has p collected that stop already? Asked
+ * in p itself, without consuming anything: waitid(WSTOPPED | WNOWAIT |
+ * WNOHANG) reports the child only while its stop is still to be
+ * collected.
+ */
+static int note_stops_reported(struct dump_ctx *c, struct pdump *p)
+{
+	uint64_t data = inject_data(&p->in);
+
+	for (int k = 0; k < c->np; k++) {
+		struct pdump *kid = &c->p[k];
+		siginfo_t si;
+		int ret;
+
+		if (kid->zombie || !kid->stopped || !kid->proc || kid->proc->ppid != p->pid)
+			continue;
+		memset(&si, 0, sizeof(si));
+		ret = inject_write(&p->in, data, &si, sizeof(si));
+		if (!ret)
+			ret = inject_call(&p->in, "asking whether a child's stop was collected",
+					  __NR_waitid, P_PID, kid->pid, data,
+					  WSTOPPED | WNOWAIT | WNOHANG, 0, 0, NULL);
+		if (!ret)
+			ret = inject_read(&p->in, data, &si, sizeof(si));
+		if (ret)
+			return ret;
+		kid->proc->has_stop_reported = 1;
+		kid->proc->stop_reported = si.si_pid != kid->pid;
+	}
+	return 0;
+}
+
 static int do_inject(struct dump_ctx *c, struct pdump *p)
 {
 	Rtcr__Thread *t = p->proc->threads[0];
@@ -514,6 +547,8 @@ static int do_inject(struct dump_ctx *c, struct pdump *p)
 	test_kill_point("injecting");
 
 	ret = attrs_dump(&p->in, p->pid, p->proc);
+	if (!ret)
+		ret = note_stops_reported(c, p);
 	if (!ret)
 		ret = signals_dump(&p->in, p->pid, p->proc);
 	test_kill_point("queried");

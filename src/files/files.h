@@ -67,6 +67,8 @@ struct files_restore_ctx {
 	int *carrier;                /* file_id -> carrier fd, -1 if none */
 	pid_t *owner;                /* file_id -> the first process holding it */
 	uint32_t ncarrier;
+	int private_base;            /* fds rtcr keeps while placing carriers go here
+					or above: never on a slot of its own */
 };
 
 struct fd_ops {

@@ -121,13 +121,27 @@ static int pipe_dump(struct files_collect *fc, const struct fd_info *fi, Rtcr__F
 	return ret;
 }
 
-static int pipe_create(const Rtcr__Pipe *pd, struct pipe_rt *rt)
+static int pipe_create(const Rtcr__Pipe *pd, struct pipe_rt *rt, int private_base)
 {
 	int fds[2];
 
 	if (pipe2(fds, O_CLOEXEC) < 0) {
 		pr_perror("pipe:[%llu]: pipe2", (unsigned long long)pd->id);
 		return -errno;
+	}
+	/* Kept while descriptions are placed: out of the way of the slots. */
+	for (int k = 0; k < 2; k++) {
+		int hi = fcntl(fds[k], F_DUPFD_CLOEXEC, private_base);
+		if (hi < 0) {
+			int err = errno;
+			pr_perror("pipe:[%llu]: moving rtcr's end above fd %d",
+				  (unsigned long long)pd->id, private_base);
+			close(fds[0]);
+			close(fds[1]);
+			return -err;
+		}
+		close(fds[k]);
+		fds[k] = hi;
 	}
 	rt->id = pd->id;
 	rt->rfd = fds[0];
@@ -174,7 +188,7 @@ static int pipe_open(const Rtcr__Fd *e, struct files_restore_ctx *ctx)
 		ctx->pipe_rt = xrealloc(ctx->pipe_rt, (ctx->npipe_rt + 1) * sizeof(*ctx->pipe_rt));
 		rt = &ctx->pipe_rt[ctx->npipe_rt++];
 		rt->rfd = rt->wfd = -1;
-		ret = pipe_create(pd, rt);
+		ret = pipe_create(pd, rt, ctx->private_base);
 		if (ret)
 			return ret;
 	}

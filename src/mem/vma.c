@@ -26,7 +26,10 @@ const char *vma_kind_name(Rtcr__VmaKind k)
 
 const char *vma_describe(const struct vma *v, char *buf, size_t len)
 {
-	snprintf(buf, len, "mapping %llx-%llx%s%s", (unsigned long long)v->start,
+	int n = v->pid ? snprintf(buf, len, "pid %d: ", v->pid) : 0;
+	if (n < 0 || (size_t)n >= len)
+		n = 0;
+	snprintf(buf + n, len - n, "mapping %llx-%llx%s%s", (unsigned long long)v->start,
 		 (unsigned long long)v->end, v->path ? " " : "", v->path ? v->path : "");
 	return buf;
 }
@@ -213,6 +216,7 @@ int vma_list_read(pid_t pid, struct vma_list *vl)
 				memset(vl->v + vl->nr, 0, (cap - vl->nr) * sizeof(*vl->v));
 			}
 			cur = &vl->v[vl->nr++];
+			cur->pid = pid;
 			cur->start = s;
 			cur->end = e;
 			cur->pgoff = off / PAGE_SIZE;

@@ -26,6 +26,7 @@
 #define RTCR_MAP_NORESERVE    (1u << 16)
 
 struct vma {
+	pid_t pid;               /* whose area (for messages) */
 	uint64_t start, end, pgoff;
 	int prot;
 	bool shared;

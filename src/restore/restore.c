@@ -93,6 +93,7 @@ struct rproc {
 	pid_t hpid;                        /* its pid as rtcr sees it (0: not yet) */
 	pid_t *htid;                       /* per thread, likewise */
 	bool hosted;                       /* stopped itself at the end of HOSTED */
+	bool stopping;                     /* was stopped: sent into group stop */
 	bool exited;                       /* a zombie that has died again */
 	struct inject *tin;                /* per thread; tin[0] the main one */
 	size_t ready;                      /* contexts begun */
@@ -400,6 +401,19 @@ static __attribute__((noreturn)) void hosted(struct rctx *c, int i, int sync_rd)
 			_exit(1);
 		}
 	}
+	/* A stopped child whose stop this process had collected before the
+	 * dump: its stop (made at the end of its HOSTED) is collected again,
+	 * so the restored process does not see it twice. */
+	for (int k = 0; k < c->np; k++) {
+		siginfo_t si;
+		const Rtcr__Process *kp = c->p[k].proc;
+		if (c->p[k].parent != i || c->p[k].zombie || !kp->stopped || !kp->stop_reported)
+			continue;
+		if (waitid(P_PID, kp->pid, &si, WSTOPPED) < 0) {
+			pr_perror("pid %d: collecting the stop of its child %d", p->pid, kp->pid);
+			_exit(1);
+		}
+	}
 	sigemptyset(&chld);
 	sigaddset(&chld, SIGCHLD);
 	while (sigtimedwait(&chld, NULL, &(struct timespec){ 0, 0 }) > 0)
@@ -501,9 +515,29 @@ static int host_loop(struct rctx *c, int ctl_rd)
 		}
 		if (!WIFSTOPPED(status))
 			continue;
+		if (c->p[i].stopping && (status >> 16) == PTRACE_EVENT_STOP) {
+			/* A stopped process in its group stop, as it was: it stays
+			 * there (SIGNAL_STOP_STOPPED outlives the tracing, so it is
+			 * stopped again when detached, without a new report). */
+			c->p[i].stopping = false;
+			c->p[i].hosted = true;
+			pending--;
+			continue;
+		}
 		if (status >> 16) {
 			/* fork/clone events, the first stop of a new process */
 			if (ptrace(PTRACE_CONT, w, 0, 0) < 0) {
+				pr_perror("pid %d: PTRACE_CONT", w);
+				return -errno;
+			}
+			continue;
+		}
+		if (WSTOPSIG(status) == SIGSTOP && !c->p[i].zombie && !c->p[i].hosted &&
+		    c->p[i].proc->stopped && !c->p[i].stopping) {
+			/* Its own SIGSTOP, let through: the group stop it was in
+			 * (its parent, in HOSTED, may be waiting to collect it). */
+			c->p[i].stopping = true;
+			if (ptrace(PTRACE_CONT, w, 0, (void *)(long)SIGSTOP) < 0) {
 				pr_perror("pid %d: PTRACE_CONT", w);
 				return -errno;
 			}
@@ -759,9 +793,6 @@ static int rebuild(struct rctx *c, struct mem_stats *ms)
 			inject_abandon(&c->p[i].tin[t]);
 	if (ret)
 		return ret;
-	for (int i = 0; i < c->np; i++)
-		if (!c->p[i].zombie && c->p[i].proc->stopped)
-			kill(c->p[i].hpid, SIGSTOP);
 	/* Children first: a parent never runs before its whole tree is back. */
 	for (int i = c->np; i-- > 0; )
 		for (size_t t = c->p[i].zombie ? 0 : c->p[i].proc->n_threads; t-- > 0; )
@@ -958,6 +989,7 @@ int restore_run(const struct restore_opts *o)
 	for (int i = 0; i < c.np; i++)
 		if (c.p[i].files)
 			live_files[nlive++] = (Rtcr__Files *)c.p[i].files;
+	c.fctx.private_base = c.top_fd;
 	ret = files_prepare(live_files, nlive, &c.fctx, c.carrier_base);
 	free(live_files);
 	if (ret)

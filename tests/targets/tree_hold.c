@@ -6,8 +6,8 @@
  *   tree_hold KIND WHO [PATH]
  *
  * KIND: none, pipe (PATH: a pipe whose other end is outside the tree, as
- * /proc/PID/fd/N, opened at fd 5), io_uring, sysv_shm (an attached SysV
- * shared memory segment, removed at once so nothing is left behind) or
+ * /proc/PID/fd/N, opened at fd 5), io_uring, userfaultfd (with an area
+ * registered for missing faults) or
  * orphan_session (the root is a child subreaper; the child calls setsid,
  * forks the grandchild and exits: the grandchild is adopted by the root
  * but stays in the dead child's session and group).
@@ -22,7 +22,10 @@
 #include "target.h"
 
 #include <fcntl.h>
+#include <stdint.h>
 #include <linux/io_uring.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
 #include <signal.h>
 #include <sys/ipc.h>
 #include <sys/mman.h>
@@ -52,14 +55,18 @@ static int hold(const char *me)
 		fd = syscall(__NR_io_uring_setup, 4, &pa);
 		if (fd < 0)
 			_exit(77);
-	} else if (!strcmp(kind, "sysv_shm")) {
-		int id = shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600);
-		volatile char *p = id < 0 ? (void *)-1 : shmat(id, NULL, 0);
-		if (id >= 0)
-			shmctl(id, IPC_RMID, NULL);
-		if (p == (void *)-1)
+	} else if (!strcmp(kind, "userfaultfd")) {
+		/* A userfaultfd with an area registered for missing faults. */
+		struct uffdio_api api = { .api = UFFD_API };
+		struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+		char *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		fd = syscall(__NR_userfaultfd, O_CLOEXEC);
+		if (fd < 0 || p == MAP_FAILED || ioctl(fd, UFFDIO_API, &api))
+			_exit(77);
+		reg.range.start = (uintptr_t)p;
+		reg.range.len = 4096;
+		if (ioctl(fd, UFFDIO_REGISTER, &reg))
 			_exit(91);
-		p[0] = 1;
 	} else {
 		_exit(92);
 	}
