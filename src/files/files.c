@@ -25,6 +25,9 @@ static const struct fd_ops *const all_ops[] = {
 	&pipe_fd_ops,      /* a pipe inside the tree, even on fds 0-2 */
 	&inherit_fd_ops,   /* before reg: a tty on fd 0-2 is inherited, not reopened */
 	&reg_fd_ops,
+	&eventfd_fd_ops,
+	&timerfd_fd_ops,
+	&signalfd_fd_ops,
 	&epoll_fd_ops,
 	&inotify_fd_ops,
 };
@@ -109,6 +112,19 @@ static int fd_info_read(pid_t pid, int fd, struct fd_info *fi)
 	fi->cloexec = fi->flags & O_CLOEXEC;
 	fi->flags &= ~O_CLOEXEC;
 	return 0;
+}
+
+const char *fdinfo_field(const char *fdinfo, const char *key)
+{
+	size_t k = strlen(key);
+
+	for (const char *l = fdinfo; l && *l; l = strchr(l, '\n')) {
+		if (*l == '\n')
+			l++;
+		if (!strncmp(l, key, k) && l[k] == ':')
+			return l + k + 1;
+	}
+	return NULL;
 }
 
 static void fd_info_free(struct fd_info *fi)

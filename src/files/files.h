@@ -121,6 +121,10 @@ int files_max_fd(const Rtcr__Files *f);
 void pipes_prepared(struct files_restore_ctx *ctx);
 void files_describe(const Rtcr__Fd *e, char *buf, size_t len);
 
+/* The value after "KEY:" in an fdinfo text (leading blanks not skipped),
+ * or NULL. */
+const char *fdinfo_field(const char *fdinfo, const char *key);
+
 /* FileRef helpers shared by modules and the memory code. */
 void fileref_fill(Rtcr__FileRef *r, const char *path, const struct stat *st);
 /* Does the file at r->path still match? strict: also device and inode
@@ -130,6 +134,9 @@ int fileref_check(const Rtcr__FileRef *r, const char *what, bool strict, bool mt
 extern const struct fd_ops reg_fd_ops;
 extern const struct fd_ops inherit_fd_ops;
 extern const struct fd_ops pipe_fd_ops;
+extern const struct fd_ops eventfd_fd_ops;
+extern const struct fd_ops timerfd_fd_ops;
+extern const struct fd_ops signalfd_fd_ops;
 extern const struct fd_ops epoll_fd_ops;
 extern const struct fd_ops inotify_fd_ops;
 

@@ -30,7 +30,7 @@ test_refuse_pipe() {
 	refuse_case pipe "fd 5: pipe:\[[0-9]*\] (its other end is outside the checkpointed processes): not supported" \
 		"/proc/$BASHPID/fd/$pfd"
 }
-test_refuse_eventfd() { refuse_case eventfd "fd 3: eventfd: not supported"; }
+test_refuse_pidfd() { refuse_case pidfd "fd 3: pidfd: not supported"; }
 test_refuse_socket() { refuse_case socket "fd 3: socket: not supported"; }
 test_refuse_io_uring() { refuse_case io_uring "fd 3: io_uring: not supported"; }
 # memfd mappings, SysV segments and deleted mapped files are restored

@@ -52,6 +52,8 @@ int main(int argc, char **argv)
 		fd = 5;
 	} else if (!strcmp(kind, "eventfd")) {
 		fd = eventfd(3, 0);
+	} else if (!strcmp(kind, "pidfd")) {
+		fd = syscall(SYS_pidfd_open, getpid(), 0);
 	} else if (!strcmp(kind, "socket")) {
 		if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds))
 			fail("socketpair");
@@ -124,7 +126,7 @@ int main(int argc, char **argv)
 	} else if (strcmp(kind, "none")) {
 		fail("unknown kind %s", kind);
 	}
-	if (fd < 0 && (!strcmp(kind, "eventfd") || !strcmp(kind, "epoll") ||
+	if (fd < 0 && (!strcmp(kind, "eventfd") || !strcmp(kind, "epoll") || !strcmp(kind, "pidfd") ||
 		       !strcmp(kind, "deleted_file")))
 		fail("creating %s", kind);
 	ready();
