@@ -1,7 +1,7 @@
 /*
  * rtcr: checkpoint/restore for Linux processes.
  *
- *   rtcr dump -t PID -D DIR [--leave-running] [--stats]
+ *   rtcr dump -t PID -D DIR [--leave-running] [--stats] [--unix-reconnect]
  *   rtcr restore -D DIR [--detach] [--pidns] [--stats]
  *   rtcr inspect DIR [--json]
  *   rtcr check
@@ -23,9 +23,12 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: rtcr [-v] COMMAND [options]\n"
 		"\n"
-		"  dump -t PID -D DIR [--leave-running] [--stats]\n"
+		"  dump -t PID -D DIR [--leave-running] [--stats] [--unix-reconnect]\n"
 		"        checkpoint process PID and its descendants into DIR/image.rtcr;\n"
-		"        they are killed afterwards unless --leave-running\n"
+		"        they are killed afterwards unless --leave-running.\n"
+		"        --unix-reconnect: a unix stream/seqpacket socket connected to a\n"
+		"        listener outside the tree is connected to its path again at\n"
+		"        restore (its data in flight is lost)\n"
 		"  restore -D DIR [--detach] [--pidns] [--stats]\n"
 		"        bring the processes back with their pids; wait for the root and exit\n"
 		"        with its status, or with --detach print its pid and return once all\n"
@@ -60,6 +63,7 @@ static int cmd_dump(int argc, char **argv)
 		{ "images-dir", required_argument, 0, 'D' },
 		{ "leave-running", no_argument, 0, 'R' },
 		{ "stats", no_argument, 0, 's' },
+		{ "unix-reconnect", no_argument, 0, 'U' },
 		{ "verbose", no_argument, 0, 'v' },
 		{ 0, 0, 0, 0 },
 	};
@@ -75,6 +79,7 @@ static int cmd_dump(int argc, char **argv)
 		case 'D': o.dir = optarg; break;
 		case 'R': o.leave_running = true; break;
 		case 's': o.stats = true; break;
+		case 'U': o.unix_reconnect = true; break;
 		case 'v': log_set_level(log_get_level() + 1); break;
 		default: usage(stderr); return 2;
 		}

@@ -9,6 +9,7 @@ struct dump_opts {
 	const char *dir;
 	bool leave_running;
 	bool stats;
+	bool unix_reconnect;   /* connect outside unix peers again at restore */
 };
 
 /* Checkpoint opts->pid into opts->dir. 0 or -errno (logged). */
