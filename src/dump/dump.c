@@ -902,6 +902,7 @@ int dump_run(const struct dump_opts *o)
 		ret = files_collect(&c.fc, live, skip, nlive);
 		free(skip);
 	}
+	c.fc.unix_reconnect = o->unix_reconnect;
 	free(live);
 	for (int i = 0, fi = 0; i < c.np && !ret; i++)
 		ret = c.p[i].zombie ? dump_zombie(&c.p[i]) : dump_process(&c, &c.p[i], fi++);

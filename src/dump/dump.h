@@ -11,6 +11,7 @@ struct dump_opts {
 	bool stats;
 	bool track_mem;          /* keep tracking written pages for a next --prev */
 	const char *prev;        /* incremental: the parent image's directory */
+	bool unix_reconnect;   /* connect outside unix peers again at restore */
 };
 
 /* Checkpoint opts->pid into opts->dir. 0 or -errno (logged). */

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -30,6 +31,7 @@ static const struct fd_ops *const all_ops[] = {
 	&signalfd_fd_ops,
 	&epoll_fd_ops,
 	&inotify_fd_ops,
+	&unix_fd_ops,      /* after inherit: a socket on fd 0-2 is stdio */
 };
 
 const struct fd_ops *fd_ops_by_kind(Rtcr__FdKind kind)
@@ -61,8 +63,25 @@ static const char *unknown_kind(const struct fd_info *fi, char *buf, size_t len)
 		return buf;
 	}
 	if (!strncmp(l, "socket:", 7)) {
-		/* fdinfo has no socket family; sock_diag would. Name it plainly. */
-		return "socket";
+		/* fdinfo has no socket family: ask the socket itself. */
+		static const char *const fam[] = { [AF_INET] = "inet", [AF_INET6] = "inet6",
+			[AF_NETLINK] = "netlink", [AF_PACKET] = "packet", [AF_UNIX] = "unix",
+			[AF_VSOCK] = "vsock", [AF_ALG] = "alg", [AF_BLUETOOTH] = "bluetooth" };
+		int pfd = (int)syscall(SYS_pidfd_open, fi->pid, 0), sfd = -1, d = -1;
+		socklen_t dl = sizeof(d);
+		if (pfd >= 0)
+			sfd = (int)syscall(SYS_pidfd_getfd, pfd, fi->fd, 0);
+		if (sfd >= 0 && getsockopt(sfd, SOL_SOCKET, SO_DOMAIN, &d, &dl) < 0)
+			d = -1;
+		if (sfd >= 0)
+			close(sfd);
+		if (pfd >= 0)
+			close(pfd);
+		if (d >= 0 && d < (int)ARRAY_SIZE(fam) && fam[d])
+			snprintf(buf, len, "%s socket", fam[d]);
+		else
+			snprintf(buf, len, "socket (family %d)", d);
+		return buf;
 	}
 	if (S_ISFIFO(fi->st.st_mode))
 		return "FIFO";
@@ -332,6 +351,9 @@ int files_prepare(Rtcr__Files *const *files, size_t n, struct files_restore_ctx 
 	int ret = 0;
 
 	ctx->ncarrier = nd;
+	ctx->carrier_top = carrier_base + (int)nd;
+	ctx->files = files;
+	ctx->nfiles = n;
 	ctx->carrier = xmalloc((nd ? nd : 1) * sizeof(int));
 	ctx->owner = xmalloc((nd ? nd : 1) * sizeof(pid_t));
 	for (uint32_t i = 0; i < nd; i++) {
@@ -368,6 +390,9 @@ int files_prepare(Rtcr__Files *const *files, size_t n, struct files_restore_ctx 
 			ctx->owner[e->file_id] = files[p]->pid;
 		}
 	pipes_prepared(ctx);
+	unix_prepared(ctx);
+	ctx->files = NULL;
+	ctx->nfiles = 0;
 	return ret;
 }
 

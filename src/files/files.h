@@ -55,6 +55,7 @@ struct files_collect {
 	int nprocs;
 	uint64_t *pipes_stored;  /* pipe inodes whose data is in the image */
 	int npipes_stored;
+	bool unix_reconnect;     /* dump --unix-reconnect (unix.c) */
 };
 
 /* Restore-side context shared by the modules. */
@@ -69,6 +70,10 @@ struct files_restore_ctx {
 	uint32_t ncarrier;
 	int private_base;            /* fds rtcr keeps while placing carriers go here
 					or above: never on a slot of its own */
+	int carrier_top;             /* above every carrier (files_prepare) */
+	Rtcr__Files *const *files;   /* the whole image (files_prepare) */
+	size_t nfiles;
+	struct unix_rt *unix_rt;     /* sockets built so far (unix.c) */
 };
 
 struct fd_ops {
@@ -119,6 +124,8 @@ int files_restore(const Rtcr__Files *f, const struct files_restore_ctx *ctx,
 int files_max_fd(const Rtcr__Files *f);
 /* Closes rtcr's own ends of the pipes it created (pipe.c). */
 void pipes_prepared(struct files_restore_ctx *ctx);
+/* Closes rtcr's own copies of the sockets it built (unix.c). */
+void unix_prepared(struct files_restore_ctx *ctx);
 void files_describe(const Rtcr__Fd *e, char *buf, size_t len);
 
 /* The value after "KEY:" in an fdinfo text (leading blanks not skipped),
@@ -139,5 +146,6 @@ extern const struct fd_ops timerfd_fd_ops;
 extern const struct fd_ops signalfd_fd_ops;
 extern const struct fd_ops epoll_fd_ops;
 extern const struct fd_ops inotify_fd_ops;
+extern const struct fd_ops unix_fd_ops;
 
 #endif

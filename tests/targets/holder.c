@@ -58,6 +58,10 @@ int main(int argc, char **argv)
 		if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds))
 			fail("socketpair");
 		fd = fds[0];
+	} else if (!strcmp(kind, "netlink")) {
+		fd = socket(AF_NETLINK, SOCK_RAW, 0 /* NETLINK_ROUTE */);
+		if (fd < 0)
+			fail("netlink socket");
 	} else if (!strcmp(kind, "epoll")) {
 		fd = epoll_create1(0);
 	} else if (!strcmp(kind, "io_uring")) {
