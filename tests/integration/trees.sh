@@ -117,6 +117,8 @@ tree_restore() {
 tree_native() { # target [args]
 	tree_start "$@"
 	tree_ready
+	# Members that count until the trigger expect to have counted a bit.
+	sleep 0.2
 	touch "$T/go"
 	wait_for "$T/reaper.err" '^EXIT' 20
 	assert_contains "$T/reaper.err" '^EXIT 0' "the root's exit status"
@@ -198,8 +200,10 @@ test_tree_pipeline() {
 	# The in-flight bytes were saved: pipe B was (nearly) full.
 	"$RTCR" inspect "$T/img" > "$T/inspect.txt" || fail "rtcr inspect"
 	grep 'bytes in flight' "$T/inspect.txt"
-	awk '/bytes in flight/ {n++; if ($2 < 60000) bad = 1} END {exit !(n == 2 && !bad)}' "$T/inspect.txt" ||
-		fail "expected 2 pipes in the image, both full (60000+ bytes in flight)"
+	# The grandchild keeps its pipe full; the child forwards in chunks, so
+	# its pipe may be short of full by a chunk when frozen.
+	awk '/bytes in flight/ {n++; if ($2 < 16384) bad = 1} END {exit !(n == 2 && !bad)}' "$T/inspect.txt" ||
+		fail "expected 2 pipes in the image, both well filled (16 KiB+ in flight)"
 	tree_finish 20
 }
 
