@@ -59,18 +59,6 @@ static const struct fd_info *find_fd(const struct files_collect *fc, pid_t pid, 
 	return NULL;
 }
 
-/* Is fi the first fd of its description in the tree (its owner's)? */
-static bool first_of_description(const struct files_collect *fc, const struct fd_info *fi)
-{
-	for (int i = 0; i < fc->nprocs; i++)
-		for (int j = 0; j < fc->procs[i].nfds; j++) {
-			const struct fd_info *o = &fc->procs[i].fds[j];
-			if (o->file_id == fi->file_id)
-				return o == fi;
-		}
-	return true;
-}
-
 static bool same_object(const struct fd_info *t, unsigned long ino, unsigned sdev)
 {
 	/* fdinfo prints the kernel's dev_t: 12-bit major, 20-bit minor. */
@@ -82,7 +70,7 @@ static int epoll_dump(struct files_collect *fc, const struct fd_info *fi, Rtcr__
 		      Rtcr__Files *files)
 {
 	Rtcr__EpollFd *ep = xzalloc(sizeof(*ep));
-	bool owner = first_of_description(fc, fi);
+	bool owner = files_first_of_description(fc, fi);
 	char who[48] = "";
 	const char *line;
 	size_t cap = 0;

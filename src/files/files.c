@@ -191,6 +191,17 @@ static bool is_pipe(const struct fd_info *fi)
 	return !strncmp(fi->link, "pipe:", 5);
 }
 
+bool files_first_of_description(const struct files_collect *fc, const struct fd_info *fi)
+{
+	for (int i = 0; i < fc->nprocs; i++)
+		for (int j = 0; j < fc->procs[i].nfds; j++) {
+			const struct fd_info *o = &fc->procs[i].fds[j];
+			if (o->file_id == fi->file_id)
+				return o == fi;
+		}
+	return true;
+}
+
 int files_collect(struct files_collect *fc, const pid_t *pids, const int *skip, int n)
 {
 	uint32_t next_id = 0;

@@ -107,6 +107,9 @@ int files_collect(struct files_collect *fc, const pid_t *pids, const int *skip,
 /* Classify and describe process i's fds; refuses unknown kinds by name. */
 int files_dump(struct files_collect *fc, int i, Rtcr__Files **out) __must_check;
 void files_collect_free(struct files_collect *fc);
+/* Is fi the first fd of its open file description in the tree (in tree
+ * order: the description's owner)? Modules store shared state there once. */
+bool files_first_of_description(const struct files_collect *fc, const struct fd_info *fi);
 void files_free(Rtcr__Files *f);
 
 /* Parent side, before the processes exist: check, then open every

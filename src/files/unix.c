@@ -406,17 +406,6 @@ static int peek_queue(int sfd, const struct udiag *d, Rtcr__UnixSk *sk, const ch
 	return ret;
 }
 
-static bool first_of_description(const struct files_collect *fc, const struct fd_info *fi)
-{
-	for (int i = 0; i < fc->nprocs; i++)
-		for (int j = 0; j < fc->procs[i].nfds; j++) {
-			const struct fd_info *o = &fc->procs[i].fds[j];
-			if (o->file_id == fi->file_id)
-				return o == fi;
-		}
-	return true;
-}
-
 static int unix_dump(struct files_collect *fc, const struct fd_info *fi, Rtcr__Fd *out,
 		     Rtcr__Files *files)
 {
@@ -595,7 +584,7 @@ static int unix_dump(struct files_collect *fc, const struct fd_info *fi, Rtcr__F
 		sk->has_queued_msgs = sk->has_queued_bytes = 1;
 		sk->queued_msgs = tmp.queued_msgs;
 		sk->queued_bytes = tmp.queued_bytes;
-		if (!ret && tmp.n_queue && first_of_description(fc, fi)) {
+		if (!ret && tmp.n_queue && files_first_of_description(fc, fi)) {
 			sk->has_carries_queue = 1;
 			sk->carries_queue = true;
 			sk->queue = tmp.queue;
