@@ -166,6 +166,8 @@ int image_load(const char *dir, struct loaded_image *im)
 		if (ret == -ENOENT)
 			pr_err("%s: no image here (missing, or the dump did not finish)", dir);
 		free(path);
+		free(im->dir);
+		im->dir = NULL;
 		return ret;
 	}
 	free(path);
