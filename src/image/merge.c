@@ -67,18 +67,43 @@ int image_resolve_pages(struct loaded_image *im, size_t pi, struct img_page_src 
 	const Rtcr__Mm *mm = im->mm[pi];
 	int32_t pid = im->procs[pi]->pid;
 	struct src_list l = { 0 };
-	uint64_t **have = NULL, **need = NULL, missing = 0;
+	uint64_t **need = NULL, missing = 0;
 	int ret = 0;
 
 	*out = NULL;
 	*nout = 0;
 	if (!mm)
 		return 0;     /* a zombie */
-	have = xzalloc((mm->n_vmas + 1) * sizeof(*have));
+
+	/* The pages it inherits (a bitmap only for areas that inherit: an
+	 * area can be a huge reservation). */
 	need = xzalloc((mm->n_vmas + 1) * sizeof(*need));
-	for (size_t i = 0; i < mm->n_vmas; i++) {
-		uint64_t npg = (mm->vmas[i]->end - mm->vmas[i]->start) / PAGE_SIZE;
-		have[i] = xzalloc((npg / 64 + 1) * sizeof(uint64_t));
+	for (size_t i = 0; i < mm->n_vmas && !ret; i++) {
+		const Rtcr__Vma *v = mm->vmas[i];
+		uint64_t npg = (v->end - v->start) / PAGE_SIZE;
+		if (!v->n_inherited)
+			continue;
+		need[i] = xzalloc((npg / 64 + 1) * sizeof(uint64_t));
+		for (size_t k = 0; k + 1 < v->n_inherited && !ret; k += 2) {
+			uint64_t first = (v->inherited[k] - v->start) / PAGE_SIZE;
+			if (v->inherited[k] < v->start || (v->inherited[k] & ~PAGE_MASK) ||
+			    first > npg || v->inherited[k + 1] > npg - first) {
+				pr_err("%s: pid %d: inherited pages at %#llx lie outside their area",
+				       im->dir, pid, (unsigned long long)v->inherited[k]);
+				ret = -EINVAL;
+				break;
+			}
+			for (uint64_t p = first; p < first + v->inherited[k + 1]; p++) {
+				if (bit_test(need[i], p)) {
+					pr_err("%s: pid %d: the page at %#llx is inherited twice", im->dir,
+					       pid, (unsigned long long)(v->start + p * PAGE_SIZE));
+					ret = -EINVAL;
+					break;
+				}
+				bit_set(need[i], p);
+			}
+			missing += v->inherited[k + 1];
+		}
 	}
 
 	/* The pages this image stores. */
@@ -101,50 +126,20 @@ int image_resolve_pages(struct loaded_image *im, size_t pi, struct img_page_src 
 				break;
 			}
 			first = (runs[k].vaddr - v->start) / PAGE_SIZE;
-			for (uint64_t p = first; p < first + runs[k].npages && !ret; p++) {
-				if (bit_test(have[vi], p)) {
-					pr_err("%s: pid %d: the page at %#llx is stored twice", im->dir,
-					       pid, (unsigned long long)(v->start + p * PAGE_SIZE));
+			for (uint64_t p = first; need[vi] && p < first + runs[k].npages; p++)
+				if (bit_test(need[vi], p)) {
+					pr_err("%s: pid %d: the page at %#llx is both stored and inherited",
+					       im->dir, pid, (unsigned long long)(v->start + p * PAGE_SIZE));
 					ret = -EINVAL;
+					break;
 				}
-				bit_set(have[vi], p);
-			}
 			src_add(&l, runs[k].vaddr, runs[k].npages, data);
 			data += runs[k].npages * PAGE_SIZE;
 		}
 	}
 
-	/* The pages it inherits: which ones. */
-	for (size_t i = 0; i < mm->n_vmas && !ret; i++) {
-		const Rtcr__Vma *v = mm->vmas[i];
-		uint64_t npg = (v->end - v->start) / PAGE_SIZE;
-		if (!v->n_inherited)
-			continue;
-		need[i] = xzalloc((npg / 64 + 1) * sizeof(uint64_t));
-		for (size_t k = 0; k + 1 < v->n_inherited && !ret; k += 2) {
-			uint64_t first = (v->inherited[k] - v->start) / PAGE_SIZE;
-			if (v->inherited[k] < v->start || (v->inherited[k] & ~PAGE_MASK) ||
-			    v->inherited[k + 1] > npg - first) {
-				pr_err("%s: pid %d: inherited pages at %#llx lie outside their area",
-				       im->dir, pid, (unsigned long long)v->inherited[k]);
-				ret = -EINVAL;
-				break;
-			}
-			for (uint64_t p = first; p < first + v->inherited[k + 1]; p++) {
-				if (bit_test(have[i], p) || bit_test(need[i], p)) {
-					pr_err("%s: pid %d: the page at %#llx is both stored and inherited, "
-					       "or inherited twice", im->dir, pid,
-					       (unsigned long long)(v->start + p * PAGE_SIZE));
-					ret = -EINVAL;
-					break;
-				}
-				bit_set(need[i], p);
-			}
-			missing += v->inherited[k + 1];
-		}
-	}
-
-	/* ... and where: the newest ancestor holding each, taken once. */
+	/* Where the inherited ones are: the newest ancestor holding each,
+	 * taken once. */
 	for (struct loaded_image *a = im->parent; a && missing && !ret; a = a->parent) {
 		for (uint32_t r = 0; r < a->nr_pages_recs && missing && !ret; r++) {
 			const struct img_pages_hdr *ph;
@@ -195,34 +190,36 @@ int image_resolve_pages(struct loaded_image *im, size_t pi, struct img_page_src 
 		       (unsigned long long)at);
 		ret = -EINVAL;
 	}
-
-	for (size_t i = 0; i < mm->n_vmas; i++) {
-		free(have[i]);
+	for (size_t i = 0; i < mm->n_vmas; i++)
 		free(need[i]);
-	}
-	free(have);
 	free(need);
-	if (ret) {
-		free(l.v);
-		return ret;
-	}
 
 	/* In address order; neighbours that continue each other in the same
 	 * source and area become one run. */
-	if (l.n)
+	if (!ret && l.n)
 		qsort(l.v, l.n, sizeof(*l.v), src_cmp);
-	{
+	if (!ret) {
 		size_t o = 0;
-		for (size_t i = 0; i < l.n; i++) {
+		for (size_t i = 0; i < l.n && !ret; i++) {
 			struct img_page_src *prev = o ? &l.v[o - 1] : NULL;
-			if (prev && prev->vaddr + prev->npages * PAGE_SIZE == l.v[i].vaddr &&
-			    (const char *)prev->data + prev->npages * PAGE_SIZE == l.v[i].data &&
-			    area_of(mm, prev->vaddr) == area_of(mm, l.v[i].vaddr))
+			uint64_t prev_end = prev ? prev->vaddr + prev->npages * PAGE_SIZE : 0;
+			if (prev && prev_end > l.v[i].vaddr) {
+				pr_err("%s: pid %d: the page at %#llx is stored twice", im->dir, pid,
+				       (unsigned long long)l.v[i].vaddr);
+				ret = -EINVAL;
+			} else if (prev && prev_end == l.v[i].vaddr &&
+				   (const char *)prev->data + prev->npages * PAGE_SIZE == l.v[i].data &&
+				   area_of(mm, prev->vaddr) == area_of(mm, l.v[i].vaddr)) {
 				prev->npages += l.v[i].npages;
-			else
+			} else {
 				l.v[o++] = l.v[i];
+			}
 		}
 		l.n = o;
+	}
+	if (ret) {
+		free(l.v);
+		return ret;
 	}
 	*out = l.v;
 	*nout = l.n;
