@@ -4,6 +4,7 @@
  *   rtcr dump -t PID -D DIR [--leave-running [--track-mem]] [--prev DIR0] [--stats]
  *             [--unix-reconnect]
  *   rtcr restore -D DIR [--detach] [--pidns] [--stats]
+ *   rtcr merge -D DIR [-o OUTDIR] [--keep-id]
  *   rtcr inspect DIR [--json]
  *   rtcr check
  */
@@ -15,8 +16,10 @@
 
 #include "cmd/cmd.h"
 #include "common/log.h"
+#include "common/util.h"
 #include "common/version.h"
 #include "dump/dump.h"
+#include "image/merge.h"
 #include "restore/restore.h"
 
 static void usage(FILE *f)
@@ -39,6 +42,11 @@ static void usage(FILE *f)
 		"        run. --pidns: under the init of a new pid namespace (and a mount\n"
 		"        namespace with its /proc), where the saved pids are free; the pid\n"
 		"        printed is the root's outside it\n"
+		"  merge -D DIR [-o OUTDIR] [--keep-id]\n"
+		"        fold DIR's incremental image and its parents into one self-contained\n"
+		"        image, over DIR's (its parents are then no longer needed by it) or in\n"
+		"        OUTDIR. --keep-id: the result keeps DIR's image id, so images made\n"
+		"        with --prev DIR, and the next dump --prev DIR, still link to it\n"
 		"  inspect DIR [--json]\n"
 		"        show what an image holds\n"
 		"  check\n"
@@ -134,6 +142,49 @@ static int cmd_restore(int argc, char **argv)
 	return ret < 0 ? 1 : ret;
 }
 
+static int cmd_merge(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "images-dir", required_argument, 0, 'D' },
+		{ "output", required_argument, 0, 'o' },
+		{ "keep-id", no_argument, 0, 'K' },
+		{ "verbose", no_argument, 0, 'v' },
+		{ 0, 0, 0, 0 },
+	};
+	struct flatten_result res;
+	const char *dir = NULL, *out = NULL;
+	unsigned flags = 0;
+	char size[32];
+	int c;
+
+	while ((c = getopt_long(argc, argv, "D:o:v", lo, NULL)) != -1) {
+		switch (c) {
+		case 'D': dir = optarg; break;
+		case 'o': out = optarg; break;
+		case 'K': flags |= IMG_FLATTEN_KEEP_ID; break;
+		case 'v': log_set_level(log_get_level() + 1); break;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (!dir || optind != argc) {
+		pr_err("merge needs -D DIR");
+		return 2;
+	}
+	if (image_flatten(dir, out, flags, &res)) {
+		pr_err("merge of %s failed; %s is unchanged", dir, out ? out : dir);
+		return 1;
+	}
+	fmt_bytes(size, sizeof(size), res.bytes);
+	if (res.self_contained && res.images == 1 && !out)
+		fprintf(stderr, "rtcr merge: %s is already self-contained (no parent): left as it is\n",
+			dir);
+	else
+		fprintf(stderr, "rtcr merge: %s: %u image%s merged into %s: %llu pages, image %s\n",
+			dir, res.images, res.images == 1 ? "" : "s", out ? out : dir,
+			(unsigned long long)res.pages, size);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd;
@@ -167,6 +218,8 @@ int main(int argc, char **argv)
 		return cmd_dump(argc, argv);
 	if (!strcmp(cmd, "restore"))
 		return cmd_restore(argc, argv);
+	if (!strcmp(cmd, "merge"))
+		return cmd_merge(argc, argv);
 	if (!strcmp(cmd, "inspect"))
 		return cmd_inspect(argc, argv);
 	if (!strcmp(cmd, "check"))

@@ -62,6 +62,18 @@ uint64_t imgw_pages_prepare(struct imgw_pages_rec *pr, uint64_t at, int32_t pid,
 			    uint64_t npages);
 int imgw_put_prepared(struct imgw *w, const struct imgw_pages_rec *pr,
 		      const struct img_page_run *runs, const void *data) __must_check;
+/*
+ * One PAGES (type REC_PAGES, id = pid) or OBJ_PAGES (REC_OBJ_PAGES, id =
+ * object id) record from runs whose data lie anywhere: src[i].data holds
+ * src[i].npages pages (e.g. mapped from other images, for merging them).
+ */
+struct img_page_src {
+	uint64_t vaddr;
+	uint64_t npages;
+	const void *data;
+};
+int imgw_put_pages_src(struct imgw *w, uint32_t type, int32_t id, const struct img_page_src *src,
+		       uint32_t n) __must_check;
 int imgw_finish(struct imgw *w) __must_check;
 void imgw_release(struct imgw *w);
 

@@ -98,9 +98,10 @@ int imgw_put_pb(struct imgw *w, uint32_t type, const ProtobufCMessage *msg)
 	return ret;
 }
 
-static uint64_t pages_prepare(struct imgw_pages_rec *pr, uint32_t type, uint64_t at, int32_t pid,
-			      const struct img_page_run *runs, uint32_t nr_runs, const void *data,
-			      uint64_t npages)
+/* The record for runs whose pages are the data segments, in order. */
+static uint64_t pages_prepare_v(struct imgw_pages_rec *pr, uint32_t type, uint64_t at, int32_t pid,
+				const struct img_page_run *runs, uint32_t nr_runs,
+				const struct iovec *data, size_t ndata, uint64_t npages)
 {
 	uint64_t head = sizeof(struct img_rec_hdr) + sizeof(pr->ph) + nr_runs * sizeof(*runs);
 	uint64_t dlen = npages * PAGE_SIZE;
@@ -117,7 +118,8 @@ static uint64_t pages_prepare(struct imgw_pages_rec *pr, uint32_t type, uint64_t
 	XXH3_64bits_update(&st, &pr->ph, sizeof(pr->ph));
 	XXH3_64bits_update(&st, runs, nr_runs * sizeof(*runs));
 	XXH3_64bits_update(&st, zero_page, pr->pad);
-	XXH3_64bits_update(&st, data, dlen);
+	for (size_t i = 0; i < ndata; i++)
+		XXH3_64bits_update(&st, data[i].iov_base, data[i].iov_len);
 	rec_hdr_fill(&pr->rh, type, 0, pr->ph.data_off + dlen, XXH3_64bits_digest(&st));
 	return at + sizeof(struct img_rec_hdr) + pr->ph.data_off + dlen;
 }
@@ -126,35 +128,47 @@ uint64_t imgw_pages_prepare(struct imgw_pages_rec *pr, uint64_t at, int32_t pid,
 			    const struct img_page_run *runs, uint32_t nr_runs, const void *data,
 			    uint64_t npages)
 {
-	return pages_prepare(pr, REC_PAGES, at, pid, runs, nr_runs, data, npages);
+	struct iovec d = { (void *)data, npages * PAGE_SIZE };
+	return pages_prepare_v(pr, REC_PAGES, at, pid, runs, nr_runs, &d, 1, npages);
 }
 
-int imgw_put_prepared(struct imgw *w, const struct imgw_pages_rec *pr,
-		      const struct img_page_run *runs, const void *data)
+static int put_prepared_v(struct imgw *w, const struct imgw_pages_rec *pr,
+			  const struct img_page_run *runs, const struct iovec *data, size_t ndata)
 {
-	struct iovec iov[5];
+	struct iovec small[5], *iov = ndata > 1 ? xmalloc((4 + ndata) * sizeof(*iov)) : small;
 	int ret;
 
 	if (pr->at != w->s->pos) {
 		pr_err("%s: pages record prepared for byte %llu written at %llu", w->s->name,
 		       (unsigned long long)pr->at, (unsigned long long)w->s->pos);
-		return -EINVAL;
+		ret = -EINVAL;
+		goto out;
 	}
 	iov[0] = (struct iovec){ (void *)&pr->rh, sizeof(pr->rh) };
 	iov[1] = (struct iovec){ (void *)&pr->ph, sizeof(pr->ph) };
 	iov[2] = (struct iovec){ (void *)runs, pr->ph.nr_runs * sizeof(*runs) };
 	iov[3] = (struct iovec){ (void *)zero_page, pr->pad };
-	iov[4] = (struct iovec){ (void *)data, pr->ph.npages * PAGE_SIZE };
-	ret = img_writev(w->s, iov, 5);
+	memcpy(iov + 4, data, ndata * sizeof(*data));
+	ret = img_writev(w->s, iov, (int)(4 + ndata));
 	if (ret) {
 		pr_err("%s: writing pages record: %s", w->s->name, strerror(-ret));
-		return ret;
+		goto out;
 	}
 	XXH3_64bits_update(w->chain, &pr->rh, sizeof(pr->rh));
 	w->nr_records++;
 	w->payload_bytes += pr->rh.len;
 	w->pages += pr->ph.npages;
-	return 0;
+out:
+	if (iov != small)
+		free(iov);
+	return ret;
+}
+
+int imgw_put_prepared(struct imgw *w, const struct imgw_pages_rec *pr,
+		      const struct img_page_run *runs, const void *data)
+{
+	struct iovec d = { (void *)data, pr->ph.npages * PAGE_SIZE };
+	return put_prepared_v(w, pr, runs, &d, 1);
 }
 
 int imgw_put_pages(struct imgw *w, int32_t pid, const struct img_page_run *runs,
@@ -170,9 +184,31 @@ int imgw_put_obj_pages(struct imgw *w, uint32_t obj, const struct img_page_run *
 		       uint32_t nr_runs, const void *data, uint64_t npages)
 {
 	struct imgw_pages_rec pr;
+	struct iovec d = { (void *)data, npages * PAGE_SIZE };
 
-	pages_prepare(&pr, REC_OBJ_PAGES, w->s->pos, (int32_t)obj, runs, nr_runs, data, npages);
-	return imgw_put_prepared(w, &pr, runs, data);
+	pages_prepare_v(&pr, REC_OBJ_PAGES, w->s->pos, (int32_t)obj, runs, nr_runs, &d, 1, npages);
+	return put_prepared_v(w, &pr, runs, &d, 1);
+}
+
+int imgw_put_pages_src(struct imgw *w, uint32_t type, int32_t id, const struct img_page_src *src,
+		       uint32_t n)
+{
+	struct img_page_run *runs = xmalloc((n + 1) * sizeof(*runs));
+	struct iovec *d = xmalloc((n + 1) * sizeof(*d));
+	struct imgw_pages_rec pr;
+	uint64_t npages = 0;
+	int ret;
+
+	for (uint32_t i = 0; i < n; i++) {
+		runs[i] = (struct img_page_run){ src[i].vaddr, src[i].npages };
+		d[i] = (struct iovec){ (void *)src[i].data, src[i].npages * PAGE_SIZE };
+		npages += src[i].npages;
+	}
+	pages_prepare_v(&pr, type, w->s->pos, id, runs, n, d, n, npages);
+	ret = put_prepared_v(w, &pr, runs, d, n);
+	free(runs);
+	free(d);
+	return ret;
 }
 
 int imgw_finish(struct imgw *w)

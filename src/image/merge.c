@@ -1,0 +1,398 @@
+/*
+ * rtcr merge: an incremental image and its parents folded into one
+ * self-contained image. The metadata are DIR's own (minus the parent
+ * reference and the inherited page lists); the pages of each process are
+ * the ones DIR stores plus, for every page it inherits, the data of the
+ * newest ancestor that holds it, exactly as restore would take them.
+ */
+#include "image/merge.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/util.h"
+
+#define REC_MAX_PAGES 1024    /* the dumper's chunk: 4 MiB per PAGES record */
+#define REC_MAX_RUNS  1024
+
+static long area_of(const Rtcr__Mm *mm, uint64_t addr)
+{
+	size_t lo = 0, hi = mm->n_vmas;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (addr < mm->vmas[mid]->start)
+			hi = mid;
+		else if (addr >= mm->vmas[mid]->end)
+			lo = mid + 1;
+		else
+			return (long)mid;
+	}
+	return -1;
+}
+
+struct src_list {
+	struct img_page_src *v;
+	size_t n, cap;
+};
+
+static void src_add(struct src_list *l, uint64_t vaddr, uint64_t npages, const void *data)
+{
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 64;
+		l->v = xrealloc(l->v, l->cap * sizeof(*l->v));
+	}
+	l->v[l->n++] = (struct img_page_src){ vaddr, npages, data };
+}
+
+static int src_cmp(const void *a, const void *b)
+{
+	const struct img_page_src *x = a, *y = b;
+	return x->vaddr < y->vaddr ? -1 : x->vaddr > y->vaddr;
+}
+
+static bool bit_test(const uint64_t *m, uint64_t i) { return m[i / 64] & (1ULL << (i % 64)); }
+static void bit_set(uint64_t *m, uint64_t i) { m[i / 64] |= 1ULL << (i % 64); }
+static void bit_clear(uint64_t *m, uint64_t i) { m[i / 64] &= ~(1ULL << (i % 64)); }
+
+int image_resolve_pages(struct loaded_image *im, size_t pi, struct img_page_src **out,
+			size_t *nout)
+{
+	const Rtcr__Mm *mm = im->mm[pi];
+	int32_t pid = im->procs[pi]->pid;
+	struct src_list l = { 0 };
+	uint64_t **need = NULL, missing = 0;
+	int ret = 0;
+
+	*out = NULL;
+	*nout = 0;
+	if (!mm)
+		return 0;     /* a zombie */
+
+	/* The pages it inherits (a bitmap only for areas that inherit: an
+	 * area can be a huge reservation). */
+	need = xzalloc((mm->n_vmas + 1) * sizeof(*need));
+	for (size_t i = 0; i < mm->n_vmas && !ret; i++) {
+		const Rtcr__Vma *v = mm->vmas[i];
+		uint64_t npg = (v->end - v->start) / PAGE_SIZE;
+		if (!v->n_inherited)
+			continue;
+		need[i] = xzalloc((npg / 64 + 1) * sizeof(uint64_t));
+		for (size_t k = 0; k + 1 < v->n_inherited && !ret; k += 2) {
+			uint64_t first = (v->inherited[k] - v->start) / PAGE_SIZE;
+			if (v->inherited[k] < v->start || (v->inherited[k] & ~PAGE_MASK) ||
+			    first > npg || v->inherited[k + 1] > npg - first) {
+				pr_err("%s: pid %d: inherited pages at %#llx lie outside their area",
+				       im->dir, pid, (unsigned long long)v->inherited[k]);
+				ret = -EINVAL;
+				break;
+			}
+			for (uint64_t p = first; p < first + v->inherited[k + 1]; p++) {
+				if (bit_test(need[i], p)) {
+					pr_err("%s: pid %d: the page at %#llx is inherited twice", im->dir,
+					       pid, (unsigned long long)(v->start + p * PAGE_SIZE));
+					ret = -EINVAL;
+					break;
+				}
+				bit_set(need[i], p);
+			}
+			missing += v->inherited[k + 1];
+		}
+	}
+
+	/* The pages this image stores. */
+	for (uint32_t r = 0; r < im->nr_pages_recs && !ret; r++) {
+		const struct img_pages_hdr *ph;
+		const struct img_page_run *runs;
+		const char *data;
+		if (im->pages_pid[r] != pid)
+			continue;
+		ret = image_pages(im, r, &ph, &runs, (const void **)&data);
+		for (uint32_t k = 0; !ret && k < ph->nr_runs; k++) {
+			long vi = area_of(mm, runs[k].vaddr);
+			const Rtcr__Vma *v = vi >= 0 ? mm->vmas[vi] : NULL;
+			uint64_t first;
+			if (!v || runs[k].npages > (v->end - runs[k].vaddr) / PAGE_SIZE) {
+				pr_err("%s: pid %d: %llu pages at %#llx lie outside any memory area",
+				       im->dir, pid, (unsigned long long)runs[k].npages,
+				       (unsigned long long)runs[k].vaddr);
+				ret = -EINVAL;
+				break;
+			}
+			first = (runs[k].vaddr - v->start) / PAGE_SIZE;
+			for (uint64_t p = first; need[vi] && p < first + runs[k].npages; p++)
+				if (bit_test(need[vi], p)) {
+					pr_err("%s: pid %d: the page at %#llx is both stored and inherited",
+					       im->dir, pid, (unsigned long long)(v->start + p * PAGE_SIZE));
+					ret = -EINVAL;
+					break;
+				}
+			src_add(&l, runs[k].vaddr, runs[k].npages, data);
+			data += runs[k].npages * PAGE_SIZE;
+		}
+	}
+
+	/* Where the inherited ones are: the newest ancestor holding each,
+	 * taken once. */
+	for (struct loaded_image *a = im->parent; a && missing && !ret; a = a->parent) {
+		for (uint32_t r = 0; r < a->nr_pages_recs && missing && !ret; r++) {
+			const struct img_pages_hdr *ph;
+			const struct img_page_run *runs;
+			const char *data;
+			if (a->pages_pid[r] != pid)
+				continue;
+			ret = image_pages(a, r, &ph, &runs, (const void **)&data);
+			for (uint32_t k = 0; !ret && k < ph->nr_runs; k++) {
+				const char *src = data;
+				data += runs[k].npages * PAGE_SIZE;
+				for (uint64_t p = 0; p < runs[k].npages; ) {
+					uint64_t addr = runs[k].vaddr + p * PAGE_SIZE, n = 0, pg;
+					long vi = area_of(mm, addr);
+					const Rtcr__Vma *v = vi >= 0 ? mm->vmas[vi] : NULL;
+					if (!v || !need[vi]) {
+						p++;
+						continue;
+					}
+					/* The run of needed pages from here, within the area. */
+					pg = (addr - v->start) / PAGE_SIZE;
+					while (p + n < runs[k].npages && addr + n * PAGE_SIZE < v->end &&
+					       bit_test(need[vi], pg + n)) {
+						bit_clear(need[vi], pg + n);
+						n++;
+					}
+					if (!n) {
+						p++;
+						continue;
+					}
+					src_add(&l, addr, n, src + p * PAGE_SIZE);
+					missing -= n;
+					p += n;
+				}
+			}
+		}
+	}
+	if (!ret && missing) {
+		uint64_t at = 0;
+		for (size_t i = 0; i < mm->n_vmas && !at; i++) {
+			uint64_t npg = (mm->vmas[i]->end - mm->vmas[i]->start) / PAGE_SIZE;
+			for (uint64_t p = 0; need[i] && p < npg && !at; p++)
+				if (bit_test(need[i], p))
+					at = mm->vmas[i]->start + p * PAGE_SIZE;
+		}
+		pr_err("%s: pid %d: %llu pages it inherits (the first at %#llx) are in none of its "
+		       "parent images (a broken chain)", im->dir, pid, (unsigned long long)missing,
+		       (unsigned long long)at);
+		ret = -EINVAL;
+	}
+	for (size_t i = 0; i < mm->n_vmas; i++)
+		free(need[i]);
+	free(need);
+
+	/* In address order; neighbours that continue each other in the same
+	 * source and area become one run. */
+	if (!ret && l.n)
+		qsort(l.v, l.n, sizeof(*l.v), src_cmp);
+	if (!ret) {
+		size_t o = 0;
+		for (size_t i = 0; i < l.n && !ret; i++) {
+			struct img_page_src *prev = o ? &l.v[o - 1] : NULL;
+			uint64_t prev_end = prev ? prev->vaddr + prev->npages * PAGE_SIZE : 0;
+			if (prev && prev_end > l.v[i].vaddr) {
+				pr_err("%s: pid %d: the page at %#llx is stored twice", im->dir, pid,
+				       (unsigned long long)l.v[i].vaddr);
+				ret = -EINVAL;
+			} else if (prev && prev_end == l.v[i].vaddr &&
+				   (const char *)prev->data + prev->npages * PAGE_SIZE == l.v[i].data &&
+				   area_of(mm, prev->vaddr) == area_of(mm, l.v[i].vaddr)) {
+				prev->npages += l.v[i].npages;
+			} else {
+				l.v[o++] = l.v[i];
+			}
+		}
+		l.n = o;
+	}
+	if (ret) {
+		free(l.v);
+		return ret;
+	}
+	*out = l.v;
+	*nout = l.n;
+	return 0;
+}
+
+/* PAGES records of one process, cut like the dumper's. */
+static int put_proc_pages(struct imgw *w, int32_t pid, const struct img_page_src *s, size_t n)
+{
+	struct img_page_src rec[REC_MAX_RUNS];
+	uint32_t nr = 0;
+	uint64_t npages = 0;
+	int ret = 0;
+
+	for (size_t i = 0; i < n && !ret; i++) {
+		uint64_t done = 0;
+		while (done < s[i].npages && !ret) {
+			uint64_t take = MIN(s[i].npages - done, REC_MAX_PAGES - npages);
+			rec[nr++] = (struct img_page_src){ s[i].vaddr + done * PAGE_SIZE, take,
+				(const char *)s[i].data + done * PAGE_SIZE };
+			npages += take;
+			done += take;
+			if (npages == REC_MAX_PAGES || nr == REC_MAX_RUNS) {
+				ret = imgw_put_pages_src(w, REC_PAGES, pid, rec, nr);
+				nr = 0;
+				npages = 0;
+			}
+		}
+	}
+	if (!ret && nr)
+		ret = imgw_put_pages_src(w, REC_PAGES, pid, rec, nr);
+	return ret;
+}
+
+static int write_merged(struct loaded_image *im, const char *outdir, const uint8_t id[16],
+			struct img_page_src **src, const size_t *nsrc, struct flatten_result *res)
+{
+	Rtcr__Inventory *inv = im->inv;
+	/* The inventory and the areas are written changed and put back as
+	 * they were unpacked (protobuf-c frees what it allocated). */
+	ProtobufCBinaryData saved_id = inv->image_id;
+	protobuf_c_boolean saved_has_parent = inv->has_parent_id;
+	ProtobufCBinaryData saved_parent_id = inv->parent_id;
+	char *saved_parent_path = inv->parent_path;
+	struct img_stream *sink;
+	struct imgw w;
+	int ret;
+
+	ret = img_sink_file(outdir, IMG_FILE_NAME, &sink);
+	if (ret)
+		return ret;
+	ret = imgw_begin(&w, sink, id);
+	if (!ret) {
+		inv->image_id = (ProtobufCBinaryData){ 16, (uint8_t *)id };
+		inv->has_parent_id = 0;
+		inv->parent_id = (ProtobufCBinaryData){ 0, NULL };
+		inv->parent_path = NULL;
+		ret = imgw_put_pb(&w, REC_INVENTORY, &inv->base);
+		inv->image_id = saved_id;
+		inv->has_parent_id = saved_has_parent;
+		inv->parent_id = saved_parent_id;
+		inv->parent_path = saved_parent_path;
+	}
+	if (!ret && im->objects)
+		ret = imgw_put_pb(&w, REC_OBJECTS, &im->objects->base);
+	for (size_t i = 0; i < im->nprocs && !ret; i++) {
+		Rtcr__Mm *mm = im->mm[i];
+		ret = imgw_put_pb(&w, REC_PROCESS, &im->procs[i]->base);
+		if (ret || !mm)
+			continue;
+		/* Every area now stores all its pages. */
+		for (size_t k = 0; k < mm->n_vmas; k++) {
+			mm->vmas[k]->pages_stored = 0;
+			mm->vmas[k]->n_inherited = 0;      /* the array stays for free_unpacked */
+			mm->vmas[k]->has_pages_inherited = 0;
+			mm->vmas[k]->pages_inherited = 0;
+		}
+		for (size_t k = 0; k < nsrc[i]; k++)
+			mm->vmas[area_of(mm, src[i][k].vaddr)]->pages_stored += src[i][k].npages;
+		ret = imgw_put_pb(&w, REC_MM, &mm->base);
+		if (!ret)
+			ret = imgw_put_pb(&w, REC_FILES, &im->files[i]->base);
+	}
+	for (size_t i = 0; i < im->nprocs && !ret; i++)
+		ret = put_proc_pages(&w, im->procs[i]->pid, src[i], nsrc[i]);
+	for (uint32_t r = 0; r < im->nr_obj_pages_recs && !ret; r++) {
+		const struct img_pages_hdr *ph;
+		const struct img_page_run *runs;
+		const void *data;
+		ret = image_obj_pages(im, r, &ph, &runs, &data);
+		if (!ret)
+			ret = imgw_put_obj_pages(&w, im->obj_pages_id[r], runs, ph->nr_runs, data,
+						 ph->npages);
+	}
+	if (!ret)
+		ret = imgw_finish(&w);    /* END, fsync, rename into place */
+	if (!ret && res) {
+		res->pages = w.pages;
+		res->bytes = sink->pos;
+	}
+	imgw_release(&w);
+	img_close(sink);                  /* uncommitted: the .partial file goes */
+	return ret;
+}
+
+static bool same_dir(const char *a, const char *b)
+{
+	struct stat sa, sb;
+	return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+	       sa.st_ino == sb.st_ino;
+}
+
+int image_flatten(const char *dir, const char *outdir, unsigned flags, struct flatten_result *res)
+{
+	struct loaded_image im;
+	struct img_page_src **src = NULL;
+	size_t *nsrc = NULL;
+	uint8_t id[16];
+	int ret;
+
+	if (res)
+		memset(res, 0, sizeof(*res));
+	if (outdir && mkdir(outdir, 0700) < 0 && errno != EEXIST) {
+		pr_perror("output directory %s", outdir);
+		return -errno;
+	}
+	if (outdir && same_dir(dir, outdir))
+		outdir = NULL;
+	ret = image_load(dir, &im);
+	if (ret)
+		return ret;
+	if (!im.inv->has_parent_id && !outdir) {
+		if (res) {
+			res->self_contained = true;
+			res->images = 1;
+			res->pages = im.total_pages;
+			res->bytes = im.size;
+		}
+		image_unload(&im);
+		return 0;
+	}
+	ret = image_load_chain(&im);
+	if (ret)
+		goto out;
+	if (res) {
+		res->self_contained = !im.inv->has_parent_id;
+		for (struct loaded_image *a = &im; a; a = a->parent)
+			res->images++;
+	}
+
+	src = xzalloc((im.nprocs + 1) * sizeof(*src));
+	nsrc = xzalloc((im.nprocs + 1) * sizeof(*nsrc));
+	for (size_t i = 0; i < im.nprocs && !ret; i++)
+		ret = image_resolve_pages(&im, i, &src[i], &nsrc[i]);
+	if (ret)
+		goto out;
+
+	if (flags & IMG_FLATTEN_KEEP_ID) {
+		memcpy(id, im.image_id, 16);
+	} else {
+		ssize_t got = getrandom(id, sizeof(id), 0);
+		if (got != (ssize_t)sizeof(id)) {
+			ret = got < 0 ? -errno : -EIO;
+			pr_err("a new image id: getrandom: %s", strerror(-ret));
+			goto out;
+		}
+	}
+	ret = write_merged(&im, outdir ? outdir : dir, id, src, nsrc, res);
+out:
+	for (size_t i = 0; src && i < im.nprocs; i++)
+		free(src[i]);
+	free(src);
+	free(nsrc);
+	image_unload(&im);
+	return ret;
+}
