@@ -36,6 +36,10 @@ static void usage(FILE *f)
 		"        --unix-reconnect: a unix stream/seqpacket socket connected to a\n"
 		"        listener outside the tree is connected to its path again at\n"
 		"        restore (its data in flight is lost)\n"
+		"  dump -t PID -D BASE --interval MS [--keep N] [--count K] [--stats]\n"
+		"        checkpoint every MS ms, incrementally, leaving it running, into\n"
+		"        BASE/ckpt-NNNNNN (BASE/latest: the newest); keep the newest N\n"
+		"        restorable (older ones are merged into them, then removed)\n"
 		"  restore -D DIR [--detach] [--pidns] [--stats]\n"
 		"        bring the processes back with their pids; wait for the root and exit\n"
 		"        with its status, or with --detach print its pid and return once all\n"
@@ -54,6 +58,18 @@ static void usage(FILE *f)
 		"\n"
 		"  -v, --verbose   more messages (repeat for debug, with source locations)\n"
 		"  --version       print the version\n");
+}
+
+static int parse_uint(const char *s, const char *what, unsigned *v)
+{
+	char *end;
+	unsigned long x = strtoul(s, &end, 10);
+	if (!*s || *end || x == 0 || x > 1000000000UL) {
+		pr_err("%s %s: not a positive number", what, s);
+		return -1;
+	}
+	*v = (unsigned)x;
+	return 0;
 }
 
 static int parse_pid(const char *s, int *pid)
@@ -76,12 +92,16 @@ static int cmd_dump(int argc, char **argv)
 		{ "leave-running", no_argument, 0, 'R' },
 		{ "stats", no_argument, 0, 's' },
 		{ "track-mem", no_argument, 0, 'T' },
+		{ "interval", required_argument, 0, 'I' },
+		{ "keep", required_argument, 0, 'K' },
+		{ "count", required_argument, 0, 'C' },
 		{ "prev", required_argument, 0, 'P' },
 		{ "unix-reconnect", no_argument, 0, 'U' },
 		{ "verbose", no_argument, 0, 'v' },
 		{ 0, 0, 0, 0 },
 	};
 	struct dump_opts o = { 0 };
+	unsigned interval = 0, keep = 0, count = 0;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "t:D:Rsv", lo, NULL)) != -1) {
@@ -94,6 +114,18 @@ static int cmd_dump(int argc, char **argv)
 		case 'R': o.leave_running = true; break;
 		case 's': o.stats = true; break;
 		case 'T': o.track_mem = true; break;
+		case 'I':
+			if (parse_uint(optarg, "--interval", &interval))
+				return 2;
+			break;
+		case 'K':
+			if (parse_uint(optarg, "--keep", &keep))
+				return 2;
+			break;
+		case 'C':
+			if (parse_uint(optarg, "--count", &count))
+				return 2;
+			break;
 		case 'P': o.prev = optarg; break;
 		case 'U': o.unix_reconnect = true; break;
 		case 'v': log_set_level(log_get_level() + 1); break;
@@ -104,11 +136,24 @@ static int cmd_dump(int argc, char **argv)
 		pr_err("dump needs -t PID and -D DIR");
 		return 2;
 	}
+	if (interval) {
+		struct periodic_opts po = { .pid = o.pid, .base = o.dir, .interval_ms = interval,
+					    .keep = keep, .count = count, .stats = o.stats };
+		if (o.prev || o.unix_reconnect) {
+			pr_err("--interval makes its own chain: --prev and --unix-reconnect do not apply");
+			return 2;
+		}
+		return periodic_run(&po) ? 1 : 0;
+	}
+	if (keep || count) {
+		pr_err("--keep and --count go with --interval");
+		return 2;
+	}
 	if (o.track_mem && !o.leave_running) {
 		pr_err("--track-mem needs --leave-running (it tracks the process as it goes on)");
 		return 2;
 	}
-	return dump_run(&o) ? 1 : 0;
+	return dump_run(&o, NULL) ? 1 : 0;
 }
 
 static int cmd_restore(int argc, char **argv)

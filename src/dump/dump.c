@@ -844,7 +844,12 @@ static void print_stats(struct dump_ctx *c)
 		(unsigned long long)(now_ns() - c->t_start), (unsigned long long)c->ms.inherited);
 }
 
-int dump_run(const struct dump_opts *o)
+bool dump_interrupted(void)
+{
+	return g_signalled != 0;
+}
+
+int dump_run(const struct dump_opts *o, struct dump_result *res)
 {
 	struct dump_ctx c;
 	pid_t *live;
@@ -973,6 +978,12 @@ int dump_run(const struct dump_opts *o)
 	g_ctx = NULL;
 	if (o->stats)
 		print_stats(&c);
+	if (res) {
+		res->frozen_ns = c.t_thaw - c.t_freeze;
+		res->pages = c.ms.pages;
+		res->inherited = c.ms.inherited;
+		res->image_bytes = c.image_bytes;
+	}
 	goto out;
 
 abort:

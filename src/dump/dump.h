@@ -2,6 +2,7 @@
 #define RTCR_DUMP_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct dump_opts {
@@ -14,7 +15,40 @@ struct dump_opts {
 	bool unix_reconnect;   /* connect outside unix peers again at restore */
 };
 
-/* Checkpoint opts->pid into opts->dir. 0 or -errno (logged). */
-int dump_run(const struct dump_opts *o);
+/* What a dump did, for callers that run many (periodic checkpoints). */
+struct dump_result {
+	uint64_t frozen_ns;
+	uint64_t pages;          /* stored */
+	uint64_t inherited;      /* left in the parent image */
+	uint64_t image_bytes;
+};
+
+/* Checkpoint opts->pid into opts->dir. 0 or -errno (logged). res may be
+ * NULL. */
+int dump_run(const struct dump_opts *o, struct dump_result *res);
+/* A SIGINT, SIGTERM, SIGHUP or SIGQUIT arrived (it abandons a dump under
+ * way; the handlers stay installed after dump_run()). */
+bool dump_interrupted(void);
+
+struct periodic_opts {
+	pid_t pid;
+	const char *base;        /* checkpoints go to BASE/ckpt-NNNNNN */
+	unsigned interval_ms;
+	unsigned keep;           /* 0: keep all */
+	unsigned count;          /* 0: until the process ends or a signal */
+	bool stats;
+};
+
+/*
+ * Checkpoint pid every interval_ms, incrementally (the first one full,
+ * with dirty tracking; each next one with the previous as its parent),
+ * leaving it running. BASE/latest points at the newest checkpoint. With
+ * keep, only the newest keep checkpoints stay: the oldest kept one is
+ * merged with its parents (keeping its image id) before they go, so each
+ * of them stays restorable. Ends when the process exits, after count
+ * checkpoints, or on SIGINT/SIGTERM (after the dump under way, which
+ * is abandoned cleanly). 0 or -errno.
+ */
+int periodic_run(const struct periodic_opts *o);
 
 #endif

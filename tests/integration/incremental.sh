@@ -187,3 +187,57 @@ test_incr_bad_prev_arguments() {
 		fail "--track-mem without --leave-running succeeded"
 	assert_running "$PID"
 }
+
+# ---- periodic checkpoints ----
+
+# Every 150 ms, keeping the newest 3: each dump is incremental, the
+# oldest kept one is self-contained (merged), BASE/latest restores.
+test_periodic_keep_three() {
+	OUT_PIPE=1 start_ready mem_incr 2048 5
+	mkdir -p "$T/base"
+	"$RTCR" dump -t "$PID" -D "$T/base" --interval 150 --keep 3 --count 8 > "$T/periodic.out" 2>&1 &
+	local rpid=$!
+	track_pid "$rpid"
+	# Step 1 once a few checkpoints exist; the later ones hold it.
+	wait_for "$T/periodic.out" "ckpt-000002:" 10
+	incr_step 1
+	wait "$rpid"
+	local rc=$?
+	cat "$T/periodic.out"
+	[ $rc = 0 ] || fail "periodic dump exited $rc"
+	assert_contains "$T/periodic.out" "^8 checkpoints of pid $PID" "summary line"
+	assert_running "$PID"
+	assert_eq "ckpt-000006 ckpt-000007 ckpt-000008" "$(cd "$T/base" && ls -d ckpt-* | tr '\n' ' ' | sed 's/ $//')" \
+		"checkpoints kept"
+	assert_eq "ckpt-000008" "$(readlink "$T/base/latest")" "latest"
+	"$RTCR" inspect "$T/base/ckpt-000006" > "$T/i6.txt"
+	assert_not_contains "$T/i6.txt" "^parent" "the oldest kept checkpoint is self-contained"
+	"$RTCR" inspect "$T/base/ckpt-000008" > "$T/i8.txt"
+	assert_contains "$T/i8.txt" "^parent     ../ckpt-000007: incremental image" "the newest is incremental"
+	# After the first, every checkpoint stored far less than the area.
+	awk '/^.*ckpt-00000[2-8]: frozen/ {if ($(NF-8) + 0 > 1024) bad = 1} END {exit bad}' "$T/periodic.out" ||
+		fail "an incremental checkpoint stored more than half the area"
+	kill -9 "$PID"; wait "$PID" 2>/dev/null
+	wait_pid_free "$PID"
+	incr_restore_check base/latest 1
+}
+
+# SIGINT stops it cleanly: the process runs on, untraced, and the
+# checkpoints made stay restorable.
+test_periodic_sigint() {
+	OUT_PIPE=1 start_ready mem_incr 512 5
+	mkdir -p "$T/base"
+	"$RTCR" dump -t "$PID" -D "$T/base" --interval 50 > "$T/periodic.out" 2>&1 &
+	local rpid=$!
+	track_pid "$rpid"
+	wait_for "$T/periodic.out" "ckpt-000003:" 10
+	kill -INT "$rpid"
+	wait "$rpid"
+	local rc=$?
+	cat "$T/periodic.out"
+	[ $rc = 0 ] || fail "periodic dump exited $rc after SIGINT"
+	assert_running "$PID"
+	kill -9 "$PID"; wait "$PID" 2>/dev/null
+	wait_pid_free "$PID"
+	incr_restore_check base/latest 0
+}
