@@ -3,6 +3,7 @@
  */
 #include "mem/track.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -102,6 +103,29 @@ void track_forget(pid_t pid)
 		unlink(path);
 }
 
+/* States of processes that are gone (killed without a dump, exited). */
+static void prune_states(void)
+{
+	DIR *d = opendir(TRACK_DIR);
+	struct dirent *de;
+
+	while (d && (de = readdir(d))) {
+		char want[96], *path;
+		int pid;
+		unsigned long long start;
+		if (sscanf(de->d_name, "%d-%llu", &pid, &start) != 2 || strchr(de->d_name, '.'))
+			continue;
+		if (!state_path(pid, want, sizeof(want)) && !strcmp(want + strlen(TRACK_DIR) + 1,
+								    de->d_name))
+			continue;   /* still that process */
+		path = xasprintf("%s/%s", TRACK_DIR, de->d_name);
+		unlink(path);
+		free(path);
+	}
+	if (d)
+		closedir(d);
+}
+
 static int write_state(const struct track *t, const uint8_t id[16])
 {
 	char path[96], tmp[112], h[33];
@@ -114,6 +138,7 @@ static int write_state(const struct track *t, const uint8_t id[16])
 		pr_perror("%s", TRACK_DIR);
 		return -errno;
 	}
+	prune_states();
 	hex(id, h);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	f = fopen(tmp, "we");
