@@ -890,10 +890,12 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 	ret = check_tree_sharing(&c);
 	if (ret)
 		goto abort;
-	/* Our own trackers (mem/track.h) are not the processes' handles. */
+	/* Our own trackers (mem/track.h), and copies of them children got
+	 * through fork, are not the processes' handles. */
 	live = xmalloc(c.np * sizeof(pid_t));
 	{
-		int *skip = xmalloc(c.np * sizeof(int));
+		struct fd_ref *own = xmalloc(c.np * sizeof(*own));
+		int nown = 0;
 		for (int i = 0; i < c.np; i++) {
 			if (c.p[i].zombie)
 				continue;
@@ -901,13 +903,13 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 			if (c.has_prev && !c.p[i].tr.valid)
 				pr_warn("pid %d: all its memory is stored: %s", c.p[i].pid,
 					c.p[i].tr.why);
-			skip[nlive] = c.p[i].tr.target_fd;
+			if (c.p[i].tr.target_fd >= 0)
+				own[nown++] = (struct fd_ref){ c.p[i].pid, c.p[i].tr.target_fd };
 			live[nlive++] = c.p[i].pid;
 		}
-		ret = files_collect(&c.fc, live, skip, nlive);
-		free(skip);
+		ret = files_collect(&c.fc, live, nlive, own, nown);
+		free(own);
 	}
-	c.fc.unix_reconnect = o->unix_reconnect;
 	free(live);
 	for (int i = 0, fi = 0; i < c.np && !ret; i++)
 		ret = c.p[i].zombie ? dump_zombie(&c.p[i]) : dump_process(&c, &c.p[i], fi++);

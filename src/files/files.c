@@ -202,7 +202,21 @@ bool files_first_of_description(const struct files_collect *fc, const struct fd_
 	return true;
 }
 
-int files_collect(struct files_collect *fc, const pid_t *pids, const int *skip, int n)
+/* Is fi one of rtcr's own files (a dirty-page tracker, or a copy of one
+ * inherited through fork)? */
+static bool is_own(const struct fd_info *fi, const struct fd_ref *own, int nown)
+{
+	if (!nown || strcmp(fi->link, "anon_inode:[userfaultfd]"))
+		return false;
+	for (int k = 0; k < nown; k++)
+		if ((own[k].pid == fi->pid && own[k].fd == fi->fd) ||
+		    syscall(SYS_kcmp, own[k].pid, fi->pid, KCMP_FILE, own[k].fd, fi->fd) == 0)
+			return true;
+	return false;
+}
+
+int files_collect(struct files_collect *fc, const pid_t *pids, int n, const struct fd_ref *own,
+		  int nown)
 {
 	uint32_t next_id = 0;
 
@@ -214,13 +228,14 @@ int files_collect(struct files_collect *fc, const pid_t *pids, const int *skip, 
 		fc->nprocs = i + 1;
 		if (k < 0)
 			return k;
-		for (int j = 0; skip && skip[i] >= 0 && j < k; j++)
-			if (fc->procs[i].fds[j].fd == skip[i]) {
+		for (int j = 0; j < k; )
+			if (is_own(&fc->procs[i].fds[j], own, nown)) {
 				fd_info_free(&fc->procs[i].fds[j]);
 				memmove(&fc->procs[i].fds[j], &fc->procs[i].fds[j + 1],
 					(k - j - 1) * sizeof(struct fd_info));
 				k--;
-				break;
+			} else {
+				j++;
 			}
 		fc->procs[i].nfds = k;
 	}

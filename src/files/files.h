@@ -100,10 +100,16 @@ struct fd_ops {
 
 const struct fd_ops *fd_ops_by_kind(Rtcr__FdKind kind);
 
-/* Read every fd of every process of the tree (pids[0..n)), but skip[i]
- * of process i (rtcr's own tracker; -1: none; skip may be NULL). */
-int files_collect(struct files_collect *fc, const pid_t *pids, const int *skip,
-		  int n) __must_check;
+/* An fd that is rtcr's own, not a handle of the process (mem/track.h). */
+struct fd_ref {
+	pid_t pid;
+	int fd;
+};
+
+/* Read every fd of every process of the tree (pids[0..n)), leaving out
+ * those that are one of the nown files own[] (in whichever process). */
+int files_collect(struct files_collect *fc, const pid_t *pids, int n, const struct fd_ref *own,
+		  int nown) __must_check;
 /* Classify and describe process i's fds; refuses unknown kinds by name. */
 int files_dump(struct files_collect *fc, int i, Rtcr__Files **out) __must_check;
 void files_collect_free(struct files_collect *fc);

@@ -67,6 +67,25 @@ test_incr_chain_of_three() {
 	incr_restore_check d3 2
 }
 
+# A child forked after tracking began inherits the tracker's fd: it is
+# rtcr's, not the child's handle; the child's memory is stored whole.
+test_incr_child_forked_after_tracking() {
+	OUT_PIPE=1 start_ready mem_incr 1024 5
+	incr_dump d1 --track-mem
+	incr_step 1
+	incr_step 2
+	incr_step 3
+	incr_dump d2 --prev "$T/d1"
+	"$RTCR" inspect "$T/d2" > "$T/i2.txt"
+	assert_contains "$T/i2.txt" "^tree       2 processes" "the child is in the image"
+	read -r stored inh <<< "$(incr_pages d2)"
+	[ "$inh" -gt 0 ] || fail "the parent's dump is not incremental"
+	incr_dump d3 --prev "$T/d2"
+	kill -9 "$PID"; wait "$PID" 2>/dev/null
+	wait_pid_free "$PID"
+	incr_restore_check d3 3
+}
+
 # The chain restores at any link: here the middle one.
 test_incr_restore_middle_link() {
 	OUT_PIPE=1 start_ready mem_incr 2048 10

@@ -8,7 +8,8 @@
  * the target rewrites PERCENT % of the pages (chosen by K) with version
  * K; at step 2 it also drops some pages (MADV_DONTNEED: they read as
  * zeros) and replaces a second area by a new mapping at the same address
- * (a new area for the tracker). It prints "STEP K" when done.
+ * (a new area for the tracker); at step 3 it forks a child that sleeps
+ * (and dies with it). It prints "STEP K" when done.
  *
  * The trigger file's content is the number of the last step the test
  * saw done before the dump it restored: after the trigger the target
@@ -19,7 +20,9 @@
 #include "target.h"
 
 #include <stdint.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 
 #define PG 4096UL
 
@@ -72,6 +75,13 @@ static void do_step(int k)
 			fail("remapping the second area");
 		for (unsigned long i = 0; i < 16; i++)
 			fill(area2, i, 1000 + k);
+	}
+	if (k == 3 && fork() == 0) {
+		/* A child made after tracking began: it inherits the tracker's
+		 * fd, and its memory is not tracked. It dies with the parent. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		for (;;)
+			pause();
 	}
 	step = k;
 }
