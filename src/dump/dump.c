@@ -911,6 +911,7 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 		free(own);
 	}
 	free(live);
+	c.fc.unix_reconnect = o->unix_reconnect;
 	for (int i = 0, fi = 0; i < c.np && !ret; i++)
 		ret = c.p[i].zombie ? dump_zombie(&c.p[i]) : dump_process(&c, &c.p[i], fi++);
 	if (!ret)
