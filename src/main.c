@@ -2,7 +2,7 @@
  * rtcr: checkpoint/restore for Linux processes.
  *
  *   rtcr dump -t PID -D DIR [--leave-running [--track-mem]] [--prev DIR0] [--stats]
- *             [--unix-reconnect]
+ *             [--unix-reconnect] [--tcp-established]
  *   rtcr restore -D DIR [--detach] [--pidns] [--stats]
  *   rtcr inspect DIR [--json]
  *   rtcr check
@@ -25,14 +25,16 @@ static void usage(FILE *f)
 		"usage: rtcr [-v] COMMAND [options]\n"
 		"\n"
 		"  dump -t PID -D DIR [--leave-running [--track-mem]] [--prev DIR0] [--stats]\n"
-		"       [--unix-reconnect]\n"
+		"       [--unix-reconnect] [--tcp-established]\n"
 		"        checkpoint process PID and its descendants into DIR/image.rtcr;\n"
 		"        they are killed afterwards unless --leave-running. --track-mem:\n"
 		"        track the pages they write from now on; --prev DIR0: store only\n"
 		"        the pages written since the dump in DIR0 (which must stay).\n"
 		"        --unix-reconnect: a unix stream/seqpacket socket connected to a\n"
 		"        listener outside the tree is connected to its path again at\n"
-		"        restore (its data in flight is lost)\n"
+		"        restore (its data in flight is lost). --tcp-established: dump\n"
+		"        established TCP connections (repair mode; the peer sees nothing\n"
+		"        and the connection resumes at restore)\n"
 		"  restore -D DIR [--detach] [--pidns] [--stats]\n"
 		"        bring the processes back with their pids; wait for the root and exit\n"
 		"        with its status, or with --detach print its pid and return once all\n"
@@ -70,6 +72,7 @@ static int cmd_dump(int argc, char **argv)
 		{ "track-mem", no_argument, 0, 'T' },
 		{ "prev", required_argument, 0, 'P' },
 		{ "unix-reconnect", no_argument, 0, 'U' },
+		{ "tcp-established", no_argument, 0, 'E' },
 		{ "verbose", no_argument, 0, 'v' },
 		{ 0, 0, 0, 0 },
 	};
@@ -88,6 +91,7 @@ static int cmd_dump(int argc, char **argv)
 		case 'T': o.track_mem = true; break;
 		case 'P': o.prev = optarg; break;
 		case 'U': o.unix_reconnect = true; break;
+		case 'E': o.tcp_established = true; break;
 		case 'v': log_set_level(log_get_level() + 1); break;
 		default: usage(stderr); return 2;
 		}

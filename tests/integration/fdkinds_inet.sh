@@ -1,0 +1,111 @@
+# IPv4/IPv6 sockets across a checkpoint (src/files/inet.c): a TCP server
+# whose client is outside the tree (established connection restored in
+# repair mode, data in flight both ways), both ends of connections inside
+# the tree over 127.0.0.1 and ::1, listeners and bound sockets, UDP
+# sockets with datagrams queued; native controls; the refusals, and the
+# connection left working by a refused or aborted dump.
+
+# The server target (fd_inet_tcp server FAM [extra]) and its client,
+# started outside the tree with its own trigger $T/go2. Sets PID, CPID.
+inet_server() { # fam [extra]
+	start fd_inet_tcp server "$@"
+	wait_for "$T/out" '^PORT' 5
+	PORT=$(sed -n 's/^PORT //p' "$T/out")
+	: > "$T/cli.out"
+	RTCR_TRIGGER="$T/go2" "$TGT/fd_inet_tcp" client "$1" "$PORT" > "$T/cli.out" 2>&1 &
+	CPID=$!
+	track_pid "$CPID"
+	wait_for "$T/out" '^READY' 10
+	wait_for "$T/cli.out" '^READY' 5
+}
+
+# Both triggers; both sides must pass. RPID: rtcr restore, or empty.
+inet_server_finish() {
+	touch "$T/go" "$T/go2"
+	wait "$CPID"
+	local crc=$?
+	if [ -n "${RPID:-}" ]; then
+		wait "$RPID"
+	else
+		wait "$PID"
+	fi
+	local rc=$?
+	[ $crc = 0 ] || { cat "$T/cli.out" >&2; cat "$T/out" >&2; cat "$T/restore.err" >&2 2>/dev/null; fail "the outside client failed (exit $crc)"; }
+	[ $rc = 0 ] || { cat "$T/out" >&2; cat "$T/restore.err" >&2 2>/dev/null; fail "the server failed (exit $rc)"; }
+	assert_contains "$T/cli.out" '^PASS' "client verdict"
+	assert_contains "$T/out" '^PASS' "server verdict"
+	# The client got every byte the server had written before the dump.
+	assert_eq "$(sed -n 's/^SENT //p' "$T/out")" "$(sed -n 's/^GOT //p' "$T/cli.out")" "pattern bytes"
+}
+
+inet_native() { # target args...
+	start_ready "$@"
+	touch "$T/go"
+	wait "$PID" || { cat "$T/out" >&2; fail "$1 without a dump failed"; }
+	assert_contains "$T/out" '^PASS' "target verdict"
+}
+
+# ---- a server with its client outside the tree ----
+
+test_fdkinds_inet_server_native() {
+	RPID=
+	inet_server 4
+	inet_server_finish
+}
+
+inet_server_cycle() { # fam
+	RPID=
+	inet_server "$1"
+	local cport; cport=$(awk '/^PORT/ {next} {print}' /dev/null)
+	dump --tcp-established
+	assert_gone "$PID"
+	assert_running "$CPID"
+	"$RTCR" inspect "$T/img" > "$T/inspect.txt" 2>&1 || fail "inspect: $(cat "$T/inspect.txt")"
+	local lo=127.0.0.1; [ "$1" = 6 ] && lo='\[::1\]'
+	assert_contains "$T/inspect.txt" "fd 10 .*tcp $lo:$PORT listening, backlog 8, reuseaddr" "listener"
+	assert_contains "$T/inspect.txt" "fd 11 .*tcp $lo:$PORT <- $lo:[0-9]* established, 1000 bytes queued in, [1-9][0-9]* out" "connection"
+	sleep 0.3    # the client's kernel sees no socket now: still no reset
+	assert_running "$CPID"
+	restore_bg
+	inet_server_finish
+}
+test_fdkinds_inet_server_cycle() { inet_server_cycle 4; }
+test_fdkinds_inet_server_cycle_v6() { inet_server_cycle 6; }
+
+# ---- refusals ----
+
+test_fdkinds_inet_established_refused() {
+	RPID=
+	inet_server 4
+	mkdir -p "$T/img"
+	if "$RTCR" dump -t "$PID" -D "$T/img" > "$T/dump.out" 2>&1; then
+		fail "dump without --tcp-established succeeded"
+	fi
+	assert_contains "$T/dump.out" "fd 11: tcp 127.0.0.1:$PORT <- 127.0.0.1:[0-9]* established: needs --tcp-established" "refusal"
+	[ ! -e "$T/img/image.rtcr" ] || fail "an image was left behind"
+	assert_running "$PID"
+	inet_server_finish
+}
+
+# The connection went into repair mode, then the dump failed on another
+# fd: it leaves repair mode and the connection goes on.
+test_fdkinds_inet_aborted_dump() {
+	RPID=
+	inet_server 4 netlink
+	mkdir -p "$T/img"
+	if "$RTCR" dump -t "$PID" -D "$T/img" --tcp-established > "$T/dump.out" 2>&1; then
+		fail "dump with a netlink socket succeeded"
+	fi
+	assert_contains "$T/dump.out" "fd 12: netlink socket: not supported" "refusal"
+	assert_running "$PID"
+	inet_server_finish
+}
+
+# --leave-running: repair mode left, the original goes on.
+test_fdkinds_inet_leave_running() {
+	RPID=
+	inet_server 4
+	dump --tcp-established --leave-running
+	assert_running "$PID"
+	inet_server_finish
+}
