@@ -109,3 +109,92 @@ test_fdkinds_inet_leave_running() {
 	assert_running "$PID"
 	inet_server_finish
 }
+
+# ---- both ends inside the tree, IPv4 and IPv6 ----
+
+test_fdkinds_inet_pair_native() { inet_native fd_inet_pair; }
+test_fdkinds_inet_pair_cycle() {
+	start_ready fd_inet_pair
+	dump --tcp-established
+	"$RTCR" inspect "$T/img" > "$T/inspect.txt" 2>&1 || fail "inspect: $(cat "$T/inspect.txt")"
+	assert_contains "$T/inspect.txt" "fd 11 .*tcp 127.0.0.1:[0-9]* <- 127.0.0.1:[0-9]* established, [1-9][0-9]* bytes queued in, [1-9][0-9]* out" "accepted v4"
+	assert_contains "$T/inspect.txt" "fd 13 .*tcp \[::1\]:[0-9]* <- \[::1\]:[0-9]* established, 2 bytes queued in, 0 out" "accepted v6"
+	assert_contains "$T/inspect.txt" "fd 20 .*tcp 127.0.0.1:[0-9]* -> 127.0.0.1:[0-9]* established" "connected v4"
+	assert_contains "$T/inspect.txt" "fd 21 .*tcp \[::1\]:[0-9]* -> \[::1\]:[0-9]* established, 2 bytes queued in, 0 out" "connected v6"
+	restore_bg
+	finish
+	assert_contains "$T/out" '^PASS' "target verdict"
+}
+test_fdkinds_inet_pair_cycle_static() {
+	start_ready fd_inet_pair-static
+	dump --tcp-established
+	restore_bg
+	finish
+	assert_contains "$T/out" '^PASS' "target verdict"
+}
+test_fdkinds_inet_pair_refused() {
+	start_ready fd_inet_pair
+	mkdir -p "$T/img"
+	if "$RTCR" dump -t "$PID" -D "$T/img" > "$T/dump.out" 2>&1; then
+		fail "dump without --tcp-established succeeded"
+	fi
+	assert_contains "$T/dump.out" "pid $PID: fd 11: tcp 127.0.0.1:[0-9]* <- 127.0.0.1:[0-9]* established: needs --tcp-established" "refusal"
+	assert_running "$PID"
+	touch "$T/go"
+	wait "$PID" || { cat "$T/out" >&2; fail "target failed after the refused dump"; }
+	assert_contains "$T/out" '^PASS' "target verdict"
+}
+
+# ---- listeners and bound sockets; a new connection after restore ----
+
+test_fdkinds_inet_listen_native() { inet_native fd_inet_tcp listen; }
+test_fdkinds_inet_listen_cycle() {
+	start_ready fd_inet_tcp listen
+	local ports; ports=($(sed -n 's/^PORTS //p' "$T/out"))
+	dump
+	"$RTCR" inspect "$T/img" > "$T/inspect.txt" 2>&1 || fail "inspect: $(cat "$T/inspect.txt")"
+	assert_contains "$T/inspect.txt" "fd 10 .*tcp 127.0.0.1:${ports[0]} listening, backlog 7, reuseaddr, nodelay, nonblock" "v4 listener"
+	assert_contains "$T/inspect.txt" "fd 11 .*tcp \[::\]:${ports[1]} listening, backlog 5, v6only" "v6 listener"
+	assert_contains "$T/inspect.txt" "fd 12 .*tcp 127.0.0.1:${ports[2]} bound" "bound"
+	assert_contains "$T/inspect.txt" "fd 13 .*tcp \[::\]:0 unbound" "unbound"
+	restore_bg
+	finish
+	assert_contains "$T/out" '^PASS' "target verdict"
+}
+test_fdkinds_inet_listen_cycle_static() { cycle fd_inet_tcp-static listen; }
+
+# A connection waiting in a listener's queue cannot be put back there.
+test_fdkinds_inet_backlog_refused() {
+	start_ready fd_inet_tcp listen
+	local ports; ports=($(sed -n 's/^PORTS //p' "$T/out"))
+	python3 -c "
+import socket, time, sys
+s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))
+print('CONNECTED', flush=True)
+time.sleep(30)" "${ports[0]}" > "$T/py.out" 2>&1 &
+	track_pid $!
+	wait_for "$T/py.out" CONNECTED 5
+	mkdir -p "$T/img"
+	if "$RTCR" dump -t "$PID" -D "$T/img" --tcp-established > "$T/dump.out" 2>&1; then
+		fail "dump of a listener with a waiting connection succeeded"
+	fi
+	assert_contains "$T/dump.out" "fd 10: tcp 127.0.0.1:${ports[0]} listening: 1 connection waiting to be accepted: not supported" "refusal"
+	assert_running "$PID"
+}
+
+# ---- UDP ----
+
+test_fdkinds_inet_udp_native() { inet_native fd_inet_udp; }
+test_fdkinds_inet_udp_cycle() {
+	start_ready fd_inet_udp
+	dump
+	"$RTCR" inspect "$T/img" > "$T/inspect.txt" 2>&1 || fail "inspect: $(cat "$T/inspect.txt")"
+	assert_contains "$T/inspect.txt" "fd 10 .*udp 127.0.0.1:[0-9]*, 4 datagrams queued (30023 bytes), nonblock" "fd 10"
+	assert_contains "$T/inspect.txt" "fd 11 .*udp \[::1\]:[0-9]*, 1 datagram queued (3 bytes)" "fd 11"
+	assert_contains "$T/inspect.txt" "fd 12 .*udp 127.0.0.1:[0-9]* -> 127.0.0.1:[0-9]*, 1 datagram queued (12 bytes)" "fd 12"
+	restore_bg
+	finish
+	assert_contains "$T/out" '^PASS' "target verdict"
+}
+test_fdkinds_inet_udp_cycle_static() { cycle fd_inet_udp-static; }
+
