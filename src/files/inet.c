@@ -53,6 +53,7 @@
 #include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/util.h"
@@ -257,6 +259,121 @@ static bool listener_on(uint32_t port)
 	return found;
 }
 
+/*
+ * The guardian: a child of rtcr holding a copy of every connection in
+ * repair mode. If rtcr dies before the end of the dump (even by SIGKILL),
+ * the guardian sees its end of a socketpair close without a "done" and
+ * takes every connection out of repair mode, so the processes (which the
+ * kernel resumes when their tracer dies) keep their connections working.
+ */
+static int guard_fd = -1;
+static pid_t guard_pid;
+
+struct guard_msg {
+	int done;
+	int reuse;
+};
+
+static void guardian(int s)
+{
+	int fds[512], reuse[512], n = 0;
+	sigset_t all;
+
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, NULL);   /* a ^C to rtcr's group is rtcr's */
+	setsid();
+	for (;;) {
+		union {
+			struct cmsghdr h;
+			char b[CMSG_SPACE(sizeof(int))];
+		} cb;
+		struct guard_msg m = { 0, 0 };
+		struct iovec iov = { &m, sizeof(m) };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cb.b,
+				     .msg_controllen = sizeof(cb.b) };
+		ssize_t r = recvmsg(s, &mh, MSG_CMSG_CLOEXEC);
+		struct cmsghdr *c;
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r > 0 && m.done)
+			_exit(0);
+		if (r <= 0)
+			break;          /* rtcr is gone */
+		c = CMSG_FIRSTHDR(&mh);
+		if (c && c->cmsg_type == SCM_RIGHTS && n < 512) {
+			memcpy(&fds[n], CMSG_DATA(c), sizeof(int));
+			reuse[n++] = m.reuse;
+		}
+	}
+	for (int i = 0; i < n; i++) {
+		setint(fds[i], SOL_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE);
+		setint(fds[i], SOL_TCP, TCP_REPAIR, TCP_REPAIR_OFF_NO_WP);
+		if (reuse[i])
+			setint(fds[i], SOL_SOCKET, SO_REUSEADDR, 1);
+		close(fds[i]);
+	}
+	_exit(0);
+}
+
+/* Hand a connection about to enter repair mode to the guardian. */
+static int guard(int sfd, bool reuse)
+{
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(int))];
+	} cb;
+	struct guard_msg m = { 0, reuse };
+	struct iovec iov = { &m, sizeof(m) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cb.b,
+			     .msg_controllen = sizeof(cb.b) };
+	struct cmsghdr *c;
+
+	if (guard_fd < 0) {
+		int sv[2];
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+			return -errno;
+		guard_pid = fork();
+		if (guard_pid < 0) {
+			close(sv[0]);
+			close(sv[1]);
+			return -errno;
+		}
+		if (guard_pid == 0) {
+			/* Only the socketpair end: nothing else of rtcr's stays open here. */
+			for (int fd = 0; fd < 1024; fd++)
+				if (fd != sv[1])
+					close(fd);
+			guardian(sv[1]);
+		}
+		close(sv[1]);
+		guard_fd = sv[0];
+	}
+	memset(&cb, 0, sizeof(cb));
+	c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &sfd, sizeof(int));
+	if (sendmsg(guard_fd, &mh, MSG_NOSIGNAL) < 0)
+		return -errno;
+	return 0;
+}
+
+/* The dump ends: the guardian lets go without touching anything. */
+static void guard_release(void)
+{
+	struct guard_msg m = { 1, 0 };
+	if (guard_fd < 0)
+		return;
+	if (send(guard_fd, &m, sizeof(m), MSG_NOSIGNAL) < 0)
+		pr_perror("inet: releasing the guardian");
+	close(guard_fd);
+	guard_fd = -1;
+	while (waitpid(guard_pid, NULL, 0) < 0 && errno == EINTR)
+		;
+}
+
 static int peek_all(int sfd, ProtobufCBinaryData *b, int len, const char *who, int fd,
 		    const char *what)
 {
@@ -294,6 +411,11 @@ static int dump_conn(int sfd, const struct fd_info *fi, Rtcr__InetSk *sk, const 
 	r->tfd = fi->fd;
 	r->reuse = sk->reuseaddr;
 	snprintf(r->ep, sizeof(r->ep), "%s", ep);
+	ret = guard(sfd, sk->reuseaddr);
+	if (ret) {
+		pr_err("%sfd %d: %s established: a guardian process: %s", who, fi->fd, ep, strerror(-ret));
+		return ret;
+	}
 	if (setint(sfd, SOL_TCP, TCP_REPAIR, TCP_REPAIR_ON) < 0) {
 		ret = -errno;
 		pr_perror("%sfd %d: %s established: TCP_REPAIR", who, fi->fd, ep);
@@ -667,6 +789,8 @@ int inet_dump_verify(void)
 int inet_dump_done(enum inet_done how)
 {
 	int ret = 0;
+	/* First: the guardian's copies must be gone before ours close. */
+	guard_release();
 	if (how == INET_KILLED) {
 		for (int i = 0; i < nrep; i++) {
 			uint32_t seq = 0;
