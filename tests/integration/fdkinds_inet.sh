@@ -56,7 +56,6 @@ test_fdkinds_inet_server_native() {
 inet_server_cycle() { # fam
 	RPID=
 	inet_server "$1"
-	local cport; cport=$(awk '/^PORT/ {next} {print}' /dev/null)
 	dump --tcp-established
 	assert_gone "$PID"
 	assert_running "$CPID"
