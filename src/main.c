@@ -2,7 +2,7 @@
  * rtcr: checkpoint/restore for Linux processes.
  *
  *   rtcr dump -t PID -D DIR [--leave-running [--track-mem]] [--prev DIR0] [--stats]
- *             [--unix-reconnect]
+ *             [--unix-reconnect] [--tcp-established]
  *   rtcr restore -D DIR [--detach] [--pidns] [--stats]
  *   rtcr merge -D DIR [-o OUTDIR] [--keep-id]
  *   rtcr inspect DIR [--json]
@@ -28,14 +28,16 @@ static void usage(FILE *f)
 		"usage: rtcr [-v] COMMAND [options]\n"
 		"\n"
 		"  dump -t PID -D DIR [--leave-running [--track-mem]] [--prev DIR0] [--stats]\n"
-		"       [--unix-reconnect]\n"
+		"       [--unix-reconnect] [--tcp-established]\n"
 		"        checkpoint process PID and its descendants into DIR/image.rtcr;\n"
 		"        they are killed afterwards unless --leave-running. --track-mem:\n"
 		"        track the pages they write from now on; --prev DIR0: store only\n"
 		"        the pages written since the dump in DIR0 (which must stay).\n"
 		"        --unix-reconnect: a unix stream/seqpacket socket connected to a\n"
 		"        listener outside the tree is connected to its path again at\n"
-		"        restore (its data in flight is lost)\n"
+		"        restore (its data in flight is lost). --tcp-established: dump\n"
+		"        established TCP connections (repair mode; the peer sees nothing\n"
+		"        and the connection resumes at restore)\n"
 		"  dump -t PID -D BASE --interval MS [--keep N] [--count K] [--stats]\n"
 		"        checkpoint every MS ms, incrementally, leaving it running, into\n"
 		"        BASE/ckpt-NNNNNN (BASE/latest: the newest); keep the newest N\n"
@@ -97,6 +99,7 @@ static int cmd_dump(int argc, char **argv)
 		{ "count", required_argument, 0, 'C' },
 		{ "prev", required_argument, 0, 'P' },
 		{ "unix-reconnect", no_argument, 0, 'U' },
+		{ "tcp-established", no_argument, 0, 'E' },
 		{ "verbose", no_argument, 0, 'v' },
 		{ 0, 0, 0, 0 },
 	};
@@ -128,6 +131,7 @@ static int cmd_dump(int argc, char **argv)
 			break;
 		case 'P': o.prev = optarg; break;
 		case 'U': o.unix_reconnect = true; break;
+		case 'E': o.tcp_established = true; break;
 		case 'v': log_set_level(log_get_level() + 1); break;
 		default: usage(stderr); return 2;
 		}

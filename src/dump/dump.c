@@ -804,6 +804,9 @@ static int write_image(struct dump_ctx *c)
 	test_kill_point("written");
 	if (!ret)
 		ret = check_signalled();
+	/* Nothing arrived on a connection since it was read (inet.c). */
+	if (!ret)
+		ret = inet_dump_verify();
 	if (!ret)
 		ret = imgw_finish(&w);
 	c->image_bytes = c->sink->pos;
@@ -912,6 +915,7 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 	}
 	free(live);
 	c.fc.unix_reconnect = o->unix_reconnect;
+	c.fc.tcp_established = o->tcp_established;
 	for (int i = 0, fi = 0; i < c.np && !ret; i++)
 		ret = c.p[i].zombie ? dump_zombie(&c.p[i]) : dump_process(&c, &c.p[i], fi++);
 	if (!ret)
@@ -960,6 +964,8 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 	/* RELEASED: frozen time ends when the targets run again or are
 	 * killed; the kernel's teardown of killed processes is not part of it. */
 	if (o->leave_running) {
+		if (inet_dump_done(INET_RESUME))
+			ret = -EIO;
 		detach_all(&c);
 		c.t_thaw = now_ns();
 	} else {
@@ -977,6 +983,9 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 				while (waitpid(c.p[i].tids[t], NULL, __WALL) < 0 && errno == EINTR)
 					;
 		memobj_dumped_and_killed(&c.objs);
+		/* Connections closed in repair mode: the peers see nothing. */
+		if (inet_dump_done(INET_KILLED))
+			ret = -EIO;
 	}
 	g_ctx = NULL;
 	if (o->stats)
@@ -1002,6 +1011,7 @@ abort:
 	}
 	for (int i = 0; i < c.np; i++)
 		inject_abandon(&c.p[i].in);
+	(void)inet_dump_done(INET_RESUME);
 	detach_all(&c);
 	g_ctx = NULL;
 	if (c.sink)

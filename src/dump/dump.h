@@ -13,6 +13,7 @@ struct dump_opts {
 	bool track_mem;          /* keep tracking written pages for a next --prev */
 	const char *prev;        /* incremental: the parent image's directory */
 	bool unix_reconnect;   /* connect outside unix peers again at restore */
+	bool tcp_established;  /* dump established TCP connections (repair mode) */
 };
 
 /* What a dump did, for callers that run many (periodic checkpoints). */

@@ -32,6 +32,7 @@ static const struct fd_ops *const all_ops[] = {
 	&epoll_fd_ops,
 	&inotify_fd_ops,
 	&unix_fd_ops,      /* after inherit: a socket on fd 0-2 is stdio */
+	&inet_fd_ops,
 };
 
 const struct fd_ops *fd_ops_by_kind(Rtcr__FdKind kind)
@@ -417,6 +418,7 @@ int files_prepare(Rtcr__Files *const *files, size_t n, struct files_restore_ctx 
 		}
 	pipes_prepared(ctx);
 	unix_prepared(ctx);
+	inet_prepared(ctx);
 	ctx->files = NULL;
 	ctx->nfiles = 0;
 	return ret;

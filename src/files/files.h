@@ -56,6 +56,7 @@ struct files_collect {
 	uint64_t *pipes_stored;  /* pipe inodes whose data is in the image */
 	int npipes_stored;
 	bool unix_reconnect;     /* dump --unix-reconnect (unix.c) */
+	bool tcp_established;    /* dump --tcp-established (inet.c) */
 };
 
 /* Restore-side context shared by the modules. */
@@ -135,6 +136,19 @@ int files_max_fd(const Rtcr__Files *f);
 void pipes_prepared(struct files_restore_ctx *ctx);
 /* Closes rtcr's own copies of the sockets it built (unix.c). */
 void unix_prepared(struct files_restore_ctx *ctx);
+/* Closes rtcr's own copies of the inet sockets it built (inet.c). */
+void inet_prepared(struct files_restore_ctx *ctx);
+
+/* Established TCP connections stay in repair mode from their dump on
+ * (inet.c). Just before the image is committed: did data arrive on one
+ * since it was read? 0 or -EAGAIN (logged). */
+int inet_dump_verify(void) __must_check;
+/* The end of a dump: INET_RESUME (aborted, or --leave-running) takes the
+ * connections out of repair mode, INET_KILLED (the tree was killed and
+ * reaped) closes rtcr's copies in repair mode, so they vanish without a
+ * FIN or RST. 0, or -EIO if data arrived after the verification. */
+enum inet_done { INET_RESUME, INET_KILLED };
+int inet_dump_done(enum inet_done how);
 void files_describe(const Rtcr__Fd *e, char *buf, size_t len);
 
 /* The value after "KEY:" in an fdinfo text (leading blanks not skipped),
@@ -156,5 +170,6 @@ extern const struct fd_ops signalfd_fd_ops;
 extern const struct fd_ops epoll_fd_ops;
 extern const struct fd_ops inotify_fd_ops;
 extern const struct fd_ops unix_fd_ops;
+extern const struct fd_ops inet_fd_ops;
 
 #endif
