@@ -202,8 +202,9 @@ int mem_find_pages_tree(const pid_t *pids, struct vma_list **vls, const bool *in
 			ret = shmem_runs(pids[p], v, c);
 		}
 		for (int i = 0; i < vls[p]->nr; i++) {
-			st->pages += vls[p]->v[i].pages.npages;
-			st->inherited += vls[p]->v[i].inherited.npages;
+			const struct vma *v = &vls[p]->v[i];
+			st->pages += v->pages.npages;
+			st->inherited += v->inherited.npages;
 		}
 	}
 	for (int k = 0; k < ncl; k++)

@@ -77,6 +77,7 @@ int pagemap_scan_all(struct pagemap *pm, uint64_t start, uint64_t end,
 		.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_FILE | PAGE_IS_PFNZERO |
 			       PAGE_IS_WPALLOWED | PAGE_IS_WRITTEN,
 	};
+	uint64_t done = start;
 
 	while (a.start < a.end) {
 		long n = ioctl(pm->fd, PAGEMAP_SCAN, &a);
@@ -87,10 +88,20 @@ int pagemap_scan_all(struct pagemap *pm, uint64_t start, uint64_t end,
 				  (unsigned long long)a.end);
 			return -errno;
 		}
-		for (long i = 0; i < n; i++)
-			if (!(pm->vec[i].categories & PAGE_IS_PFNZERO))
-				cb(arg, pm->vec[i].start, pm->vec[i].end, pm->vec[i].categories);
-		if (a.walk_end <= a.start)
+		/*
+		 * The scan stopped early only if it filled the vector. Then
+		 * walk_end says where to go on; otherwise it may be stale (this
+		 * kernel leaves it at the last internal stop of a walk that went
+		 * on to the end), and following it would report regions twice:
+		 * what was reported already is left out, whatever the kernel says.
+		 */
+		for (long i = 0; i < n; i++) {
+			uint64_t s0 = MAX(pm->vec[i].start, done), e0 = pm->vec[i].end;
+			if (s0 < e0 && !(pm->vec[i].categories & PAGE_IS_PFNZERO))
+				cb(arg, s0, e0, pm->vec[i].categories);
+			done = MAX(done, e0);
+		}
+		if (n < (long)pm->vec_len || a.walk_end <= a.start)
 			break;
 		a.start = a.walk_end;
 	}

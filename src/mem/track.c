@@ -235,7 +235,8 @@ static int reset_written(pid_t pid, uint64_t start, uint64_t end)
 				  (unsigned long long)a.start, (unsigned long long)a.end);
 			break;
 		}
-		if (a.walk_end <= a.start)
+		/* Stopped early only with the vector full (see pagemap.c). */
+		if (n < (long)a.vec_len || a.walk_end <= a.start)
 			break;
 		a.start = a.walk_end;
 	}
