@@ -157,7 +157,6 @@ int task_preflight(pid_t pid)
 	uint64_t v;
 	pid_t *ids;
 	int n, ret;
-	char path[64], *timers;
 
 	if (pid == getpid()) {
 		pr_err("pid %d is rtcr itself", pid);
@@ -213,17 +212,6 @@ int task_preflight(pid_t pid)
 			return -ENOTSUP;
 		}
 	}
-	snprintf(path, sizeof(path), "/proc/%d/timers", pid);
-	n = read_file(path, &timers);
-	if (n > 0) {
-		int id = -1;
-		sscanf(timers, "ID: %d", &id);
-		free(timers);
-		pr_err("pid %d: POSIX timer %d: not supported yet", pid, id);
-		return -ENOTSUP;
-	}
-	if (n == 0)
-		free(timers);
 	return 0;
 }
 
@@ -554,6 +542,8 @@ static int do_inject(struct dump_ctx *c, struct pdump *p)
 	test_kill_point("injecting");
 
 	ret = attrs_dump(&p->in, p->pid, p->proc);
+	if (!ret)
+		ret = timers_dump(&p->in, p->pid, p->proc);
 	if (!ret)
 		ret = note_stops_reported(c, p);
 	if (!ret)

@@ -757,6 +757,8 @@ static int final_phase(struct rctx *c, int i)
 	if (!ret)
 		ret = attrs_restore_final(&rp->tin[0], proc, c->detach && i == 0);
 	if (!ret)
+		ret = timers_restore_inj(&rp->tin[0], proc);
+	if (!ret)
 		ret = inject_call(&rp->tin[0], "closing rtcr's helper fds", __NR_close_range, c->ctl_fd,
 				  ~0U, 0, 0, 0, 0, NULL);
 	if (!ret)

@@ -44,7 +44,6 @@ test_refuse_deleted_file() { refuse_case deleted_file "fd 3: /tmp/rtcr-holder-.*
 test_refuse_shared_fd_table() {
 	refuse_case clone_files "pid [0-9]* shares its fd table (clone(CLONE_FILES)) with pid [0-9]*: not supported"
 }
-test_refuse_posix_timer() { refuse_case posix_timer "POSIX timer 0: not supported yet"; }
 
 test_refuse_bad_arguments() {
 	start_ready holder none

@@ -122,11 +122,6 @@ int main(int argc, char **argv)
 		char path[] = "/tmp/rtcr-holder-XXXXXX";
 		fd = mkstemp(path);
 		unlink(path);
-	} else if (!strcmp(kind, "posix_timer")) {
-		timer_t t;
-		struct sigevent se = { .sigev_notify = SIGEV_NONE };
-		if (timer_create(CLOCK_MONOTONIC, &se, &t))
-			fail("timer_create");
 	} else if (strcmp(kind, "none")) {
 		fail("unknown kind %s", kind);
 	}
