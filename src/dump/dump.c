@@ -919,6 +919,14 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 			}
 		/* Objects first: they tell SysV areas their extent. */
 		ret = memobj_collect(&c.objs, pids, vls, nv);
+		if (!ret) {
+			/* ...and the ones fds hold (memfds, deleted files). */
+			Rtcr__Files **fl = xmalloc(c.np * sizeof(*fl));
+			for (int i = 0; i < c.np; i++)
+				fl[i] = c.p[i].files;
+			ret = memobj_collect_fds(&c.objs, fl, c.np);
+			free(fl);
+		}
 		if (!ret)
 			ret = mem_find_pages_tree(pids, vls, inc, nv, &c.ms);
 		free(inc);

@@ -25,6 +25,8 @@
 static const struct fd_ops *const all_ops[] = {
 	&pipe_fd_ops,      /* a pipe inside the tree, even on fds 0-2 */
 	&inherit_fd_ops,   /* before reg: a tty on fd 0-2 is inherited, not reopened */
+	&memfd_fd_ops,     /* before reg: memory objects, not files to reopen */
+	&deleted_fd_ops,
 	&reg_fd_ops,
 	&eventfd_fd_ops,
 	&timerfd_fd_ops,

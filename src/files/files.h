@@ -58,6 +58,8 @@ struct files_collect {
 	bool unix_reconnect;     /* dump --unix-reconnect (unix.c) */
 };
 
+struct memobj_restore;
+
 /* Restore-side context shared by the modules. */
 struct files_restore_ctx {
 	bool same_boot;          /* restoring on the machine and boot that dumped */
@@ -74,6 +76,7 @@ struct files_restore_ctx {
 	Rtcr__Files *const *files;   /* the whole image (files_prepare) */
 	size_t nfiles;
 	struct unix_rt *unix_rt;     /* sockets built so far (unix.c) */
+	const struct memobj_restore *objs;  /* memory objects, made before the files */
 };
 
 struct fd_ops {
@@ -141,6 +144,12 @@ void fileref_fill(Rtcr__FileRef *r, const char *path, const struct stat *st);
  * (same machine and boot), mtime: also modification time. */
 int fileref_check(const Rtcr__FileRef *r, const char *what, bool strict, bool mtime) __must_check;
 
+/* fds on memory objects (memfd_fd.c, deleted_fd.c). */
+Rtcr__ObjFd *objfd_fill(const struct fd_info *fi, const char *name);
+int objfd_open(const Rtcr__Fd *e, const Rtcr__ObjFd *of, const struct files_restore_ctx *ctx,
+	       const char *what);
+void objfd_describe(const Rtcr__ObjFd *of, const char *kind, char *buf, size_t len);
+
 extern const struct fd_ops reg_fd_ops;
 extern const struct fd_ops inherit_fd_ops;
 extern const struct fd_ops pipe_fd_ops;
@@ -150,5 +159,7 @@ extern const struct fd_ops signalfd_fd_ops;
 extern const struct fd_ops epoll_fd_ops;
 extern const struct fd_ops inotify_fd_ops;
 extern const struct fd_ops unix_fd_ops;
+extern const struct fd_ops memfd_fd_ops;
+extern const struct fd_ops deleted_fd_ops;
 
 #endif

@@ -995,13 +995,17 @@ int restore_run(const struct restore_opts *o)
 	for (int i = 0; i < c.np; i++)
 		if (c.p[i].files)
 			live_files[nlive++] = (Rtcr__Files *)c.p[i].files;
+	/* Memory objects made and filled, their fds above every slot: first,
+	 * as fds on memfds and deleted files open them. */
+	ret = memobj_prepare(&c.objs, &im, c.top_fd);
+	if (ret) {
+		free(live_files);
+		goto out_carriers;
+	}
 	c.fctx.private_base = c.top_fd;
+	c.fctx.objs = &c.objs;
 	ret = files_prepare(live_files, nlive, &c.fctx, c.carrier_base);
 	free(live_files);
-	if (ret)
-		goto out_carriers;
-	/* Memory objects made and filled; their fds above every slot. */
-	ret = memobj_prepare(&c.objs, &im, c.top_fd);
 	if (ret)
 		goto out_carriers;
 	if (dup2(ctl[1], c.ctl_fd) < 0) {

@@ -40,7 +40,14 @@ test_refuse_io_uring() { refuse_case io_uring "fd 3: io_uring: not supported"; }
 test_refuse_sysv_shared_outside() {
 	refuse_case sysv_outside "System V shared memory segment [0-9]* (key 0): attached 2 times, 1 of them by the checkpointed processes: a segment shared with processes outside the tree: not supported"
 }
-test_refuse_deleted_file() { refuse_case deleted_file "fd 3: /tmp/rtcr-holder-.* (deleted): file deleted while open: not supported yet"; }
+# Files deleted while open are restored now (fdkinds_misc.sh), up to 64 MiB
+# and if no other name links them.
+test_refuse_deleted_file() {
+	refuse_case deleted_file "fd 3: /tmp/rtcr-holder-.* (deleted): file deleted while open, 65 MiB: above the 64 MiB rtcr stores in the image: not supported"
+}
+test_refuse_deleted_linked() {
+	refuse_case deleted_linked "fd 3: /tmp/rtcr-holder-.* (deleted): file deleted while open but still linked under another name (1 links): not supported"
+}
 test_refuse_shared_fd_table() {
 	refuse_case clone_files "pid [0-9]* shares its fd table (clone(CLONE_FILES)) with pid [0-9]*: not supported"
 }
