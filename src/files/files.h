@@ -77,6 +77,8 @@ struct files_restore_ctx {
 	size_t nfiles;
 	struct unix_rt *unix_rt;     /* sockets built so far (unix.c) */
 	const struct memobj_restore *objs;  /* memory objects, made before the files */
+	struct fifo_rt *fifo_rt;     /* FIFOs opened so far (fifo.c) */
+	size_t nfifo_rt;
 };
 
 struct fd_ops {
@@ -132,6 +134,8 @@ int files_max_fd(const Rtcr__Files *f);
 void pipes_prepared(struct files_restore_ctx *ctx);
 /* Closes rtcr's own copies of the sockets it built (unix.c). */
 void unix_prepared(struct files_restore_ctx *ctx);
+/* Closes rtcr's own O_RDWR opens of the FIFOs (fifo.c). */
+void fifos_prepared(struct files_restore_ctx *ctx);
 void files_describe(const Rtcr__Fd *e, char *buf, size_t len);
 
 /* The value after "KEY:" in an fdinfo text (leading blanks not skipped),
@@ -161,5 +165,6 @@ extern const struct fd_ops inotify_fd_ops;
 extern const struct fd_ops unix_fd_ops;
 extern const struct fd_ops memfd_fd_ops;
 extern const struct fd_ops deleted_fd_ops;
+extern const struct fd_ops fifo_fd_ops;
 
 #endif

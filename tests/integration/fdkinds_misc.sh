@@ -94,3 +94,31 @@ test_fdkinds_deleted_no_dir() {
 	assert_contains "$T/r.out" "deleted file $T/d/del-[ab].*its directory $T/d does not exist here" "message"
 	assert_gone "$PID"
 }
+
+test_fdkinds_fifo() {
+	mkdir -p "$T/d"
+	start_ready fd_fifo "$T/d"
+	dump
+	assert_gone "$PID"
+	misc_inspect
+	assert_contains "$T/inspect.txt" "fd 10 .*fifo $T/d/f1 r,nonblock, 10 bytes in flight" "fd 10"
+	assert_contains "$T/inspect.txt" "fd 11 .*fifo $T/d/f1 w" "fd 11"
+	assert_contains "$T/inspect.txt" "fd 12 .*fifo $T/d/f2 rw, 5 bytes in flight" "fd 12"
+	restore_bg
+	finish
+	assert_contains "$T/out" '^PASS' "target verdict"
+}
+test_fdkinds_fifo_static() { mkdir -p "$T/d"; cycle fd_fifo-static "$T/d"; }
+test_fdkinds_fifo_native() { mkdir -p "$T/d"; misc_native fd_fifo "$T/d"; }
+# Someone outside kept the FIFO open, with bytes in it: refused at restore.
+test_fdkinds_fifo_kept_outside() {
+	mkdir -p "$T/d"
+	start_ready fd_fifo "$T/d"
+	local hold
+	exec {hold}<>"$T/d/f2"
+	dump
+	"$RTCR" restore -D "$T/img" > "$T/r.out" 2>&1 && fail "restore succeeded"
+	assert_contains "$T/r.out" "FIFO $T/d/f2 already holds 5 bytes: a process outside the image keeps it open" "message"
+	exec {hold}>&-
+	assert_gone "$PID"
+}
