@@ -28,6 +28,7 @@ static const struct fd_ops *const all_ops[] = {
 	&memfd_fd_ops,     /* before reg: memory objects, not files to reopen */
 	&deleted_fd_ops,
 	&fifo_fd_ops,      /* after inherit: a FIFO on fd 0-2 is stdio */
+	&pidfd_fd_ops,
 	&reg_fd_ops,
 	&eventfd_fd_ops,
 	&timerfd_fd_ops,

@@ -166,5 +166,11 @@ extern const struct fd_ops unix_fd_ops;
 extern const struct fd_ops memfd_fd_ops;
 extern const struct fd_ops deleted_fd_ops;
 extern const struct fd_ops fifo_fd_ops;
+extern const struct fd_ops pidfd_fd_ops;
+
+struct inject;
+/* pidfds of process f (pidfd.c): once every process of the tree exists,
+ * opened inside it by injected calls at their numbers. */
+int pidfds_restore_inj(struct inject *in, const Rtcr__Files *f) __must_check;
 
 #endif

@@ -732,6 +732,9 @@ static int state_phase(struct rctx *c, int i)
 		ret = attrs_restore_inj(&rp->tin[0], proc);
 	if (!ret)
 		ret = signals_restore_pending(&rp->tin[0], proc);
+	/* Every process of the tree exists: pidfds can be opened. */
+	if (!ret)
+		ret = pidfds_restore_inj(&rp->tin[0], rp->files);
 	for (size_t t = 0; t < nt && !ret; t++)
 		ret = signals_restore_thread_pending(&rp->tin[t], proc->pid, proc->threads[t]);
 	return ret;

@@ -122,3 +122,18 @@ test_fdkinds_fifo_kept_outside() {
 	exec {hold}>&-
 	assert_gone "$PID"
 }
+
+test_fdkinds_pidfd() {
+	start_ready fd_pidfd
+	dump
+	assert_gone "$PID"
+	misc_inspect
+	assert_contains "$T/inspect.txt" "fd 10 .*pidfd of pid [0-9]* nonblock" "fd 10"
+	assert_contains "$T/inspect.txt" "fd 11 .*pidfd of pid $PID, cloexec" "fd 11"
+	assert_contains "$T/inspect.txt" "fd 12 .*pidfd of pid $PID" "fd 12 (child)"
+	restore_bg
+	finish
+	assert_contains "$T/out" '^PASS' "target verdict"
+}
+test_fdkinds_pidfd_static() { cycle fd_pidfd-static; }
+test_fdkinds_pidfd_native() { misc_native fd_pidfd; }

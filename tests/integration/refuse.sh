@@ -30,7 +30,8 @@ test_refuse_pipe() {
 	refuse_case pipe "fd 5: pipe:\[[0-9]*\] (its other end is outside the checkpointed processes): not supported" \
 		"/proc/$BASHPID/fd/$pfd"
 }
-test_refuse_pidfd() { refuse_case pidfd "fd 3: pidfd: not supported"; }
+# pidfds of processes of the tree are restored now (fdkinds_misc.sh).
+test_refuse_pidfd() { refuse_case pidfd "fd 3: pidfd of process [0-9]*, outside the checkpointed processes: not supported"; }
 # Unix sockets are restored now (fdkinds_unix.sh); other families are not.
 test_refuse_socket() { refuse_case netlink "fd 3: netlink socket: not supported"; }
 test_refuse_io_uring() { refuse_case io_uring "fd 3: io_uring: not supported"; }

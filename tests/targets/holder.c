@@ -59,7 +59,8 @@ int main(int argc, char **argv)
 	} else if (!strcmp(kind, "eventfd")) {
 		fd = eventfd(3, 0);
 	} else if (!strcmp(kind, "pidfd")) {
-		fd = syscall(SYS_pidfd_open, getpid(), 0);
+		/* Of its parent, outside the checkpointed process. */
+		fd = syscall(SYS_pidfd_open, getppid(), 0);
 	} else if (!strcmp(kind, "socket")) {
 		if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds))
 			fail("socketpair");
