@@ -21,6 +21,7 @@
 #include "image/load.h"
 #include "mem/memobj.h"
 #include "mem/vma.h"
+#include "task/task.h"
 
 static const char *syscall_name(long nr)
 {
@@ -112,6 +113,11 @@ static void print_process(const struct loaded_image *im, int idx)
 		printf("           itimer %s: %.3f s left, interval %.3f s\n",
 		       p->itimers[i]->which == 0 ? "real" : p->itimers[i]->which == 1 ? "virtual" : "prof",
 		       p->itimers[i]->value_us / 1e6, p->itimers[i]->interval_us / 1e6);
+	for (size_t i = 0; i < p->n_posix_timers; i++) {
+		char tb[256];
+		timers_describe(p->posix_timers[i], tb, sizeof(tb));
+		printf("           %s\n", tb);
+	}
 	for (size_t i = 0; i < p->n_threads; i++) {
 		const Rtcr__Thread *t = p->threads[i];
 		char st[160];

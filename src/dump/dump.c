@@ -157,7 +157,6 @@ int task_preflight(pid_t pid)
 	uint64_t v;
 	pid_t *ids;
 	int n, ret;
-	char path[64], *timers;
 
 	if (pid == getpid()) {
 		pr_err("pid %d is rtcr itself", pid);
@@ -213,17 +212,6 @@ int task_preflight(pid_t pid)
 			return -ENOTSUP;
 		}
 	}
-	snprintf(path, sizeof(path), "/proc/%d/timers", pid);
-	n = read_file(path, &timers);
-	if (n > 0) {
-		int id = -1;
-		sscanf(timers, "ID: %d", &id);
-		free(timers);
-		pr_err("pid %d: POSIX timer %d: not supported yet", pid, id);
-		return -ENOTSUP;
-	}
-	if (n == 0)
-		free(timers);
 	return 0;
 }
 
@@ -554,6 +542,8 @@ static int do_inject(struct dump_ctx *c, struct pdump *p)
 	test_kill_point("injecting");
 
 	ret = attrs_dump(&p->in, p->pid, p->proc);
+	if (!ret)
+		ret = timers_dump(&p->in, p->pid, p->proc);
 	if (!ret)
 		ret = note_stops_reported(c, p);
 	if (!ret)
@@ -936,6 +926,14 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 			}
 		/* Objects first: they tell SysV areas their extent. */
 		ret = memobj_collect(&c.objs, pids, vls, nv);
+		if (!ret) {
+			/* ...and the ones fds hold (memfds, deleted files). */
+			Rtcr__Files **fl = xmalloc(c.np * sizeof(*fl));
+			for (int i = 0; i < c.np; i++)
+				fl[i] = c.p[i].files;
+			ret = memobj_collect_fds(&c.objs, fl, c.np);
+			free(fl);
+		}
 		if (!ret)
 			ret = mem_find_pages_tree(pids, vls, inc, nv, &c.ms);
 		free(inc);

@@ -25,6 +25,10 @@
 static const struct fd_ops *const all_ops[] = {
 	&pipe_fd_ops,      /* a pipe inside the tree, even on fds 0-2 */
 	&inherit_fd_ops,   /* before reg: a tty on fd 0-2 is inherited, not reopened */
+	&memfd_fd_ops,     /* before reg: memory objects, not files to reopen */
+	&deleted_fd_ops,
+	&fifo_fd_ops,      /* after inherit: a FIFO on fd 0-2 is stdio */
+	&pidfd_fd_ops,
 	&reg_fd_ops,
 	&eventfd_fd_ops,
 	&timerfd_fd_ops,
@@ -419,6 +423,7 @@ int files_prepare(Rtcr__Files *const *files, size_t n, struct files_restore_ctx 
 	pipes_prepared(ctx);
 	unix_prepared(ctx);
 	inet_prepared(ctx);
+	fifos_prepared(ctx);
 	ctx->files = NULL;
 	ctx->nfiles = 0;
 	return ret;

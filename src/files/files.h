@@ -59,6 +59,8 @@ struct files_collect {
 	bool tcp_established;    /* dump --tcp-established (inet.c) */
 };
 
+struct memobj_restore;
+
 /* Restore-side context shared by the modules. */
 struct files_restore_ctx {
 	bool same_boot;          /* restoring on the machine and boot that dumped */
@@ -75,6 +77,9 @@ struct files_restore_ctx {
 	Rtcr__Files *const *files;   /* the whole image (files_prepare) */
 	size_t nfiles;
 	struct unix_rt *unix_rt;     /* sockets built so far (unix.c) */
+	const struct memobj_restore *objs;  /* memory objects, made before the files */
+	struct fifo_rt *fifo_rt;     /* FIFOs opened so far (fifo.c) */
+	size_t nfifo_rt;
 };
 
 struct fd_ops {
@@ -149,6 +154,8 @@ int inet_dump_verify(void) __must_check;
  * FIN or RST. 0, or -EIO if data arrived after the verification. */
 enum inet_done { INET_RESUME, INET_KILLED };
 int inet_dump_done(enum inet_done how);
+/* Closes rtcr's own O_RDWR opens of the FIFOs (fifo.c). */
+void fifos_prepared(struct files_restore_ctx *ctx);
 void files_describe(const Rtcr__Fd *e, char *buf, size_t len);
 
 /* The value after "KEY:" in an fdinfo text (leading blanks not skipped),
@@ -161,6 +168,12 @@ void fileref_fill(Rtcr__FileRef *r, const char *path, const struct stat *st);
  * (same machine and boot), mtime: also modification time. */
 int fileref_check(const Rtcr__FileRef *r, const char *what, bool strict, bool mtime) __must_check;
 
+/* fds on memory objects (memfd_fd.c, deleted_fd.c). */
+Rtcr__ObjFd *objfd_fill(const struct fd_info *fi, const char *name);
+int objfd_open(const Rtcr__Fd *e, const Rtcr__ObjFd *of, const struct files_restore_ctx *ctx,
+	       const char *what);
+void objfd_describe(const Rtcr__ObjFd *of, const char *kind, char *buf, size_t len);
+
 extern const struct fd_ops reg_fd_ops;
 extern const struct fd_ops inherit_fd_ops;
 extern const struct fd_ops pipe_fd_ops;
@@ -171,5 +184,14 @@ extern const struct fd_ops epoll_fd_ops;
 extern const struct fd_ops inotify_fd_ops;
 extern const struct fd_ops unix_fd_ops;
 extern const struct fd_ops inet_fd_ops;
+extern const struct fd_ops memfd_fd_ops;
+extern const struct fd_ops deleted_fd_ops;
+extern const struct fd_ops fifo_fd_ops;
+extern const struct fd_ops pidfd_fd_ops;
+
+struct inject;
+/* pidfds of process f (pidfd.c): once every process of the tree exists,
+ * opened inside it by injected calls at their numbers. */
+int pidfds_restore_inj(struct inject *in, const Rtcr__Files *f) __must_check;
 
 #endif

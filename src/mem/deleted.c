@@ -22,33 +22,25 @@
 
 #include "common/util.h"
 
-int deleted_dump(struct memobj *o, const struct vma *v, pid_t pid)
+int deleted_dump(struct memobj *o, const char *path, int fd)
 {
-	size_t n = strlen(v->path) - strlen(" (deleted)");
+	size_t n = strlen(path) - strlen(" (deleted)");
 	char d[PATH_MAX + 32];
 	struct stat st;
-	int fd, ret;
 
 	o->pb->name = xzalloc(n + 1);
-	memcpy(o->pb->name, v->path, n);
+	memcpy(o->pb->name, path, n);
 	snprintf(d, sizeof(d), "deleted file %s", o->pb->name);
-	fd = memobj_open_mapping(pid, v, d);
-	if (fd < 0)
-		return fd;
 	if (fstat(fd, &st) < 0) {
-		ret = -errno;
 		pr_perror("%s: fstat", d);
-		close(fd);
-		return ret;
+		return -errno;
 	}
 	o->pb->size = st.st_size;
 	o->pb->has_mode = o->pb->has_uid = o->pb->has_gid = 1;
 	o->pb->mode = st.st_mode & 07777;
 	o->pb->uid = st.st_uid;
 	o->pb->gid = st.st_gid;
-	ret = memobj_file_contents(o, fd, d);
-	close(fd);
-	return ret;
+	return memobj_file_contents(o, fd, d);
 }
 
 static char *dir_of(const char *path)

@@ -32,41 +32,32 @@
 #define F_SEAL_SEAL 0x0001
 #endif
 
-int memfd_dump(struct memobj *o, const struct vma *v, pid_t pid)
+int memfd_dump(struct memobj *o, const char *path, int fd)
 {
-	const char *p = v->path + strlen("/memfd:");
+	const char *p = path + strlen("/memfd:");
 	size_t n = strlen(p) - strlen(" (deleted)");
 	char d[512];
 	struct stat st;
-	int fd, seals, ret;
+	int seals;
 
 	o->pb->name = xzalloc(n + 1);
 	memcpy(o->pb->name, p, n);
 	snprintf(d, sizeof(d), "memfd:%s", o->pb->name);
-	fd = memobj_open_mapping(pid, v, d);
-	if (fd < 0)
-		return fd;
 	if (fstat(fd, &st) < 0) {
-		ret = -errno;
 		pr_perror("%s: fstat", d);
-		close(fd);
-		return ret;
+		return -errno;
 	}
 	seals = fcntl(fd, F_GET_SEALS);
 	if (seals < 0) {
-		ret = -errno;
 		pr_perror("%s: F_GET_SEALS", d);
-		close(fd);
-		return ret;
+		return -errno;
 	}
 	o->pb->size = st.st_size;
 	o->pb->has_mode = o->pb->has_seals = o->pb->has_memfd_flags = 1;
 	o->pb->mode = st.st_mode & 07777;
 	o->pb->seals = seals;
 	o->pb->memfd_flags = seals == F_SEAL_SEAL ? 0 : MFD_ALLOW_SEALING;
-	ret = memobj_file_contents(o, fd, d);
-	close(fd);
-	return ret;
+	return memobj_file_contents(o, fd, d);
 }
 
 int memfd_recreate(struct memobj_rt *rt, struct loaded_image *im, int min_fd)

@@ -63,11 +63,10 @@ static struct memobj *find(struct memobj_table *t, const struct vma *v)
 	return NULL;
 }
 
-static int add(struct memobj_table *t, pid_t pid, struct vma *v, struct memobj **out)
+static struct memobj *new_obj(struct memobj_table *t, Rtcr__MemObjectKind kind, uint64_t dev,
+			      uint64_t ino, pid_t pid)
 {
 	struct memobj *o;
-	char d[512];
-	int ret;
 
 	t->v = xrealloc(t->v, (t->n + 1) * sizeof(*t->v));
 	o = &t->v[t->n++];
@@ -75,26 +74,88 @@ static int add(struct memobj_table *t, pid_t pid, struct vma *v, struct memobj *
 	o->pb = xzalloc(sizeof(*o->pb));
 	rtcr__mem_object__init(o->pb);
 	o->pb->id = t->n;
-	o->pb->kind = v->obj_kind;
-	o->pb->dev = o->dev = v->obj_dev;
-	o->pb->ino = o->ino = v->obj_ino;
+	o->pb->kind = kind;
+	o->pb->dev = o->dev = dev;
+	o->pb->ino = o->ino = ino;
 	o->pid = pid;
+	return o;
+}
+
+/* A memfd or deleted file: its metadata and data, read through fd (closed). */
+static int dump_file_obj(struct memobj *o, const char *path, int fd)
+{
+	int ret;
+
+	if (fd < 0)
+		return fd;
+	if (o->pb->kind == RTCR__MEM_OBJECT_KIND__OBJ_MEMFD)
+		ret = memfd_dump(o, path, fd);
+	else
+		ret = deleted_dump(o, path, fd);
+	close(fd);
+	o->pb->pages_stored = o->runs.npages;
+	return ret;
+}
+
+static int add(struct memobj_table *t, pid_t pid, struct vma *v, struct memobj **out)
+{
+	struct memobj *o = new_obj(t, v->obj_kind, v->obj_dev, v->obj_ino, pid);
+	char d[512];
+	int ret;
+
 	o->start = v->start;
 	o->end = v->end;
 	vma_describe(v, d, sizeof(d));
-	switch (v->obj_kind) {
-	case RTCR__MEM_OBJECT_KIND__OBJ_SYSV_SHM:
-		ret = sysv_dump(o, d);
-		break;
-	case RTCR__MEM_OBJECT_KIND__OBJ_MEMFD:
-		ret = memfd_dump(o, v, pid);
-		break;
-	default:
-		ret = deleted_dump(o, v, pid);
-		break;
-	}
-	o->pb->pages_stored = o->runs.npages;
 	*out = o;
+	if (v->obj_kind == RTCR__MEM_OBJECT_KIND__OBJ_SYSV_SHM) {
+		ret = sysv_dump(o, d);
+		o->pb->pages_stored = o->runs.npages;
+		return ret;
+	}
+	return dump_file_obj(o, v->path, memobj_open_mapping(pid, v, d));
+}
+
+int memobj_collect_fds(struct memobj_table *t, Rtcr__Files *const *files, int n)
+{
+	int ret = 0;
+
+	for (int p = 0; p < n && !ret; p++)
+		for (size_t i = 0; files[p] && i < files[p]->n_fds && !ret; i++) {
+			Rtcr__Fd *e = files[p]->fds[i];
+			Rtcr__ObjFd *of = e->kind == RTCR__FD_KIND__FD_MEMFD ? e->memfd :
+					  e->kind == RTCR__FD_KIND__FD_DELETED ? e->deleted : NULL;
+			Rtcr__MemObjectKind kind = e->kind == RTCR__FD_KIND__FD_MEMFD ?
+				RTCR__MEM_OBJECT_KIND__OBJ_MEMFD : RTCR__MEM_OBJECT_KIND__OBJ_DELETED_FILE;
+			struct memobj *o = NULL;
+			char link[64], *path;
+			int fd;
+
+			if (!of)
+				continue;
+			for (int k = 0; k < t->n && !o; k++)
+				if (t->v[k].pb->kind == kind && t->v[k].dev == of->dev &&
+				    t->v[k].ino == of->ino)
+					o = &t->v[k];
+			if (o) {
+				of->object = o->pb->id;
+				continue;
+			}
+			o = new_obj(t, kind, of->dev, of->ino, files[p]->pid);
+			of->object = o->pb->id;
+			snprintf(link, sizeof(link), "/proc/%d/fd/%d", files[p]->pid, e->fd);
+			path = xreadlink(link);
+			fd = open(link, O_RDONLY | O_CLOEXEC);
+			if (fd < 0)
+				pr_perror("pid %d: fd %d: opening %s", files[p]->pid, e->fd, link);
+			if (!path) {
+				pr_perror("pid %d: fd %d: readlink", files[p]->pid, e->fd);
+				if (fd >= 0)
+					close(fd);
+				return -errno;
+			}
+			ret = dump_file_obj(o, path, fd < 0 ? -errno : fd);
+			free(path);
+		}
 	return ret;
 }
 

@@ -62,6 +62,10 @@ struct memobj_table {
  */
 int memobj_collect(struct memobj_table *t, const pid_t *pids, struct vma_list **vls, int n)
 	__must_check;
+/* Then the objects the fds of the tree hold (memfd and deleted-file fds,
+ * kinds FD_MEMFD/FD_DELETED): each finds the object its mappings use, or
+ * adds it; its ObjFd.object is set. */
+int memobj_collect_fds(struct memobj_table *t, Rtcr__Files *const *files, int n) __must_check;
 /* The OBJECTS record (nothing if the table is empty). */
 int memobj_write_table(struct imgw *w, const struct memobj_table *t) __must_check;
 /* Every object's data, in OBJ_PAGES records. */
@@ -133,12 +137,13 @@ void sysv_release(struct memobj_rt *rt, bool failed);
 void sysv_dumped_and_killed(const Rtcr__MemObject *o);
 
 /* memfd.c */
-int memfd_dump(struct memobj *o, const struct vma *v, pid_t pid) __must_check;
+/* path: "/memfd:NAME (deleted)", "PATH (deleted)"; fd: the object opened. */
+int memfd_dump(struct memobj *o, const char *path, int fd) __must_check;
 int memfd_recreate(struct memobj_rt *rt, struct loaded_image *im, int min_fd) __must_check;
 int memfd_seal(struct memobj_rt *rt) __must_check;
 
 /* deleted.c */
-int deleted_dump(struct memobj *o, const struct vma *v, pid_t pid) __must_check;
+int deleted_dump(struct memobj *o, const char *path, int fd) __must_check;
 int deleted_check(const Rtcr__MemObject *o) __must_check;
 int deleted_recreate(struct memobj_rt *rt, struct loaded_image *im, int min_fd) __must_check;
 

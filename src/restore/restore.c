@@ -732,6 +732,9 @@ static int state_phase(struct rctx *c, int i)
 		ret = attrs_restore_inj(&rp->tin[0], proc);
 	if (!ret)
 		ret = signals_restore_pending(&rp->tin[0], proc);
+	/* Every process of the tree exists: pidfds can be opened. */
+	if (!ret)
+		ret = pidfds_restore_inj(&rp->tin[0], rp->files);
 	for (size_t t = 0; t < nt && !ret; t++)
 		ret = signals_restore_thread_pending(&rp->tin[t], proc->pid, proc->threads[t]);
 	return ret;
@@ -756,6 +759,8 @@ static int final_phase(struct rctx *c, int i)
 	}
 	if (!ret)
 		ret = attrs_restore_final(&rp->tin[0], proc, c->detach && i == 0);
+	if (!ret)
+		ret = timers_restore_inj(&rp->tin[0], proc);
 	if (!ret)
 		ret = inject_call(&rp->tin[0], "closing rtcr's helper fds", __NR_close_range, c->ctl_fd,
 				  ~0U, 0, 0, 0, 0, NULL);
@@ -993,13 +998,17 @@ int restore_run(const struct restore_opts *o)
 	for (int i = 0; i < c.np; i++)
 		if (c.p[i].files)
 			live_files[nlive++] = (Rtcr__Files *)c.p[i].files;
+	/* Memory objects made and filled, their fds above every slot: first,
+	 * as fds on memfds and deleted files open them. */
+	ret = memobj_prepare(&c.objs, &im, c.top_fd);
+	if (ret) {
+		free(live_files);
+		goto out_carriers;
+	}
 	c.fctx.private_base = c.top_fd;
+	c.fctx.objs = &c.objs;
 	ret = files_prepare(live_files, nlive, &c.fctx, c.carrier_base);
 	free(live_files);
-	if (ret)
-		goto out_carriers;
-	/* Memory objects made and filled; their fds above every slot. */
-	ret = memobj_prepare(&c.objs, &im, c.top_fd);
 	if (ret)
 		goto out_carriers;
 	if (dup2(ctl[1], c.ctl_fd) < 0) {

@@ -31,6 +31,12 @@ int attrs_restore_final(struct inject *in, const Rtcr__Process *p, bool detach) 
 /* Can the restoring user set these limits? */
 int attrs_check_rlimits(const Rtcr__Process *p) __must_check;
 
+/* POSIX timers (timers.c): read through injected calls; re-created with
+ * their ids and armed, injected in the restored process's main thread. */
+int timers_dump(struct inject *in, pid_t pid, Rtcr__Process *p) __must_check;
+int timers_restore_inj(struct inject *in, const Rtcr__Process *p) __must_check;
+void timers_describe(const Rtcr__PosixTimer *t, char *buf, size_t len);
+
 int signals_dump(struct inject *in, pid_t pid, Rtcr__Process *p) __must_check;
 int signals_restore_child(const Rtcr__Process *p) __must_check;
 /* Signals pending for the process (run in the main thread) and for one

@@ -30,7 +30,8 @@ test_refuse_pipe() {
 	refuse_case pipe "fd 5: pipe:\[[0-9]*\] (its other end is outside the checkpointed processes): not supported" \
 		"/proc/$BASHPID/fd/$pfd"
 }
-test_refuse_pidfd() { refuse_case pidfd "fd 3: pidfd: not supported"; }
+# pidfds of processes of the tree are restored now (fdkinds_misc.sh).
+test_refuse_pidfd() { refuse_case pidfd "fd 3: pidfd of process [0-9]*, outside the checkpointed processes: not supported"; }
 # Unix sockets are restored now (fdkinds_unix.sh); other families are not.
 test_refuse_socket() { refuse_case netlink "fd 3: netlink socket: not supported"; }
 test_refuse_io_uring() { refuse_case io_uring "fd 3: io_uring: not supported"; }
@@ -40,11 +41,17 @@ test_refuse_io_uring() { refuse_case io_uring "fd 3: io_uring: not supported"; }
 test_refuse_sysv_shared_outside() {
 	refuse_case sysv_outside "System V shared memory segment [0-9]* (key 0): attached 2 times, 1 of them by the checkpointed processes: a segment shared with processes outside the tree: not supported"
 }
-test_refuse_deleted_file() { refuse_case deleted_file "fd 3: /tmp/rtcr-holder-.* (deleted): file deleted while open: not supported yet"; }
+# Files deleted while open are restored now (fdkinds_misc.sh), up to 64 MiB
+# and if no other name links them.
+test_refuse_deleted_file() {
+	refuse_case deleted_file "fd 3: /tmp/rtcr-holder-.* (deleted): file deleted while open, 65 MiB: above the 64 MiB rtcr stores in the image: not supported"
+}
+test_refuse_deleted_linked() {
+	refuse_case deleted_linked "fd 3: /tmp/rtcr-holder-.* (deleted): file deleted while open but still linked under another name (1 links): not supported"
+}
 test_refuse_shared_fd_table() {
 	refuse_case clone_files "pid [0-9]* shares its fd table (clone(CLONE_FILES)) with pid [0-9]*: not supported"
 }
-test_refuse_posix_timer() { refuse_case posix_timer "POSIX timer 0: not supported yet"; }
 
 test_refuse_bad_arguments() {
 	start_ready holder none

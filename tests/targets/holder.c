@@ -20,6 +20,12 @@
 #include <sys/wait.h>
 
 static volatile unsigned long counter;
+static char linked[64];
+
+static void unlink_linked(void)
+{
+	unlink(linked);
+}
 
 static int sleeper(void *a)
 {
@@ -53,7 +59,8 @@ int main(int argc, char **argv)
 	} else if (!strcmp(kind, "eventfd")) {
 		fd = eventfd(3, 0);
 	} else if (!strcmp(kind, "pidfd")) {
-		fd = syscall(SYS_pidfd_open, getpid(), 0);
+		/* Of its parent, outside the checkpointed process. */
+		fd = syscall(SYS_pidfd_open, getppid(), 0);
 	} else if (!strcmp(kind, "socket")) {
 		if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds))
 			fail("socketpair");
@@ -119,20 +126,28 @@ int main(int argc, char **argv)
 		}
 		waitpid(k, NULL, 0);
 	} else if (!strcmp(kind, "deleted_file")) {
+		/* Deleted while open, and too big to go into the image. */
 		char path[] = "/tmp/rtcr-holder-XXXXXX";
 		fd = mkstemp(path);
 		unlink(path);
-	} else if (!strcmp(kind, "posix_timer")) {
-		timer_t t;
-		struct sigevent se = { .sigev_notify = SIGEV_NONE };
-		if (timer_create(CLOCK_MONOTONIC, &se, &t))
-			fail("timer_create");
+		if (fd >= 0 && ftruncate(fd, 65 << 20))
+			fail("ftruncate");
+	} else if (!strcmp(kind, "deleted_linked")) {
+		/* Deleted under one name, still linked under another. */
+		char path[] = "/tmp/rtcr-holder-XXXXXX";
+		fd = mkstemp(path);
+		snprintf(linked, sizeof(linked), "%s-link", path);
+		if (fd < 0 || link(path, linked))
+			fail("link");
+		unlink(path);
 	} else if (strcmp(kind, "none")) {
 		fail("unknown kind %s", kind);
 	}
 	if (fd < 0 && (!strcmp(kind, "eventfd") || !strcmp(kind, "epoll") || !strcmp(kind, "pidfd") ||
 		       !strcmp(kind, "deleted_file")))
 		fail("creating %s", kind);
+	if (linked[0])
+		atexit(unlink_linked);
 	ready();
 	while (!trigger_set(trigger_path())) {
 		counter++;
