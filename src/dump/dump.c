@@ -798,7 +798,7 @@ static int write_image(struct dump_ctx *c)
 	if (!ret)
 		ret = inet_dump_verify();
 	if (!ret)
-		ret = imgw_finish(&w);
+		ret = c->o->leave_running ? imgw_end(&w) : imgw_finish(&w);
 	c->image_bytes = c->sink->pos;
 	imgw_release(&w);
 	free(bootid);
@@ -956,8 +956,10 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 	ret = write_image(&c);
 	if (ret)
 		goto abort;
-	img_close(c.sink);
-	c.sink = NULL;
+	if (!o->leave_running) {
+		img_close(c.sink);
+		c.sink = NULL;
+	}
 
 	/* RELEASED: frozen time ends when the targets run again or are
 	 * killed; the kernel's teardown of killed processes is not part of it. */
@@ -966,6 +968,12 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 			ret = -EIO;
 		detach_all(&c);
 		c.t_thaw = now_ns();
+		/* The processes run on: the image's fsync and rename are not
+		 * frozen time. (A dump that kills them commits first.) */
+		if (!ret && img_commit(c.sink))
+			ret = -EIO;
+		img_close(c.sink);   /* deletes it if not committed */
+		c.sink = NULL;
 	} else {
 		for (int i = 0; i < c.np; i++)
 			if (!c.p[i].zombie) {

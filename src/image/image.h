@@ -75,6 +75,9 @@ struct img_page_src {
 int imgw_put_pages_src(struct imgw *w, uint32_t type, int32_t id, const struct img_page_src *src,
 		       uint32_t n) __must_check;
 int imgw_finish(struct imgw *w) __must_check;
+/* The END record only: the image is whole, but still the .partial file
+ * until img_commit() (which imgw_finish() also does). */
+int imgw_end(struct imgw *w) __must_check;
 void imgw_release(struct imgw *w);
 
 struct img_rec {

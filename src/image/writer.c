@@ -211,19 +211,21 @@ int imgw_put_pages_src(struct imgw *w, uint32_t type, int32_t id, const struct i
 	return ret;
 }
 
-int imgw_finish(struct imgw *w)
+int imgw_end(struct imgw *w)
 {
 	Rtcr__End end = RTCR__END__INIT;
-	int ret;
 
 	end.nr_records = w->nr_records;
 	end.payload_bytes = w->payload_bytes;
 	end.pages = w->pages;
 	end.chain_hash = XXH3_64bits_digest(w->chain);
-	ret = imgw_put_pb(w, REC_END, &end.base);
-	if (ret)
-		return ret;
-	return img_commit(w->s);
+	return imgw_put_pb(w, REC_END, &end.base);
+}
+
+int imgw_finish(struct imgw *w)
+{
+	int ret = imgw_end(w);
+	return ret ? ret : img_commit(w->s);
 }
 
 void imgw_release(struct imgw *w)
