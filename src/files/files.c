@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "common/util.h"
+#include "files/locks.h"
 
 static const struct fd_ops *const all_ops[] = {
 	&pipe_fd_ops,      /* a pipe inside the tree, even on fds 0-2 */
@@ -298,7 +299,7 @@ void files_collect_free(struct files_collect *fc)
 int files_dump(struct files_collect *fc, int i, Rtcr__Files **out)
 {
 	Rtcr__Files *f = xzalloc(sizeof(*f));
-	int nfds = fc->procs[i].nfds, ret = 0;
+	int nfds = fc->procs[i].nfds, ret = 0, pidfd = -1;
 
 	rtcr__files__init(f);
 	f->pid = fc->procs[i].pid;
@@ -331,7 +332,11 @@ int files_dump(struct files_collect *fc, int i, Rtcr__Files **out)
 		e->file_id = fi->file_id;
 		f->fds[f->n_fds++] = e;
 		ret = ops->dump(fc, fi, e, f);
+		if (!ret)
+			ret = fdstate_dump(fc, fi, e, &pidfd);
 	}
+	if (pidfd >= 0)
+		close(pidfd);
 	if (ret) {
 		files_free(f);
 		return ret;
@@ -410,8 +415,9 @@ int files_prepare(Rtcr__Files *const *files, size_t n, struct files_restore_ctx 
 				ret = fd;
 				break;
 			}
+			ret = fdstate_open_fixup(e, fd);
 			slot = carrier_base + next++;
-			if (fd != slot && dup3(fd, slot, O_CLOEXEC) < 0) {
+			if (!ret && fd != slot && dup3(fd, slot, O_CLOEXEC) < 0) {
 				ret = -errno;
 				pr_perror("fd %d: placing it at %d", e->fd, slot);
 			}
@@ -537,4 +543,5 @@ void files_describe(const Rtcr__Fd *e, char *buf, size_t len)
 		ops->describe(e, buf, len);
 	else
 		snprintf(buf, len, "kind %d", e->kind);
+	fdstate_describe(e, buf, len);
 }
