@@ -12,7 +12,7 @@
  *
  * Refused by name: a file above 64 MiB (its contents go into the image),
  * a file still linked under another name (re-creating it would cut that
- * link), and O_ASYNC.
+ * link).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -49,10 +49,6 @@ static int deleted_fd_dump(struct files_collect *fc, const struct fd_info *fi, R
 		pr_err("fd %d: %s: file deleted while open, %llu MiB: above the %llu MiB rtcr stores "
 		       "in the image: not supported", fi->fd, fi->link,
 		       (unsigned long long)fi->st.st_size >> 20, DELETED_MAX_SIZE >> 20);
-		return -ENOTSUP;
-	}
-	if (fi->flags & O_ASYNC) {
-		pr_err("fd %d: %s: O_ASYNC signal-driven I/O: not supported yet", fi->fd, fi->link);
 		return -ENOTSUP;
 	}
 	out->deleted = objfd_fill(fi, name);

@@ -112,10 +112,6 @@ static int fifo_dump(struct files_collect *fc, const struct fd_info *fi, Rtcr__F
 	fileref_fill(f->file, fi->link, &fi->st);
 	f->flags = fi->flags;
 	out->fifo = f;
-	if (fi->flags & O_ASYNC) {
-		pr_err("fd %d: FIFO %s: O_ASYNC signal-driven I/O: not supported yet", fi->fd, fi->link);
-		return -ENOTSUP;
-	}
 	if (!first_of_fifo(fc, fi))
 		return 0;
 	f->has_carries_data = f->carries_data = 1;

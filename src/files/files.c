@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "common/util.h"
+#include "files/locks.h"
 
 static const struct fd_ops *const all_ops[] = {
 	&pipe_fd_ops,      /* a pipe inside the tree, even on fds 0-2 */
@@ -198,17 +199,14 @@ static bool is_pipe(const struct fd_info *fi)
 
 bool files_first_of_description(const struct files_collect *fc, const struct fd_info *fi)
 {
-	for (int i = 0; i < fc->nprocs; i++)
-		for (int j = 0; j < fc->procs[i].nfds; j++) {
-			const struct fd_info *o = &fc->procs[i].fds[j];
-			if (o->file_id == fi->file_id)
-				return o == fi;
-		}
-	return true;
+	(void)fc;
+	return fi->desc_first;
 }
 
 /* Is fi one of rtcr's own files (a dirty-page tracker, or a copy of one
  * inherited through fork)? */
+static int files_identify(struct files_collect *fc);
+
 static bool is_own(const struct fd_info *fi, const struct fd_ref *own, int nown)
 {
 	if (!nown || strcmp(fi->link, "anon_inode:[userfaultfd]"))
@@ -223,8 +221,6 @@ static bool is_own(const struct fd_info *fi, const struct fd_ref *own, int nown)
 int files_collect(struct files_collect *fc, const pid_t *pids, int n, const struct fd_ref *own,
 		  int nown)
 {
-	uint32_t next_id = 0;
-
 	memset(fc, 0, sizeof(*fc));
 	fc->procs = xzalloc((n ? n : 1) * sizeof(*fc->procs));
 	for (int i = 0; i < n; i++) {
@@ -244,42 +240,94 @@ int files_collect(struct files_collect *fc, const pid_t *pids, int n, const stru
 			}
 		fc->procs[i].nfds = k;
 	}
-	/* One id per open file description, across the tree: the same
-	 * object (device and inode) and kcmp says the same struct file. */
-	for (int i = 0; i < n; i++)
+	return files_identify(fc);
+}
+
+/* Sort key of the identification: object (device, inode), then the
+ * description itself in kcmp's order (a total order on the kernel's
+ * struct file pointers, obfuscated but consistent). */
+static int cmp_description(const void *a, const void *b, void *arg)
+{
+	const struct files_collect *fc = arg;
+	const int *x = a, *y = b;
+	const struct fd_info *p = &fc->procs[x[0]].fds[x[1]], *q = &fc->procs[y[0]].fds[y[1]];
+	long r;
+
+	if (p->st.st_dev != q->st.st_dev)
+		return p->st.st_dev < q->st.st_dev ? -1 : 1;
+	if (p->st.st_ino != q->st.st_ino)
+		return p->st.st_ino < q->st.st_ino ? -1 : 1;
+	r = syscall(SYS_kcmp, p->pid, q->pid, KCMP_FILE, p->fd, q->fd);
+	if (r == 1 || r == 2)
+		return r == 1 ? -1 : 1;
+	if (r == 0)
+		return 0;
+	/* kcmp failed (a process went away): never equal, order by place. */
+	if (x[0] != y[0])
+		return x[0] < y[0] ? -1 : 1;
+	return x[1] < y[1] ? -1 : x[1] > y[1];
+}
+
+/*
+ * One id per open file description, across the tree: the same object and
+ * kcmp says the same struct file. Sorting by (object, kcmp order) makes
+ * the fds of one description adjacent with O(n log n) kcmp calls (a
+ * pairwise search costs O(n^2): every eventfd, epoll and signalfd of a
+ * tree shares one anonymous inode). Ids are then given in tree order,
+ * and a pipe is inside the tree if both its ends are.
+ */
+static int files_identify(struct files_collect *fc)
+{
+	int m = 0, k = 0, ncls = 0;
+	int (*v)[2], *cls, *cls_id;
+	uint32_t next_id = 0;
+
+	for (int i = 0; i < fc->nprocs; i++)
+		m += fc->procs[i].nfds;
+	v = xmalloc((m ? m : 1) * sizeof(*v));
+	for (int i = 0; i < fc->nprocs; i++)
+		for (int j = 0; j < fc->procs[i].nfds; j++, k++) {
+			v[k][0] = i;
+			v[k][1] = j;
+		}
+	qsort_r(v, m, sizeof(*v), cmp_description, fc);
+	/* Classes: runs of one description; groups: runs of one object. */
+	cls = xmalloc((m ? m : 1) * sizeof(int));
+	for (k = 0; k < m; k++) {
+		bool same = k && !cmp_description(v[k - 1], v[k], fc);
+		fc->procs[v[k][0]].fds[v[k][1]].file_id = same ? (uint32_t)ncls - 1 : (uint32_t)ncls++;
+	}
+	for (int a = 0, b; a < m; a = b) {
+		struct fd_info *fa = &fc->procs[v[a][0]].fds[v[a][1]];
+		bool rd = false, wr = false;
+		for (b = a; b < m; b++) {
+			struct fd_info *o = &fc->procs[v[b][0]].fds[v[b][1]];
+			if (o->st.st_dev != fa->st.st_dev || o->st.st_ino != fa->st.st_ino)
+				break;
+			rd |= is_pipe(o) && (o->flags & O_ACCMODE) != O_WRONLY;
+			wr |= is_pipe(o) && (o->flags & O_ACCMODE) != O_RDONLY;
+		}
+		for (int c = a; c < b; c++) {
+			struct fd_info *o = &fc->procs[v[c][0]].fds[v[c][1]];
+			o->pipe_internal = is_pipe(o) && rd && wr;
+		}
+	}
+	/* Class number -> id, in tree order of first appearance. */
+	cls_id = xmalloc((ncls ? ncls : 1) * sizeof(int));
+	for (int c = 0; c < ncls; c++)
+		cls_id[c] = -1;
+	for (int i = 0; i < fc->nprocs; i++)
 		for (int j = 0; j < fc->procs[i].nfds; j++) {
 			struct fd_info *fi = &fc->procs[i].fds[j];
-			bool found = false;
-			for (int a = 0; a <= i && !found; a++)
-				for (int b = 0; b < (a == i ? j : fc->procs[a].nfds) && !found; b++) {
-					struct fd_info *o = &fc->procs[a].fds[b];
-					if (o->st.st_dev != fi->st.st_dev || o->st.st_ino != fi->st.st_ino)
-						continue;
-					if (syscall(SYS_kcmp, o->pid, fi->pid, KCMP_FILE, o->fd, fi->fd) == 0) {
-						fi->file_id = o->file_id;
-						found = true;
-					}
-				}
-			if (!found)
-				fi->file_id = next_id++;
+			int c = (int)fi->file_id;
+			fi->desc_first = cls_id[c] < 0;
+			if (cls_id[c] < 0)
+				cls_id[c] = (int)next_id++;
+			fi->file_id = (uint32_t)cls_id[c];
 		}
-	/* A pipe is inside the tree if both its ends are. */
-	for (int i = 0; i < n; i++)
-		for (int j = 0; j < fc->procs[i].nfds; j++) {
-			struct fd_info *fi = &fc->procs[i].fds[j];
-			bool rd = false, wr = false;
-			if (!is_pipe(fi))
-				continue;
-			for (int a = 0; a < n; a++)
-				for (int b = 0; b < fc->procs[a].nfds; b++) {
-					struct fd_info *o = &fc->procs[a].fds[b];
-					if (!is_pipe(o) || o->st.st_ino != fi->st.st_ino)
-						continue;
-					rd |= (o->flags & O_ACCMODE) != O_WRONLY;
-					wr |= (o->flags & O_ACCMODE) != O_RDONLY;
-				}
-			fi->pipe_internal = rd && wr;
-		}
+	free(cls_id);
+	free(cls);
+	free(v);
 	return 0;
 }
 
@@ -298,7 +346,7 @@ void files_collect_free(struct files_collect *fc)
 int files_dump(struct files_collect *fc, int i, Rtcr__Files **out)
 {
 	Rtcr__Files *f = xzalloc(sizeof(*f));
-	int nfds = fc->procs[i].nfds, ret = 0;
+	int nfds = fc->procs[i].nfds, ret = 0, pidfd = -1;
 
 	rtcr__files__init(f);
 	f->pid = fc->procs[i].pid;
@@ -331,7 +379,11 @@ int files_dump(struct files_collect *fc, int i, Rtcr__Files **out)
 		e->file_id = fi->file_id;
 		f->fds[f->n_fds++] = e;
 		ret = ops->dump(fc, fi, e, f);
+		if (!ret)
+			ret = fdstate_dump(fc, fi, e, &pidfd);
 	}
+	if (pidfd >= 0)
+		close(pidfd);
 	if (ret) {
 		files_free(f);
 		return ret;
@@ -410,8 +462,9 @@ int files_prepare(Rtcr__Files *const *files, size_t n, struct files_restore_ctx 
 				ret = fd;
 				break;
 			}
+			ret = fdstate_open_fixup(e, fd);
 			slot = carrier_base + next++;
-			if (fd != slot && dup3(fd, slot, O_CLOEXEC) < 0) {
+			if (!ret && fd != slot && dup3(fd, slot, O_CLOEXEC) < 0) {
 				ret = -errno;
 				pr_perror("fd %d: placing it at %d", e->fd, slot);
 			}
@@ -429,18 +482,11 @@ int files_prepare(Rtcr__Files *const *files, size_t n, struct files_restore_ctx 
 	return ret;
 }
 
-static bool in_list(int fd, const int *v, int n)
-{
-	for (int i = 0; i < n; i++)
-		if (v[i] == fd)
-			return true;
-	return false;
-}
-
 int files_restore(const Rtcr__Files *f, const struct files_restore_ctx *ctx, const int *keep,
 		  int nkeep)
 {
 	int *target = xmalloc((f->n_fds + 1) * sizeof(int));
+	unsigned char *seen;
 	int ret = 0;
 
 	for (size_t i = 0; i < f->n_fds; i++)
@@ -472,40 +518,35 @@ int files_restore(const Rtcr__Files *f, const struct files_restore_ctx *ctx, con
 	}
 	if (!ret) {
 		/* Close every fd that is neither the target's nor rtcr's own
-		 * helpers: the carriers, and whatever rtcr had open. */
-		DIR *d = opendir("/proc/self/fd");
-		struct dirent *de;
-		int dfd = d ? dirfd(d) : -1;
-		int *close_list = NULL, nc = 0, cc = 0;
-		while (d && (de = readdir(d))) {
-			int fd;
-			if (!isdigit((unsigned char)de->d_name[0]))
-				continue;
-			fd = atoi(de->d_name);
-			if (fd == dfd || in_list(fd, target, f->n_fds) || in_list(fd, keep, nkeep))
-				continue;
-			if (nc == cc)
-				close_list = xrealloc(close_list, (cc = cc ? cc * 2 : 16) * sizeof(int));
-			close_list[nc++] = fd;
+		 * helpers (the carriers, and whatever rtcr had open): the gaps
+		 * between the kept fds, in order, by close_range. */
+		int nk = (int)f->n_fds + nkeep, lo = 0;
+		target = xrealloc(target, (nk + 1) * sizeof(int));
+		for (int k = 0; k < nkeep; k++)
+			target[f->n_fds + k] = keep[k];
+		qsort(target, nk, sizeof(int), cmp_int);
+		for (int k = 0; k < nk; k++) {
+			if (target[k] > lo)
+				syscall(SYS_close_range, lo, target[k] - 1, 0);
+			lo = MAX(lo, target[k] + 1);
 		}
-		if (d)
-			closedir(d);
-		for (int i = 0; i < nc; i++)
-			close(close_list[i]);
-		free(close_list);
+		syscall(SYS_close_range, lo, ~0U, 0);
 	}
 	/* State set from inside, once per description (the first of its
 	 * fds here), by its owner. */
+	seen = xzalloc(ctx->ncarrier + 1);
 	for (size_t i = 0; i < f->n_fds && !ret; i++) {
 		const Rtcr__Fd *e = f->fds[i];
 		const struct fd_ops *ops = fd_ops_by_kind(e->kind);
-		bool first = true;
-		for (size_t k = 0; k < i && first; k++)
-			first = f->fds[k]->file_id != e->file_id;
-		if (ops && ops->install && first && e->file_id < ctx->ncarrier &&
-		    ctx->owner[e->file_id] == f->pid)
+		bool first;
+		if (e->file_id >= ctx->ncarrier)
+			continue;
+		first = !seen[e->file_id];
+		seen[e->file_id] = 1;
+		if (ops && ops->install && first && ctx->owner[e->file_id] == f->pid)
 			ret = ops->install(e, ctx);
 	}
+	free(seen);
 	free(target);
 	return ret;
 }
@@ -537,4 +578,5 @@ void files_describe(const Rtcr__Fd *e, char *buf, size_t len)
 		ops->describe(e, buf, len);
 	else
 		snprintf(buf, len, "kind %d", e->kind);
+	fdstate_describe(e, buf, len);
 }

@@ -43,6 +43,7 @@ struct fd_info {
 	char *fdinfo;        /* the whole /proc/PID/fdinfo/N */
 	bool pipe_internal;  /* a pipe with both ends in the dumped tree */
 	uint32_t file_id;    /* tree-wide id of the open file description */
+	bool desc_first;     /* the first fd of it in tree order */
 };
 
 /* All fds of the processes of a tree, before classification. */

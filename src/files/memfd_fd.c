@@ -108,10 +108,6 @@ static int memfd_fd_dump(struct files_collect *fc, const struct fd_info *fi, Rtc
 		pr_err("fd %d: %s: a hugetlb memfd: not supported", fi->fd, fi->link);
 		return -ENOTSUP;
 	}
-	if (fi->flags & O_ASYNC) {
-		pr_err("fd %d: %s: O_ASYNC signal-driven I/O: not supported yet", fi->fd, fi->link);
-		return -ENOTSUP;
-	}
 	n = strlen(fi->link) - 7 - 10;
 	snprintf(name, sizeof(name), "%.*s", (int)MIN(n, sizeof(name) - 1), fi->link + 7);
 	out->memfd = objfd_fill(fi, name);

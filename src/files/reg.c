@@ -52,10 +52,6 @@ static int reg_dump(struct files_collect *fc, const struct fd_info *fi, Rtcr__Fd
 		pr_err("fd %d: %s: file deleted while open: not supported yet", fi->fd, fi->link);
 		return -ENOTSUP;
 	}
-	if (fi->flags & O_ASYNC) {
-		pr_err("fd %d: %s: O_ASYNC signal-driven I/O: not supported yet", fi->fd, fi->link);
-		return -ENOTSUP;
-	}
 	r = xzalloc(sizeof(*r));
 	rtcr__reg_fd__init(r);
 	r->file = xzalloc(sizeof(*r->file));

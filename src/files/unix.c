@@ -980,6 +980,9 @@ static int build_all(struct files_restore_ctx *ctx, struct unix_rt *rt)
 				x->fd = raise_fd(rt, sv[0]);
 				y->fd = raise_fd(rt, sv[1]);
 				ret = x->fd < 0 ? x->fd : y->fd < 0 ? y->fd : 0;
+				if (ret)
+					pr_err("fd %d: unix socket: placing its socketpair above fd %d: %s",
+					       x->img_fd, rt->top, strerror(-ret));
 			}
 			x->built = y->built = true;
 		} else if (s->type != SOCK_DGRAM) {
@@ -1023,6 +1026,9 @@ static int build_all(struct files_restore_ctx *ctx, struct unix_rt *rt)
 			u->fd = raise_fd(rt, sv[0]);
 			u->other = raise_fd(rt, sv[1]);
 			ret = u->fd < 0 ? u->fd : u->other < 0 ? u->other : 0;
+			if (ret)
+				pr_err("fd %d: unix socket: placing its socketpair above fd %d: %s",
+				       u->img_fd, rt->top, strerror(-ret));
 			continue;
 		}
 		u->fd = new_sock(rt, (int)s->type);

@@ -63,6 +63,7 @@
 #include "common/proc.h"
 #include "common/util.h"
 #include "files/files.h"
+#include "files/locks.h"
 #include "image/load.h"
 #include "mem/mem.h"
 #include "mem/memobj.h"
@@ -764,6 +765,10 @@ static int final_phase(struct rctx *c, int i)
 	if (!ret)
 		ret = inject_call(&rp->tin[0], "closing rtcr's helper fds", __NR_close_range, c->ctl_fd,
 				  ~0U, 0, 0, 0, 0, NULL);
+	/* With its own credentials, and no helper fd left whose close would
+	 * drop a POSIX lock: fd owners, O_ASYNC, file locks. */
+	if (!ret)
+		ret = fdstate_restore_inj(&rp->tin[0], rp->files, &c->fctx);
 	if (!ret)
 		ret = inject_unmap_scratch(&rp->tin[0]);
 	return ret;

@@ -34,6 +34,17 @@ test_refuse_pipe() {
 test_refuse_pidfd() { refuse_case pidfd "fd 3: pidfd of process [0-9]*, outside the checkpointed processes: not supported"; }
 # Unix sockets are restored now (fdkinds_unix.sh); other families are not.
 test_refuse_socket() { refuse_case netlink "fd 3: netlink socket: not supported"; }
+# Signal-driven I/O is restored (fdkinds_locks.sh), but not towards a
+# process outside the tree; leases are not restored.
+test_refuse_async_outside() {
+	local other
+	( trap '' IO; exec sleep 1000 ) &
+	other=$!
+	track_pid "$other"
+	refuse_case async_outside "fd 3: socket:\[[0-9]*\]: signals (F_SETOWN) go to process $other, outside the checkpointed processes: not supported" "$other"
+	kill "$other"
+}
+test_refuse_lease() { refuse_case lease "fd 3: /tmp/rtcr-holder-lease-.*: lease: not supported"; }
 test_refuse_io_uring() { refuse_case io_uring "fd 3: io_uring: not supported"; }
 # memfd mappings, SysV segments and deleted mapped files are restored
 # now (shm.sh); a SysV segment another process outside the tree has

@@ -140,6 +140,22 @@ int main(int argc, char **argv)
 		if (fd < 0 || link(path, linked))
 			fail("link");
 		unlink(path);
+	} else if (!strcmp(kind, "async_outside")) {
+		/* Signal-driven I/O whose signals go to process argv[2]. */
+		if (argc < 3 || socketpair(AF_UNIX, SOCK_STREAM, 0, fds) ||
+		    fcntl(fds[0], F_SETOWN, atoi(argv[2])) ||
+		    fcntl(fds[0], F_SETFL, O_ASYNC))
+			fail("async socket");
+		fd = fds[0];
+	} else if (!strcmp(kind, "lease")) {
+		/* A read lease (F_SETLEASE) on a file of its own. */
+		snprintf(linked, sizeof(linked), "/tmp/rtcr-holder-lease-XXXXXX");
+		fd = mkstemp(linked);
+		if (fd >= 0)
+			close(fd);
+		fd = open(linked, O_RDONLY);
+		if (fd < 0 || fcntl(fd, F_SETLEASE, F_RDLCK))
+			fail("lease: %s", strerror(errno));
 	} else if (strcmp(kind, "none")) {
 		fail("unknown kind %s", kind);
 	}
