@@ -113,16 +113,30 @@ uint64_t mem_find_gap(const Rtcr__Mm *mm, uint64_t size, int nth)
 {
 	struct range *mine;
 	int nm = read_ranges(getpid(), &mine);
-	/* Candidates: below the first area and above each area; lowest
-	 * usable address is 64 KiB (mmap_min_addr), highest 47 bits. */
+	/* Lowest usable address is 64 KiB (mmap_min_addr), highest 47 bits. */
 	uint64_t lo = 1ULL << 32, hi = 0x7ff000000000ULL;
 	int found = 0;
 
 	if (nm < 0)
 		return 0;
-	for (size_t i = 0; i <= mm->n_vmas; i++) {
-		uint64_t cand = i == mm->n_vmas ? lo : ALIGN_UP(mm->vmas[i]->end + (1 << 20), 1 << 20);
-		bool ok = cand + size < hi;
+	/* Candidates: 4 GiB, above each saved area, below each saved area,
+	 * above each of rtcr's own areas. */
+	for (size_t i = 0; i <= 2 * mm->n_vmas + (size_t)nm; i++) {
+		uint64_t cand;
+		bool ok;
+		if (i == 0)
+			cand = lo;
+		else if (i <= mm->n_vmas)
+			cand = ALIGN_UP(mm->vmas[i - 1]->end + (1 << 20), 1 << 20);
+		else if (i <= 2 * mm->n_vmas) {
+			uint64_t s0 = mm->vmas[i - 1 - mm->n_vmas]->start;
+			if (s0 < size + (4 << 20))
+				continue;
+			cand = (s0 - size - (2 << 20)) & ~((1ULL << 20) - 1);
+		} else {
+			cand = ALIGN_UP(mine[i - 1 - 2 * mm->n_vmas].end + (1 << 20), 1 << 20);
+		}
+		ok = cand >= (1ULL << 20) && cand + size < hi;
 		for (size_t j = 0; j < mm->n_vmas && ok; j++) {
 			uint64_t s, e;
 			vma_extent(mm->vmas[j], &s, &e);
