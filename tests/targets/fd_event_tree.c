@@ -12,6 +12,8 @@
  */
 #include "target.h"
 
+#include <sys/prctl.h>
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -73,6 +75,7 @@ int main(void)
 	if (kid < 0)
 		fail("fork");
 	if (kid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);   /* never outlives a failed test */
 		close(sync[0]);
 		if (raise(SIGUSR1) || write(sync[1], "x", 1) != 1)
 			fail("child setup");

@@ -19,6 +19,8 @@
  */
 #include "target.h"
 
+#include <sys/prctl.h>
+
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/mman.h>
@@ -193,6 +195,7 @@ int main(int argc, char **argv)
 	CHECK(waiter >= 0, "fork");
 	if (waiter == 0) {
 		struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 20, .l_len = 5 };
+		prctl(PR_SET_PDEATHSIG, SIGKILL);   /* never outlives a failed test */
 		int r = fcntl(12, F_SETLKW, &fl);
 		if (r)
 			_exit(10 + (errno & 63));

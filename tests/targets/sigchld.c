@@ -14,6 +14,8 @@
  */
 #include "target.h"
 
+#include <sys/prctl.h>
+
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -102,6 +104,7 @@ int main(int argc, char **argv)
 	CHECK(got.sa_sigaction == h, "SIGCHLD handler changed");
 	ch = fork();
 	if (ch == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);   /* never left stopped by a failed test */
 		raise(SIGSTOP);
 		_exit(0);
 	}
