@@ -51,20 +51,23 @@ static void hex(const uint8_t id[16], char out[33])
 		snprintf(out + 2 * i, 3, "%02x", id[i]);
 }
 
-static bool is_our_uffd(pid_t pid, int fd)
+/* The inode of pid's fd if it is a userfaultfd (each has its own), else 0. */
+static unsigned long long uffd_ino(pid_t pid, int fd)
 {
 	char path[64], *link;
+	struct stat st;
 	bool yes;
 	snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fd);
 	link = xreadlink(path);
 	yes = link && !strcmp(link, "anon_inode:[userfaultfd]");
 	free(link);
-	return yes;
+	return yes && stat(path, &st) == 0 ? (unsigned long long)st.st_ino : 0;
 }
 
 void track_probe(struct track *t, pid_t pid, const uint8_t prev_id[16])
 {
 	char path[96], *buf = NULL, img[40] = "", want[33];
+	unsigned long long ino = 0;
 	int fd = -1;
 
 	memset(t, 0, sizeof(*t));
@@ -75,7 +78,9 @@ void track_probe(struct track *t, pid_t pid, const uint8_t prev_id[16])
 			 "--track-mem or --prev)");
 		return;
 	}
-	if (sscanf(buf, "fd %d image %39s", &fd, img) != 2 || fd < 0 || !is_our_uffd(pid, fd)) {
+	/* The same userfaultfd (its inode), not another one at that number. */
+	if (sscanf(buf, "fd %d ino %llu image %39s", &fd, &ino, img) != 3 || fd < 0 || !ino ||
+	    uffd_ino(pid, fd) != ino) {
 		snprintf(t->why, sizeof(t->why), "its tracker (fd %d) is gone: the process closed it",
 			 fd);
 		free(buf);
@@ -146,7 +151,7 @@ static int write_state(const struct track *t, const uint8_t id[16])
 		pr_perror("%s", tmp);
 		return -errno;
 	}
-	fprintf(f, "fd %d image %s\n", t->target_fd, h);
+	fprintf(f, "fd %d ino %llu image %s\n", t->target_fd, uffd_ino(t->pid, t->target_fd), h);
 	if (fflush(f) || fsync(fileno(f)) || fclose(f) || rename(tmp, path)) {
 		pr_perror("%s", path);
 		unlink(tmp);
