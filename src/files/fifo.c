@@ -49,59 +49,6 @@ static bool first_of_fifo(const struct files_collect *fc, const struct fd_info *
 	return true;
 }
 
-static int fifo_peek(const struct fd_info *fi, Rtcr__FifoFd *f)
-{
-	char path[96];
-	int rfd, tmp[2] = { -1, -1 }, cap, ret = 0;
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "/proc/%d/fd/%d", fi->pid, fi->fd);
-	rfd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-	if (rfd < 0) {
-		pr_perror("fd %d: FIFO %s: opening its read side", fi->fd, fi->link);
-		return -errno;
-	}
-	cap = fcntl(rfd, F_GETPIPE_SZ);
-	if (cap < 0 || pipe2(tmp, O_CLOEXEC | O_NONBLOCK) < 0) {
-		ret = -errno;
-		pr_perror("fd %d: FIFO %s", fi->fd, fi->link);
-		goto out;
-	}
-	if (fcntl(tmp[1], F_SETPIPE_SZ, cap) < cap) {
-		ret = -EPERM;
-		pr_err("fd %d: FIFO %s: its %d-byte buffer is larger than rtcr may allocate",
-		       fi->fd, fi->link, cap);
-		goto out;
-	}
-	f->has_capacity = 1;
-	f->capacity = cap;
-	f->has_data = 1;
-	n = tee(rfd, tmp[1], cap, SPLICE_F_NONBLOCK);
-	if (n < 0 && errno != EAGAIN) {
-		ret = -errno;
-		pr_perror("fd %d: FIFO %s: copying its data", fi->fd, fi->link);
-		goto out;
-	}
-	if (n > 0) {
-		f->data.data = xmalloc(n);
-		while ((size_t)n > f->data.len) {
-			ssize_t r = read(tmp[0], f->data.data + f->data.len, n - f->data.len);
-			if (r <= 0) {
-				ret = r < 0 ? -errno : -EIO;
-				goto out;
-			}
-			f->data.len += r;
-		}
-	}
-out:
-	close(rfd);
-	if (tmp[0] >= 0)
-		close(tmp[0]);
-	if (tmp[1] >= 0)
-		close(tmp[1]);
-	return ret;
-}
-
 static int fifo_dump(struct files_collect *fc, const struct fd_info *fi, Rtcr__Fd *out,
 		     Rtcr__Files *files)
 {
@@ -115,7 +62,8 @@ static int fifo_dump(struct files_collect *fc, const struct fd_info *fi, Rtcr__F
 	if (!first_of_fifo(fc, fi))
 		return 0;
 	f->has_carries_data = f->carries_data = 1;
-	return fifo_peek(fi, f);
+	f->has_capacity = f->has_data = 1;
+	return pipe_peek(fi, &f->capacity, &f->data);
 }
 
 static int fifo_check(const Rtcr__Fd *e, const struct files_restore_ctx *ctx)

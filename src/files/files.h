@@ -178,6 +178,10 @@ void objfd_describe(const Rtcr__ObjFd *of, const char *kind, char *buf, size_t l
 extern const struct fd_ops reg_fd_ops;
 extern const struct fd_ops inherit_fd_ops;
 extern const struct fd_ops pipe_fd_ops;
+
+/* The bytes in flight in the pipe or FIFO fi refers to, left where they
+ * are (tee() through an open of /proc/PID/fd/N), and its capacity. */
+int pipe_peek(const struct fd_info *fi, uint32_t *capacity, ProtobufCBinaryData *data) __must_check;
 extern const struct fd_ops eventfd_fd_ops;
 extern const struct fd_ops timerfd_fd_ops;
 extern const struct fd_ops signalfd_fd_ops;

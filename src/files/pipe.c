@@ -29,8 +29,7 @@ static bool pipe_match(const struct fd_info *fi)
 	return !strncmp(fi->link, "pipe:", 5) && fi->pipe_internal;
 }
 
-/* The bytes in the pipe, left where they are. */
-static int pipe_peek(const struct fd_info *fi, Rtcr__Pipe *pd)
+int pipe_peek(const struct fd_info *fi, uint32_t *capacity, ProtobufCBinaryData *data)
 {
 	char path[96];
 	int rfd, tmp[2] = { -1, -1 }, cap, ret = 0;
@@ -55,24 +54,21 @@ static int pipe_peek(const struct fd_info *fi, Rtcr__Pipe *pd)
 		       fi->fd, fi->link, cap);
 		goto out;
 	}
-	pd->capacity = cap;
-	for (;;) {
+	*capacity = cap;
+	/* tee copies the whole buffer at once; read it out. */
+	{
 		ssize_t n = tee(rfd, tmp[1], cap, SPLICE_F_NONBLOCK);
-		if (n <= 0) {
-			if (n < 0 && errno != EAGAIN) {
-				ret = -errno;
-				pr_perror("fd %d: %s: copying its data", fi->fd, fi->link);
-			}
-			break;
+		if (n < 0 && errno != EAGAIN) {
+			ret = -errno;
+			pr_perror("fd %d: %s: copying its data", fi->fd, fi->link);
 		}
-		/* tee copies the whole buffer at once; read it out. */
 		while (n > 0) {
 			ssize_t r;
 			if (len + n > alloc) {
 				alloc = len + n;
-				pd->data.data = xrealloc(pd->data.data, alloc);
+				data->data = xrealloc(data->data, alloc);
 			}
-			r = read(tmp[0], pd->data.data + len, n);
+			r = read(tmp[0], data->data + len, n);
 			if (r <= 0) {
 				ret = r < 0 ? -errno : -EIO;
 				goto out;
@@ -80,9 +76,8 @@ static int pipe_peek(const struct fd_info *fi, Rtcr__Pipe *pd)
 			len += r;
 			n -= r;
 		}
-		break;
 	}
-	pd->data.len = len;
+	data->len = len;
 out:
 	close(rfd);
 	if (tmp[0] >= 0)
@@ -114,7 +109,7 @@ static int pipe_dump(struct files_collect *fc, const struct fd_info *fi, Rtcr__F
 		pd->id = id;
 		files->pipes = xrealloc(files->pipes, (files->n_pipes + 1) * sizeof(*files->pipes));
 		files->pipes[files->n_pipes++] = pd;
-		ret = pipe_peek(fi, pd);
+		ret = pipe_peek(fi, &pd->capacity, &pd->data);
 	}
 	fc->pipes_stored = xrealloc(fc->pipes_stored, (fc->npipes_stored + 1) * sizeof(uint64_t));
 	fc->pipes_stored[fc->npipes_stored++] = id;
