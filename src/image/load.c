@@ -309,6 +309,21 @@ int image_obj_pages(struct loaded_image *im, uint32_t i, const struct img_pages_
 			im->obj_pages_csum[i], hdr, runs, data);
 }
 
+long image_area_index(const Rtcr__Mm *mm, uint64_t addr)
+{
+	size_t lo = 0, hi = mm->n_vmas;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (addr < mm->vmas[mid]->start)
+			hi = mid;
+		else if (addr >= mm->vmas[mid]->end)
+			lo = mid + 1;
+		else
+			return (long)mid;
+	}
+	return -1;
+}
+
 int image_load_chain(struct loaded_image *im)
 {
 	struct loaded_image *cur = im;

@@ -42,6 +42,8 @@ struct loaded_image {
 	char *dir;
 };
 
+/* Index of the area of mm holding addr (areas are sorted), or -1. */
+long image_area_index(const Rtcr__Mm *mm, uint64_t addr);
 /* Index of pid's process, or -1. */
 int image_proc_index(const struct loaded_image *im, int32_t pid);
 

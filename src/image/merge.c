@@ -22,21 +22,6 @@
 #define REC_MAX_PAGES 1024    /* the dumper's chunk: 4 MiB per PAGES record */
 #define REC_MAX_RUNS  1024
 
-static long area_of(const Rtcr__Mm *mm, uint64_t addr)
-{
-	size_t lo = 0, hi = mm->n_vmas;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (addr < mm->vmas[mid]->start)
-			hi = mid;
-		else if (addr >= mm->vmas[mid]->end)
-			lo = mid + 1;
-		else
-			return (long)mid;
-	}
-	return -1;
-}
-
 struct src_list {
 	struct img_page_src *v;
 	size_t n, cap;
@@ -115,7 +100,7 @@ int image_resolve_pages(struct loaded_image *im, size_t pi, struct img_page_src 
 			continue;
 		ret = image_pages(im, r, &ph, &runs, (const void **)&data);
 		for (uint32_t k = 0; !ret && k < ph->nr_runs; k++) {
-			long vi = area_of(mm, runs[k].vaddr);
+			long vi = image_area_index(mm, runs[k].vaddr);
 			const Rtcr__Vma *v = vi >= 0 ? mm->vmas[vi] : NULL;
 			uint64_t first;
 			if (!v || runs[k].npages > (v->end - runs[k].vaddr) / PAGE_SIZE) {
@@ -153,7 +138,7 @@ int image_resolve_pages(struct loaded_image *im, size_t pi, struct img_page_src 
 				data += runs[k].npages * PAGE_SIZE;
 				for (uint64_t p = 0; p < runs[k].npages; ) {
 					uint64_t addr = runs[k].vaddr + p * PAGE_SIZE, n = 0, pg;
-					long vi = area_of(mm, addr);
+					long vi = image_area_index(mm, addr);
 					const Rtcr__Vma *v = vi >= 0 ? mm->vmas[vi] : NULL;
 					if (!v || !need[vi]) {
 						p++;
@@ -209,7 +194,7 @@ int image_resolve_pages(struct loaded_image *im, size_t pi, struct img_page_src 
 				ret = -EINVAL;
 			} else if (prev && prev_end == l.v[i].vaddr &&
 				   (const char *)prev->data + prev->npages * PAGE_SIZE == l.v[i].data &&
-				   area_of(mm, prev->vaddr) == area_of(mm, l.v[i].vaddr)) {
+				   image_area_index(mm, prev->vaddr) == image_area_index(mm, l.v[i].vaddr)) {
 				prev->npages += l.v[i].npages;
 			} else {
 				l.v[o++] = l.v[i];
@@ -298,7 +283,7 @@ static int write_merged(struct loaded_image *im, const char *outdir, const uint8
 			mm->vmas[k]->pages_inherited = 0;
 		}
 		for (size_t k = 0; k < nsrc[i]; k++)
-			mm->vmas[area_of(mm, src[i][k].vaddr)]->pages_stored += src[i][k].npages;
+			mm->vmas[image_area_index(mm, src[i][k].vaddr)]->pages_stored += src[i][k].npages;
 		ret = imgw_put_pb(&w, REC_MM, &mm->base);
 		if (!ret)
 			ret = imgw_put_pb(&w, REC_FILES, &im->files[i]->base);

@@ -448,22 +448,6 @@ struct fill_ctx {
 	pthread_mutex_t lock;
 };
 
-/* Index of the area holding addr (areas are sorted), or -1. */
-static long vma_index(const Rtcr__Mm *mm, uint64_t addr)
-{
-	size_t lo = 0, hi = mm->n_vmas;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (addr < mm->vmas[mid]->start)
-			hi = mid;
-		else if (addr >= mm->vmas[mid]->end)
-			lo = mid + 1;
-		else
-			return (long)mid;
-	}
-	return -1;
-}
-
 static int flush_vm(struct fill_ctx *f, struct iovec *l, struct iovec *r, int n)
 {
 	size_t want = 0;
@@ -518,7 +502,7 @@ static int fill_record(struct fill_ctx *f, uint32_t i)
 		return ret;
 	for (uint32_t k = 0; k < ph->nr_runs; k++) {
 		uint64_t len = runs[k].npages * PAGE_SIZE;
-		long vi = vma_index(f->mm, runs[k].vaddr);
+		long vi = image_area_index(f->mm, runs[k].vaddr);
 		const Rtcr__Vma *v = vi >= 0 ? f->mm->vmas[vi] : NULL;
 		if (!v || runs[k].vaddr + len > v->end || is_vdso_kind(v->kind) ||
 		    v->kind == RTCR__VMA_KIND__FILE_SHARED || v->kind == RTCR__VMA_KIND__SYSV_SHM) {
@@ -695,7 +679,7 @@ static int fill_inherited(struct fill_ctx *f)
 				data += runs[k].npages * PAGE_SIZE;
 				for (uint64_t p = 0; p < runs[k].npages && !ret; ) {
 					uint64_t addr = runs[k].vaddr + p * PAGE_SIZE, q, n = 0, pg;
-					long vi = vma_index(mm, addr);
+					long vi = image_area_index(mm, addr);
 					const Rtcr__Vma *v = vi >= 0 ? mm->vmas[vi] : NULL;
 					if (!v || !need[vi]) {
 						p++;
