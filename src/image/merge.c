@@ -46,8 +46,8 @@ static bool bit_test(const uint64_t *m, uint64_t i) { return m[i / 64] & (1ULL <
 static void bit_set(uint64_t *m, uint64_t i) { m[i / 64] |= 1ULL << (i % 64); }
 static void bit_clear(uint64_t *m, uint64_t i) { m[i / 64] &= ~(1ULL << (i % 64)); }
 
-int image_resolve_pages(struct loaded_image *im, size_t pi, struct img_page_src **out,
-			size_t *nout)
+int image_resolve_pages(struct loaded_image *im, size_t pi, unsigned flags,
+			struct img_page_src **out, size_t *nout)
 {
 	const Rtcr__Mm *mm = im->mm[pi];
 	int32_t pid = im->procs[pi]->pid;
@@ -92,7 +92,8 @@ int image_resolve_pages(struct loaded_image *im, size_t pi, struct img_page_src 
 	}
 
 	/* The pages this image stores. */
-	for (uint32_t r = 0; r < im->nr_pages_recs && !ret; r++) {
+	for (uint32_t r = 0; r < im->nr_pages_recs && !ret && !(flags & IMG_RESOLVE_INHERITED_ONLY);
+	     r++) {
 		const struct img_pages_hdr *ph;
 		const struct img_page_run *runs;
 		const char *data;
@@ -358,7 +359,7 @@ int image_flatten(const char *dir, const char *outdir, unsigned flags, struct fl
 	src = xzalloc((im.nprocs + 1) * sizeof(*src));
 	nsrc = xzalloc((im.nprocs + 1) * sizeof(*nsrc));
 	for (size_t i = 0; i < im.nprocs && !ret; i++)
-		ret = image_resolve_pages(&im, i, &src[i], &nsrc[i]);
+		ret = image_resolve_pages(&im, i, 0, &src[i], &nsrc[i]);
 	if (ret)
 		goto out;
 

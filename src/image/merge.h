@@ -21,8 +21,11 @@
  * pages outside their area, and inherited pages no ancestor holds are
  * errors (logged). *out is malloc'ed (NULL if no pages).
  */
-int image_resolve_pages(struct loaded_image *im, size_t pi, struct img_page_src **out,
-			size_t *nout) __must_check;
+int image_resolve_pages(struct loaded_image *im, size_t pi, unsigned flags,
+			struct img_page_src **out, size_t *nout) __must_check;
+/* Only the inherited pages (restore has placed im's own already; they are
+ * then not read, nor checked against the inherited ones). */
+#define IMG_RESOLVE_INHERITED_ONLY 0x1u
 
 /* Keep the image id: images made from DIR (with --prev DIR), and the
  * tracker of the still running process, go on treating the merged image

@@ -28,6 +28,7 @@
 #include "arch/x86/regs.h"
 #include "common/util.h"
 #include "image/load.h"
+#include "image/merge.h"
 #include "mem/mem.h"
 
 #ifndef PR_SET_VMA
@@ -637,79 +638,20 @@ static int copy_range(struct fill_ctx *f, long vi, uint64_t addr, const void *sr
 
 /*
  * An incremental image: the pages its areas inherit come from the parent
- * images, newest first; each page is taken once (a bitmap per area of the
- * pages still needed), and every one must be found.
+ * images, each from the newest one holding it (image_resolve_pages(), the
+ * rule merge follows too); one not found fails the restore.
  */
 static int fill_inherited(struct fill_ctx *f)
 {
-	const Rtcr__Mm *mm = f->mm;
-	uint64_t **need = xzalloc((mm->n_vmas + 1) * sizeof(*need));
-	uint64_t missing = 0;
-	int ret = 0;
+	struct img_page_src *src;
+	size_t n;
+	int ret = image_resolve_pages(f->im, image_proc_index(f->im, f->pid),
+				      IMG_RESOLVE_INHERITED_ONLY, &src, &n);
 
-	for (size_t i = 0; i < mm->n_vmas; i++) {
-		const Rtcr__Vma *v = mm->vmas[i];
-		uint64_t npg = (v->end - v->start) / PAGE_SIZE;
-		if (!v->n_inherited)
-			continue;
-		need[i] = xzalloc((npg / 64 + 1) * sizeof(uint64_t));
-		for (size_t k = 0; k + 1 < v->n_inherited; k += 2) {
-			uint64_t first = (v->inherited[k] - v->start) / PAGE_SIZE;
-			if (v->inherited[k] < v->start || first + v->inherited[k + 1] > npg) {
-				pr_err("image: pid %d: inherited pages at %#llx lie outside their area",
-				       f->pid, (unsigned long long)v->inherited[k]);
-				ret = -EINVAL;
-				goto out;
-			}
-			for (uint64_t p = first; p < first + v->inherited[k + 1]; p++)
-				need[i][p / 64] |= 1ULL << (p % 64);
-			missing += v->inherited[k + 1];
-		}
-	}
-	for (struct loaded_image *a = f->im->parent; a && missing && !ret; a = a->parent) {
-		for (uint32_t r = 0; r < a->nr_pages_recs && !ret && missing; r++) {
-			const struct img_pages_hdr *ph;
-			const struct img_page_run *runs;
-			const char *data;
-			if (a->pages_pid[r] != f->pid)
-				continue;
-			ret = image_pages(a, r, &ph, &runs, (const void **)&data);
-			for (uint32_t k = 0; !ret && k < ph->nr_runs; k++) {
-				const char *src = data;
-				data += runs[k].npages * PAGE_SIZE;
-				for (uint64_t p = 0; p < runs[k].npages && !ret; ) {
-					uint64_t addr = runs[k].vaddr + p * PAGE_SIZE, q, n = 0, pg;
-					long vi = image_area_index(mm, addr);
-					const Rtcr__Vma *v = vi >= 0 ? mm->vmas[vi] : NULL;
-					if (!v || !need[vi]) {
-						p++;
-						continue;
-					}
-					/* The run of needed pages from here, within the area. */
-					pg = (addr - v->start) / PAGE_SIZE;
-					for (q = p; q < runs[k].npages && addr + n * PAGE_SIZE < v->end &&
-					     (need[vi][(pg + n) / 64] & (1ULL << ((pg + n) % 64))); q++, n++)
-						need[vi][(pg + n) / 64] &= ~(1ULL << ((pg + n) % 64));
-					if (!n) {
-						p++;
-						continue;
-					}
-					ret = copy_range(f, vi, addr, src + p * PAGE_SIZE, n * PAGE_SIZE);
-					missing -= n;
-					p = q;
-				}
-			}
-		}
-	}
-	if (!ret && missing) {
-		pr_err("pid %d: %llu pages it had are in none of the parent images (a broken chain)",
-		       f->pid, (unsigned long long)missing);
-		ret = -EINVAL;
-	}
-out:
-	for (size_t i = 0; i < mm->n_vmas; i++)
-		free(need[i]);
-	free(need);
+	for (size_t k = 0; k < n && !ret; k++)
+		ret = copy_range(f, image_area_index(f->mm, src[k].vaddr), src[k].vaddr, src[k].data,
+				 src[k].npages * PAGE_SIZE);
+	free(src);
 	return ret;
 }
 

@@ -195,7 +195,7 @@ static void test_resolve_newest_first(void **state)
 
 	assert_int_equal(image_load(c->c, &im), 0);
 	assert_int_equal(image_load_chain(&im), 0);
-	assert_int_equal(image_resolve_pages(&im, 0, &s, &n), 0);
+	assert_int_equal(image_resolve_pages(&im, 0, 0, &s, &n), 0);
 	for (size_t i = 0; i < n; i++) {
 		assert_true(s[i].vaddr >= prev_end);            /* sorted, no overlap */
 		/* never across the two areas */
@@ -225,7 +225,7 @@ static void test_resolve_missing_page(void **state)
 	assert_int_equal(image_load(c->c, &im), 0);
 	assert_int_equal(image_load_chain(&im), 0);
 	log_capture_begin();
-	assert_int_equal(image_resolve_pages(&im, 0, &s, &n), -EINVAL);
+	assert_int_equal(image_resolve_pages(&im, 0, 0, &s, &n), -EINVAL);
 	assert_non_null(strstr(log_capture_end(), "1 pages it inherits (the first at 0x1f000) are in none"));
 	image_unload(&im);
 }
@@ -243,7 +243,7 @@ static void test_resolve_stored_and_inherited(void **state)
 	assert_int_equal(image_load(c->c, &im), 0);
 	assert_int_equal(image_load_chain(&im), 0);
 	log_capture_begin();
-	assert_int_equal(image_resolve_pages(&im, 0, &s, &n), -EINVAL);
+	assert_int_equal(image_resolve_pages(&im, 0, 0, &s, &n), -EINVAL);
 	assert_non_null(strstr(log_capture_end(), "both stored and inherited"));
 	image_unload(&im);
 }
