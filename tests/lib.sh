@@ -205,3 +205,46 @@ wait_pid_free() { # pid
 	done
 	fail "pid $1 still exists (state $(proc_state "$1")) 5 s after its dump"
 }
+
+# ---- Incremental chains (tests/targets/mem_incr.c; incremental.sh, merge.sh) ----
+
+# Dump the running target into $T/NAME, leaving it running; extra args.
+chain_dump() { # name [args]
+	local d="$T/$1"; shift
+	mkdir -p "$d"
+	"$RTCR" dump -t "$PID" -D "$d" --leave-running --stats "$@" > "$d.out" 2>&1 ||
+		{ cat "$d.out" >&2; fail "rtcr dump into $d exited $?"; }
+}
+
+# "STORED INHERITED PARENT_PATH" of the image in DIR ("-": no parent).
+chain_pages() { "$RTCR" inspect --json "$1" | python3 -c '
+import json, sys
+j = json.load(sys.stdin)
+procs = j.get("processes") or [j]
+inh = sum(v.get("pages_inherited", 0) for p in procs for v in p["memory"])
+print(j["image"]["pages"], inh, j["image"].get("parent_path", "-"))'; }
+
+# Make the target take step K and wait until it says so.
+chain_step() { # k [file the target prints to, default $T/out]
+	touch "$T/go.step$1"
+	wait_for "${2:-$T/out}" "^STEP $1\$"
+}
+
+# Restore DIR and check the target is at step K.
+chain_restore_check() { # dir k [file the target prints to, default $T/out]
+	rm -f "$T/go" "$T"/go.step*
+	"$RTCR" restore -D "$1" < /dev/null >> "$T/out" 2> "$T/restore.err" &
+	RPID=$!
+	track_pid "$RPID"
+	local i
+	for ((i = 0; i < 500; i++)); do
+		[ "$(awk '/^TracerPid/ {print $2}' /proc/$PID/status 2>/dev/null)" = 0 ] && break
+		kill -0 "$RPID" 2>/dev/null || break
+		sleep 0.01
+	done
+	echo "$2" > "$T/go.tmp" && mv "$T/go.tmp" "$T/go"
+	wait "$RPID"
+	local rc=$?
+	[ $rc = 0 ] || { cat "$T/restore.err" "$T/out" >&2; fail "restore of $1 exited $rc"; }
+	assert_contains "${3:-$T/out}" '^PASS' "target verdict"
+}

@@ -3,87 +3,49 @@
 # since their parent, restore through the chain, and every way the chain
 # or the tracking can be lost. Target: tests/targets/mem_incr.c.
 
-# Dump the running target into $T/NAME (leaving it running); extra args.
-incr_dump() { # name [args]
-	local d="$T/$1"; shift
-	mkdir -p "$d"
-	"$RTCR" dump -t "$PID" -D "$d" --leave-running --stats "$@" > "$d.out" 2>&1 ||
-		{ cat "$d.out" >&2; fail "rtcr dump into $d exited $?"; }
-}
-
-# Pages stored in an image, and pages it leaves to its parents.
-incr_pages() { "$RTCR" inspect --json "$T/$1" | python3 -c '
-import json, sys
-j = json.load(sys.stdin)
-procs = j.get("processes") or [j]
-inh = sum(v.get("pages_inherited", 0) for p in procs for v in p["memory"])
-print(j["image"]["pages"], inh)'; }
-
-incr_step() { # k [file the target prints to, default $T/out]
-	touch "$T/go.step$1"
-	wait_for "${2:-$T/out}" "^STEP $1\$"
-}
-
-# Restore $T/NAME and check the target is at step K.
-incr_restore_check() { # name k [file the target prints to, default $T/out]
-	rm -f "$T/go" "$T"/go.step*
-	"$RTCR" restore -D "$T/$1" < /dev/null >> "$T/out" 2> "$T/restore.err" &
-	RPID=$!
-	track_pid "$RPID"
-	local i
-	for ((i = 0; i < 500; i++)); do
-		[ "$(awk '/^TracerPid/ {print $2}' /proc/$PID/status 2>/dev/null)" = 0 ] && break
-		kill -0 "$RPID" 2>/dev/null || break
-		sleep 0.01
-	done
-	echo "$2" > "$T/go.tmp" && mv "$T/go.tmp" "$T/go"
-	wait "$RPID"
-	local rc=$?
-	[ $rc = 0 ] || { cat "$T/restore.err" "$T/out" >&2; fail "restore of $1 exited $rc"; }
-	assert_contains "${3:-$T/out}" '^PASS' "target verdict"
-}
+# Helpers: chain_dump, chain_pages, chain_step, chain_restore_check (tests/lib.sh).
 
 test_incr_chain_of_three() {
 	OUT_PIPE=1 start_ready mem_incr 4096 5
-	incr_dump d1 --track-mem
-	local full; full=$(incr_pages d1 | awk '{print $1}')
+	chain_dump d1 --track-mem
+	local full; full=$(chain_pages "$T/d1" | awk '{print $1}')
 	[ "$full" -ge 4096 ] || fail "the first image holds $full pages, fewer than the area"
-	incr_step 1
-	incr_dump d2 --prev "$T/d1"
-	read -r stored inh <<< "$(incr_pages d2)"
+	chain_step 1
+	chain_dump d2 --prev "$T/d1"
+	read -r stored inh _ <<< "$(chain_pages "$T/d2")"
 	echo "d1: $full pages; d2: $stored stored, $inh in d1"
 	[ "$stored" -lt $((full / 4)) ] || fail "d2 stores $stored of $full pages: not incremental"
 	[ "$inh" -ge 3500 ] || fail "d2 leaves only $inh pages to d1"
 	assert_contains "$T/d2.out" "incremental: " "dump statistics"
 	"$RTCR" inspect "$T/d2" > "$T/inspect2.txt" || fail "inspect d2"
 	assert_contains "$T/inspect2.txt" "^parent     ../d1: incremental image" "inspect shows the parent"
-	incr_step 2
-	incr_dump d3 --prev "$T/d2"
-	read -r stored inh <<< "$(incr_pages d3)"
+	chain_step 2
+	chain_dump d3 --prev "$T/d2"
+	read -r stored inh _ <<< "$(chain_pages "$T/d3")"
 	echo "d3: $stored stored, $inh in the chain"
 	[ "$stored" -lt $((full / 4)) ] || fail "d3 stores $stored of $full pages: not incremental"
 	kill -9 "$PID"; wait "$PID" 2>/dev/null
 	wait_pid_free "$PID"
-	incr_restore_check d3 2
+	chain_restore_check "$T/d3" 2
 }
 
 # A child forked after tracking began inherits the tracker's fd: it is
 # rtcr's, not the child's handle; the child's memory is stored whole.
 test_incr_child_forked_after_tracking() {
 	OUT_PIPE=1 start_ready mem_incr 1024 5
-	incr_dump d1 --track-mem
-	incr_step 1
-	incr_step 2
-	incr_step 3
-	incr_dump d2 --prev "$T/d1"
+	chain_dump d1 --track-mem
+	chain_step 1
+	chain_step 2
+	chain_step 3
+	chain_dump d2 --prev "$T/d1"
 	"$RTCR" inspect "$T/d2" > "$T/i2.txt"
 	assert_contains "$T/i2.txt" "^tree       2 processes" "the child is in the image"
-	read -r stored inh <<< "$(incr_pages d2)"
+	read -r stored inh _ <<< "$(chain_pages "$T/d2")"
 	[ "$inh" -gt 0 ] || fail "the parent's dump is not incremental"
-	incr_dump d3 --prev "$T/d2"
+	chain_dump d3 --prev "$T/d2"
 	kill -9 "$PID"; wait "$PID" 2>/dev/null
 	wait_pid_free "$PID"
-	incr_restore_check d3 3
+	chain_restore_check "$T/d3" 3
 }
 
 # Half the pages written at random: thousands of scan regions, more than
@@ -91,35 +53,35 @@ test_incr_child_forked_after_tracking() {
 # walk_end; following it stored pages twice, and restore failed).
 test_incr_many_regions() {
 	OUT_PIPE=1 start_ready mem_incr 32768 50
-	incr_dump d1 --track-mem
-	incr_step 1
-	incr_dump d2 --prev "$T/d1"
-	read -r stored inh <<< "$(incr_pages d2)"
+	chain_dump d1 --track-mem
+	chain_step 1
+	chain_dump d2 --prev "$T/d1"
+	read -r stored inh _ <<< "$(chain_pages "$T/d2")"
 	echo "d2: $stored stored, $inh in d1"
 	[ "$inh" -gt 8000 ] || fail "d2 leaves only $inh pages to d1"
 	kill -9 "$PID"; wait "$PID" 2>/dev/null
 	wait_pid_free "$PID"
-	incr_restore_check d2 1
+	chain_restore_check "$T/d2" 1
 }
 
 # The chain restores at any link: here the middle one.
 test_incr_restore_middle_link() {
 	OUT_PIPE=1 start_ready mem_incr 2048 10
-	incr_dump d1 --track-mem
-	incr_step 1
-	incr_dump d2 --prev "$T/d1"
-	incr_step 2
+	chain_dump d1 --track-mem
+	chain_step 1
+	chain_dump d2 --prev "$T/d1"
+	chain_step 2
 	kill -9 "$PID"; wait "$PID" 2>/dev/null
 	wait_pid_free "$PID"
-	incr_restore_check d2 1
+	chain_restore_check "$T/d2" 1
 }
 
 # After a restore the new process is tracked from its next --track-mem.
 test_incr_after_restore() {
 	OUT_PIPE=1 start_ready mem_incr 1024 20
-	incr_dump d1 --track-mem
-	incr_step 1
-	incr_dump d2 --prev "$T/d1"
+	chain_dump d1 --track-mem
+	chain_step 1
+	chain_dump d2 --prev "$T/d1"
 	kill -9 "$PID"; wait "$PID" 2>/dev/null
 	wait_pid_free "$PID"
 	"$TGT/reaper" "$RTCR" restore -D "$T/d2" --detach > "$T/detach.out" 2> "$T/detach.err" &
@@ -127,61 +89,61 @@ test_incr_after_restore() {
 	wait_for "$T/detach.err" '^EXIT' 20
 	assert_running "$PID"
 	# The restored process has no tracker: --prev d2 falls back to full.
-	incr_dump d3 --prev "$T/d2"
+	chain_dump d3 --prev "$T/d2"
 	assert_contains "$T/d3.out" "all its memory is stored: its memory is not tracked" "fallback message"
-	read -r stored inh <<< "$(incr_pages d3)"
+	read -r stored inh _ <<< "$(chain_pages "$T/d3")"
 	assert_eq 0 "$inh" "pages left to the parent by a full fallback"
-	incr_dump d4 --track-mem
+	chain_dump d4 --track-mem
 	# (Its stdout is now rtcr restore's: detach.out.)
-	incr_step 2 "$T/detach.out"
-	incr_dump d5 --prev "$T/d4"
-	read -r stored inh <<< "$(incr_pages d5)"
+	chain_step 2 "$T/detach.out"
+	chain_dump d5 --prev "$T/d4"
+	read -r stored inh _ <<< "$(chain_pages "$T/d5")"
 	[ "$inh" -gt 0 ] || fail "d5 is not incremental after re-arming"
 	kill -9 "$PID"
 	wait_pid_free "$PID"
-	incr_restore_check d5 2 "$T/detach.out"
+	chain_restore_check "$T/d5" 2 "$T/detach.out"
 }
 
 # Without --track-mem at the first dump there is nothing to be relative
 # to: the dump says so and stores everything (and is still restorable).
 test_incr_fallback_without_tracking() {
 	OUT_PIPE=1 start_ready mem_incr 1024 5
-	incr_dump d1
-	incr_step 1
-	incr_dump d2 --prev "$T/d1"
+	chain_dump d1
+	chain_step 1
+	chain_dump d2 --prev "$T/d1"
 	assert_contains "$T/d2.out" "pid $PID: all its memory is stored: its memory is not tracked" \
 		"fallback message"
-	read -r stored inh <<< "$(incr_pages d2)"
+	read -r stored inh _ <<< "$(chain_pages "$T/d2")"
 	assert_eq 0 "$inh" "pages left to the parent"
 	# A dump that was never finished resets nothing it can be trusted
 	# for: the state names an image that does not exist.
 	kill -9 "$PID"; wait "$PID" 2>/dev/null
 	wait_pid_free "$PID"
-	incr_restore_check d2 1
+	chain_restore_check "$T/d2" 1
 }
 
 # An incremental dump against an older link than the last one: the bits
 # were reset by the later dump, so the dump must not trust them.
 test_incr_stale_parent_falls_back() {
 	OUT_PIPE=1 start_ready mem_incr 1024 5
-	incr_dump d1 --track-mem
-	incr_step 1
-	incr_dump d2 --prev "$T/d1"
-	incr_step 2
-	incr_dump d3 --prev "$T/d1"
+	chain_dump d1 --track-mem
+	chain_step 1
+	chain_dump d2 --prev "$T/d1"
+	chain_step 2
+	chain_dump d3 --prev "$T/d1"
 	assert_contains "$T/d3.out" "relative to another image" "fallback message"
-	read -r stored inh <<< "$(incr_pages d3)"
+	read -r stored inh _ <<< "$(chain_pages "$T/d3")"
 	assert_eq 0 "$inh" "pages left to a stale parent"
 	kill -9 "$PID"; wait "$PID" 2>/dev/null
 	wait_pid_free "$PID"
-	incr_restore_check d3 2
+	chain_restore_check "$T/d3" 2
 }
 
 test_incr_missing_parent_at_restore() {
 	OUT_PIPE=1 start_ready mem_incr 512 5
-	incr_dump d1 --track-mem
-	incr_step 1
-	incr_dump d2 --prev "$T/d1"
+	chain_dump d1 --track-mem
+	chain_step 1
+	chain_dump d2 --prev "$T/d1"
 	kill -9 "$PID"; wait "$PID" 2>/dev/null
 	wait_pid_free "$PID"
 	mv "$T/d1" "$T/d1.moved"
@@ -192,10 +154,10 @@ test_incr_missing_parent_at_restore() {
 
 test_incr_replaced_parent_at_restore() {
 	OUT_PIPE=1 start_ready mem_incr 512 5
-	incr_dump d1 --track-mem
-	incr_step 1
-	incr_dump d2 --prev "$T/d1"
-	incr_dump d1 --track-mem          # another image where the parent was
+	chain_dump d1 --track-mem
+	chain_step 1
+	chain_dump d2 --prev "$T/d1"
+	chain_dump d1 --track-mem          # another image where the parent was
 	kill -9 "$PID"; wait "$PID" 2>/dev/null
 	wait_pid_free "$PID"
 	"$RTCR" restore -D "$T/d2" > "$T/r.out" 2>&1 && fail "restore with a replaced parent succeeded"
@@ -213,7 +175,7 @@ test_incr_bad_prev_arguments() {
 	# An image of another process.
 	OUT_PIPE=0 start_ready mem_incr 256 5
 	local other=$PID
-	incr_dump d1 --track-mem
+	chain_dump d1 --track-mem
 	OUT_PIPE=1 start_ready mem_incr 256 5
 	"$RTCR" dump -t "$PID" -D "$T/d2" --leave-running --prev "$T/d1" > "$T/r.out" 2>&1 &&
 		fail "--prev of another process's image succeeded"
@@ -235,7 +197,7 @@ test_periodic_keep_three() {
 	track_pid "$rpid"
 	# Step 1 once a few checkpoints exist; the later ones hold it.
 	wait_for "$T/periodic.out" "ckpt-000002:" 10
-	incr_step 1
+	chain_step 1
 	wait "$rpid"
 	local rc=$?
 	cat "$T/periodic.out"
@@ -254,7 +216,7 @@ test_periodic_keep_three() {
 		fail "an incremental checkpoint stored more than half the area"
 	kill -9 "$PID"; wait "$PID" 2>/dev/null
 	wait_pid_free "$PID"
-	incr_restore_check base/latest 1
+	chain_restore_check "$T/base/latest" 1
 }
 
 # SIGINT stops it cleanly: the process runs on, untraced, and the
@@ -274,5 +236,5 @@ test_periodic_sigint() {
 	assert_running "$PID"
 	kill -9 "$PID"; wait "$PID" 2>/dev/null
 	wait_pid_free "$PID"
-	incr_restore_check base/latest 0
+	chain_restore_check "$T/base/latest" 0
 }

@@ -1,27 +1,7 @@
 # rtcr merge: an incremental chain folded into one self-contained image,
 # in place or into another directory; a full image is left alone; a broken
 # chain is refused with the image untouched. Target: tests/targets/mem_incr.c.
-# (The helpers are copies of incremental.sh's, prefixed mg_.)
-
-mg_dump() { # name [args]
-	local d="$T/$1"; shift
-	mkdir -p "$d"
-	"$RTCR" dump -t "$PID" -D "$d" --leave-running --stats "$@" > "$d.out" 2>&1 ||
-		{ cat "$d.out" >&2; fail "rtcr dump into $d exited $?"; }
-}
-
-# "STORED INHERITED PARENT_PATH" of an image.
-mg_pages() { "$RTCR" inspect --json "$1" | python3 -c '
-import json, sys
-j = json.load(sys.stdin)
-procs = j.get("processes") or [j]
-inh = sum(v.get("pages_inherited", 0) for p in procs for v in p["memory"])
-print(j["image"]["pages"], inh, j["image"].get("parent_path", "-"))'; }
-
-mg_step() { # k
-	touch "$T/go.step$1"
-	wait_for "$T/out" "^STEP $1\$"
-}
+# Helpers: chain_dump, chain_pages, chain_step, chain_restore_check (tests/lib.sh).
 
 # The image id in the file header.
 mg_id() { od -An -tx1 -j16 -N16 "$1/image.rtcr" | tr -d ' \n'; }
@@ -31,39 +11,20 @@ mg_kill_target() {
 	wait_pid_free "$PID"
 }
 
-# Restore DIR and check the target is at step K.
-mg_restore_check() { # dir k
-	rm -f "$T/go" "$T"/go.step*
-	"$RTCR" restore -D "$1" < /dev/null >> "$T/out" 2> "$T/restore.err" &
-	RPID=$!
-	track_pid "$RPID"
-	local i
-	for ((i = 0; i < 500; i++)); do
-		[ "$(awk '/^TracerPid/ {print $2}' /proc/$PID/status 2>/dev/null)" = 0 ] && break
-		kill -0 "$RPID" 2>/dev/null || break
-		sleep 0.01
-	done
-	echo "$2" > "$T/go.tmp" && mv "$T/go.tmp" "$T/go"
-	wait "$RPID"
-	local rc=$?
-	[ $rc = 0 ] || { cat "$T/restore.err" "$T/out" >&2; fail "restore of $1 exited $rc"; }
-	assert_contains "$T/out" '^PASS' "target verdict"
-}
-
 # d1 (full, tracking), d2 after step 1, d3 after step 2.
 mg_chain_of_three() { # pages
 	OUT_PIPE=1 start_ready mem_incr "$1" 5
-	mg_dump d1 --track-mem
-	mg_step 1
-	mg_dump d2 --prev "$T/d1"
-	mg_step 2
-	mg_dump d3 --prev "$T/d2"
+	chain_dump d1 --track-mem
+	chain_step 1
+	chain_dump d2 --prev "$T/d1"
+	chain_step 2
+	chain_dump d3 --prev "$T/d2"
 }
 
 test_merge_chain_in_place() {
 	mg_chain_of_three 4096
 	local stored inh parent
-	read -r stored inh parent <<< "$(mg_pages "$T/d3")"
+	read -r stored inh parent <<< "$(chain_pages "$T/d3")"
 	[ "$inh" -gt 3000 ] || fail "d3 inherits only $inh pages: not a real chain"
 	local id; id=$(mg_id "$T/d3")
 	"$RTCR" merge -D "$T/d3" > "$T/m.out" 2>&1 || { cat "$T/m.out" >&2; fail "merge exited $?"; }
@@ -71,7 +32,7 @@ test_merge_chain_in_place() {
 	assert_contains "$T/m.out" "3 images merged" "merge summary"
 	[ ! -e "$T/d3/.image.rtcr.partial" ] || fail "a .partial file was left behind"
 	local s2 i2 p2
-	read -r s2 i2 p2 <<< "$(mg_pages "$T/d3")"
+	read -r s2 i2 p2 <<< "$(chain_pages "$T/d3")"
 	assert_eq - "$p2" "parent of the merged image"
 	assert_eq 0 "$i2" "pages the merged image inherits"
 	assert_eq $((stored + inh)) "$s2" "pages of the merged image (stored + inherited before)"
@@ -80,24 +41,24 @@ test_merge_chain_in_place() {
 	assert_not_contains "$T/inspect.txt" "^parent" "inspect shows no parent"
 	rm -rf "$T/d1" "$T/d2"
 	mg_kill_target
-	mg_restore_check "$T/d3" 2
+	chain_restore_check "$T/d3" 2
 }
 
 test_merge_into_other_dir() {
 	mg_chain_of_three 2048
 	cp "$T/d3/image.rtcr" "$T/d3.before"
 	local stored inh parent
-	read -r stored inh parent <<< "$(mg_pages "$T/d3")"
+	read -r stored inh parent <<< "$(chain_pages "$T/d3")"
 	"$RTCR" merge -D "$T/d3" -o "$T/m" > "$T/m.out" 2>&1 ||
 		{ cat "$T/m.out" >&2; fail "merge -o exited $?"; }
 	cmp "$T/d3/image.rtcr" "$T/d3.before" || fail "merge -o changed the source image"
 	local s2 i2 p2
-	read -r s2 i2 p2 <<< "$(mg_pages "$T/m")"
+	read -r s2 i2 p2 <<< "$(chain_pages "$T/m")"
 	assert_eq - "$p2" "parent of the merged image"
 	assert_eq $((stored + inh)) "$s2" "pages of the merged image"
 	mv "$T/d1" "$T/d1.gone"; mv "$T/d2" "$T/d2.gone"; mv "$T/d3" "$T/d3.gone"
 	mg_kill_target
-	mg_restore_check "$T/m" 2
+	chain_restore_check "$T/m" 2
 }
 
 # Periodic checkpointing drops the oldest link: the middle image merged in
@@ -116,19 +77,19 @@ test_merge_middle_link_keep_id() {
 	# still incremental (the tracker knows the id).
 	"$RTCR" merge -D "$T/d3" --keep-id > "$T/m.out" 2>&1 || { cat "$T/m.out" >&2; fail "merge d3"; }
 	rm -rf "$T/d2" "$T/d2new"
-	mg_step 3
-	mg_dump d4 --prev "$T/d3"
+	chain_step 3
+	chain_dump d4 --prev "$T/d3"
 	assert_not_contains "$T/d4.out" "pid $PID: all its memory is stored" "d4 is incremental for the target (its child, forked at step 3, was not tracked yet)"
 	local stored inh parent
-	read -r stored inh parent <<< "$(mg_pages "$T/d4")"
+	read -r stored inh parent <<< "$(chain_pages "$T/d4")"
 	[ "$inh" -gt 0 ] || fail "d4 inherits nothing"
 	mg_kill_target
-	mg_restore_check "$T/d4" 3
+	chain_restore_check "$T/d4" 3
 }
 
 test_merge_full_image_is_noop() {
 	OUT_PIPE=1 start_ready mem_incr 512 5
-	mg_dump d1
+	chain_dump d1
 	cp "$T/d1/image.rtcr" "$T/d1.before"
 	"$RTCR" merge -D "$T/d1" > "$T/m.out" 2>&1 || { cat "$T/m.out" >&2; fail "merge of a full image exited $?"; }
 	assert_contains "$T/m.out" "already self-contained" "message"
@@ -136,20 +97,20 @@ test_merge_full_image_is_noop() {
 	# With -o: a copy, self-contained as well.
 	"$RTCR" merge -D "$T/d1" -o "$T/copy" > "$T/m.out" 2>&1 || { cat "$T/m.out" >&2; fail "merge -o"; }
 	local s1 i1 p1 s2 i2 p2
-	read -r s1 i1 p1 <<< "$(mg_pages "$T/d1")"
-	read -r s2 i2 p2 <<< "$(mg_pages "$T/copy")"
+	read -r s1 i1 p1 <<< "$(chain_pages "$T/d1")"
+	read -r s2 i2 p2 <<< "$(chain_pages "$T/copy")"
 	assert_eq "$s1" "$s2" "pages of the copy"
 	assert_eq - "$p2" "parent of the copy"
 	mv "$T/d1" "$T/d1.gone"
 	mg_kill_target
-	mg_restore_check "$T/copy" 0
+	chain_restore_check "$T/copy" 0
 }
 
 test_merge_broken_chain() {
 	OUT_PIPE=1 start_ready mem_incr 512 5
-	mg_dump d1 --track-mem
-	mg_step 1
-	mg_dump d2 --prev "$T/d1"
+	chain_dump d1 --track-mem
+	chain_step 1
+	chain_dump d2 --prev "$T/d1"
 	cp "$T/d2/image.rtcr" "$T/d2.before"
 	mv "$T/d1" "$T/d1.moved"
 	"$RTCR" merge -D "$T/d2" > "$T/m.out" 2>&1 && fail "merge without the parent succeeded"
@@ -161,7 +122,7 @@ test_merge_broken_chain() {
 	[ ! -e "$T/m/image.rtcr" ] || fail "a failed merge -o wrote an image"
 	# Another image where the parent was.
 	mv "$T/d1.moved" "$T/d1"
-	mg_dump d1
+	chain_dump d1
 	"$RTCR" merge -D "$T/d2" > "$T/m.out" 2>&1 && fail "merge with a replaced parent succeeded"
 	assert_contains "$T/m.out" "is not the one it was made from" "error says the parent changed"
 	cmp "$T/d2/image.rtcr" "$T/d2.before" || fail "a failed merge changed the image"
