@@ -994,6 +994,8 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 			ret = -EIO;
 	}
 	g_ctx = NULL;
+	if (o->track_mem || o->prev)
+		track_prune();
 	if (o->stats)
 		print_stats(&c);
 	if (res) {

@@ -108,8 +108,7 @@ void track_forget(pid_t pid)
 		unlink(path);
 }
 
-/* States of processes that are gone (killed without a dump, exited). */
-static void prune_states(void)
+void track_prune(void)
 {
 	DIR *d = opendir(TRACK_DIR);
 	struct dirent *de;
@@ -143,7 +142,6 @@ static int write_state(const struct track *t, const uint8_t id[16])
 		pr_perror("%s", TRACK_DIR);
 		return -errno;
 	}
-	prune_states();
 	hex(id, h);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	f = fopen(tmp, "we");
@@ -152,7 +150,9 @@ static int write_state(const struct track *t, const uint8_t id[16])
 		return -errno;
 	}
 	fprintf(f, "fd %d ino %llu image %s\n", t->target_fd, uffd_ino(t->pid, t->target_fd), h);
-	if (fflush(f) || fsync(fileno(f)) || fclose(f) || rename(tmp, path)) {
+	/* No fsync: the state means nothing after a reboot (the processes are
+	 * gone); the rename alone makes it atomic for a later rtcr. */
+	if (fclose(f) || rename(tmp, path)) {
 		pr_perror("%s", path);
 		unlink(tmp);
 		return -EIO;

@@ -54,5 +54,8 @@ int track_arm(struct track *t, struct inject *in, const struct vma_list *vl,
 
 /* Forget pid's state (its tracker is gone or useless). */
 void track_forget(pid_t pid);
+/* Remove the states of processes that are gone (killed without a dump,
+ * exited). Not while anything is frozen: it reads every state's /proc. */
+void track_prune(void);
 
 #endif
