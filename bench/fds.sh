@@ -33,44 +33,9 @@ hard=$(ulimit -Hn)
 
 # Everything this script started that may still live: target pids
 # (original or restored: the same pid) in live, subreapers in srs.
-live=() srs=()
-cleanup() {
-	local p c i
-	for p in "${srs[@]}"; do
-		for c in $(cat /proc/$p/task/$p/children 2>/dev/null); do kill -9 "$c" 2>/dev/null; done
-	done
-	for p in "${live[@]}"; do kill -9 "$p" 2>/dev/null; done
-	for ((i = 0; i < 200; i++)); do
-		c=
-		for p in "${srs[@]}"; do [ -e /proc/$p ] && [ "$(awk '{print $3}' /proc/$p/stat)" != Z ] && c=1; done
-		[ -z "$c" ] && break
-		sleep 0.01
-	done
-	for p in "${srs[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-	live=() srs=()
-}
+. "$(dirname "$0")/lib.sh"
 trap 'cleanup; rm -rf "$W"' EXIT
 trap 'exit 130' INT TERM
-
-median() { sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "nan"}'; }
-minimum() { sort -n | awk 'NR==1 {print; f=1} END {if (!f) print "nan"}'; }
-wait_line() { # file re seconds
-	local i
-	for ((i = 0; i < $3 * 200; i++)); do
-		grep -q -- "$2" "$1" 2>/dev/null && return 0
-		sleep 0.005
-	done
-	return 1
-}
-pid_gone() {
-	local i
-	for ((i = 0; i < 1000; i++)); do
-		[ -e /proc/$1 ] || return 0
-		sleep 0.01
-	done
-	echo "pid $1 still present" >&2
-	return 1
-}
 
 cases=(10 "${fd_list[@]}")
 declare -A failed=()

@@ -38,27 +38,9 @@ W=$(mktemp -d /dev/shm/rtcr-bench-incr.XXXXXX)
 
 # What this script started and that may still live: target pids (original
 # or restored: same pid) and the subreapers they run under.
-live=() srs=()
-cleanup() {
-	local p c i
-	for p in "${srs[@]}"; do
-		for c in $(cat /proc/$p/task/$p/children 2>/dev/null); do kill -9 "$c" 2>/dev/null; done
-	done
-	for p in "${live[@]}"; do kill -9 "$p" 2>/dev/null; done
-	for ((i = 0; i < 300; i++)); do
-		c=
-		for p in "${srs[@]}"; do [ -e /proc/$p ] && [ "$(awk '{print $3}' /proc/$p/stat)" != Z ] && c=1; done
-		[ -z "$c" ] && break
-		sleep 0.01
-	done
-	for p in "${srs[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-	live=() srs=()
-}
+. "$(dirname "$0")/lib.sh"
 trap 'cleanup; rm -rf "$W"' EXIT
 trap 'exit 130' INT TERM
-
-median() { sort -g | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "nan"}'; }
-minimum() { sort -g | awk 'NR==1 {print; f=1} END {if (!f) print "nan"}'; }
 
 # Wait until FILE has at least N lines matching RE (up to S seconds).
 wait_count() { # file re n seconds
@@ -68,11 +50,6 @@ wait_count() { # file re n seconds
 		sleep 0.005
 	done
 	return 1
-}
-pid_gone() {
-	local i
-	for ((i = 0; i < 1000; i++)); do [ -e /proc/$1 ] || return 0; sleep 0.01; done
-	echo "pid $1 still present" >&2; return 1
 }
 # "frozen_ns total_ns image_bytes pages inherited scan_ns copy_ns" of a STATS dump line
 # (dump_one adds other_ns = frozen - scan - copy: seize, /proc reads, injection, arming).

@@ -37,6 +37,7 @@ ticks=$((secs * 1000000 / period_us))
 W=$(mktemp -d /dev/shm/rtcr-bench-rt.XXXXXX)
 
 tasks=() rtcrs=() loops=()
+. "$(dirname "$0")/lib.sh"   # median; its own cleanup below
 cleanup() {
 	local p i
 	for p in "${loops[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
@@ -152,7 +153,6 @@ done
 hv() { # file key: value of key= in its HIST 1 line
 	sed -n 's/^HIST 1 .*[ ]'"$2"'=\([0-9]*\).*/\1/p' "$1" 2>/dev/null
 }
-median() { sort -g | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "nan"}'; }
 mmm() { sort -g | awk '{a[NR]=$1} END {if (NR) printf "%.1f / %.1f / %.1f", a[1], a[int((NR+1)/2)], a[NR]; else print "nan"}'; }
 okreps() { local r; for ((r = 1; r <= reps; r++)); do [ -e "$W/rep$r/$1/failed" ] || [ ! -s "$W/rep$r/$1/report" ] || echo $r; done; }
 buckets=("<10us" "<50us" "<100us" "<500us" "<1ms" "<2ms" "<5ms" "<10ms" "<50ms" "<100ms" ">=100ms")

@@ -29,38 +29,10 @@ W=$(mktemp -d /dev/shm/rtcr-bench-tt.XXXXXX)
 
 # Everything this script started and that may still live: target pids
 # (original or restored: same pids) in live, subreapers in srs.
-live=() srs=()
-cleanup() {
-	local p c i
-	for p in "${srs[@]}"; do # rtcr under a subreaper
-		for c in $(cat /proc/$p/task/$p/children 2>/dev/null); do kill -9 "$c" 2>/dev/null; done
-	done
-	for p in "${live[@]}"; do kill -9 "$p" 2>/dev/null; done
-	# A subreaper exits once it reaped all; kill it only if it does not.
-	for ((i = 0; i < 200; i++)); do
-		c=
-		for p in "${srs[@]}"; do [ -e /proc/$p ] && [ "$(awk '{print $3}' /proc/$p/stat)" != Z ] && c=1; done
-		[ -z "$c" ] && break
-		sleep 0.01
-	done
-	for p in "${srs[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-	live=() srs=()
-}
+. "$(dirname "$0")/lib.sh"
 trap 'cleanup; rm -rf "$W"' EXIT
 trap 'exit 130' INT TERM
 
-median() { sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "nan"}'; }
-minimum() { sort -n | awk 'NR==1 {print; f=1} END {if (!f) print "nan"}'; }
-
-# Wait until FILE has a line matching RE (up to S seconds).
-wait_line() { # file re seconds
-	local i
-	for ((i = 0; i < $3 * 200; i++)); do
-		grep -q -- "$2" "$1" 2>/dev/null && return 0
-		sleep 0.005
-	done
-	return 1
-}
 # Wait until no pid of the list exists (up to 10 s).
 pids_gone() {
 	local i p left
