@@ -299,8 +299,6 @@ static int freeze_threads(struct dump_ctx *c, struct pdump *p)
 			ret = task_seize(now[k], false);
 			if (ret == -ESRCH && now[k] != p->pid)
 				continue;         /* a thread that just exited */
-			if (ret == -ESRCH)
-				pr_err("pid %d: no such process", p->pid);
 			if (ret) {
 				free(now);
 				return ret;
@@ -321,9 +319,12 @@ static int freeze_threads(struct dump_ctx *c, struct pdump *p)
 				else
 					ret = task_wait_stop_quiet(now[k], &st);
 			}
-			if (ret == -ESRCH && now[k] != p->pid) {
+			if (ret == -ESRCH) {
 				p->ntids--;       /* exited before it stopped */
-				continue;
+				if (now[k] != p->pid)
+					continue;
+				free(now);        /* the process: freeze_tree() decides */
+				return ret;
 			}
 			if (ret) {
 				pr_err("pid %d: tid %d could not be stopped: %s", p->pid, now[k],
@@ -385,9 +386,12 @@ static int freeze_tree(struct dump_ctx *c)
 				added = true;
 				if (note_zombie(p) == -EAGAIN) {
 					ret = freeze_threads(c, p);
-					/* It may have died meanwhile. */
+					/* It may have died meanwhile (a child of a frozen
+					 * parent stays a zombie: it is one of the tree). */
 					if (ret == -ESRCH && !p->ntids && note_zombie(p) == 0)
 						ret = 0;
+					else if (ret == -ESRCH)
+						pr_err("pid %d: no such process", p->pid);
 				}
 			}
 			if (ret || p->zombie)
