@@ -93,19 +93,28 @@ static void check_ptrace(void)
 
 static void check_clone3(void)
 {
-	pid_t want = 0, got;
+	pid_t want = 0, got, pid_max = 32768;
 	struct clone_args ca;
 	char d[96];
-	FILE *f = fopen("/proc/sys/kernel/ns_last_pid", "r");
+	FILE *f = fopen("/proc/sys/kernel/pid_max", "r");
 
+	if (f) {
+		if (fscanf(f, "%d", &pid_max) != 1 || pid_max < 1024)
+			pid_max = 32768;
+		fclose(f);
+	}
+	f = fopen("/proc/sys/kernel/ns_last_pid", "r");
 	if (f) {
 		if (fscanf(f, "%d", &want) != 1)
 			want = 0;
 		fclose(f);
 	}
-	want += 1000;
+	/* A free pid away from where the kernel allocates next, wrapping below
+	 * pid_max like the kernel does (pids near pid_max are common on a
+	 * long-running host, and set_tid above pid_max is EINVAL). */
+	want = 300 + (want + 1000 - 300) % (pid_max - 300);
 	for (char path[32]; snprintf(path, sizeof(path), "/proc/%d", want), access(path, F_OK) == 0;)
-		want++;
+		want = want + 1 < pid_max ? want + 1 : 300;
 	memset(&ca, 0, sizeof(ca));
 	ca.exit_signal = SIGCHLD;
 	ca.set_tid = (uintptr_t)&want;
