@@ -27,8 +27,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: rtcr [-v] COMMAND [options]\n"
 		"\n"
-		"  dump -t PID -D DIR [--leave-running [--track-mem]] [--prev DIR0] [--stats]\n"
-		"       [--unix-reconnect] [--tcp-established]\n"
+		"  dump -t PID -D DIR [--leave-running [--track-mem] [--live]] [--prev DIR0]\n"
+		"       [--stats] [--unix-reconnect] [--tcp-established]\n"
 		"        checkpoint process PID and its descendants into DIR/image.rtcr;\n"
 		"        they are killed afterwards unless --leave-running. --track-mem:\n"
 		"        track the pages they write from now on; --prev DIR0: store only\n"
@@ -37,8 +37,10 @@ static void usage(FILE *f)
 		"        listener outside the tree is connected to its path again at\n"
 		"        restore (its data in flight is lost). --tcp-established: dump\n"
 		"        established TCP connections (repair mode; the peer sees nothing\n"
-		"        and the connection resumes at restore)\n"
-		"  dump -t PID -D BASE --interval MS [--keep N] [--count K] [--stats]\n"
+		"        and the connection resumes at restore). --live: copy the memory\n"
+		"        while the process runs and freeze it only for the pages it wrote\n"
+		"        meanwhile (implies --track-mem)\n"
+		"  dump -t PID -D BASE --interval MS [--keep N] [--count K] [--live] [--stats]\n"
 		"        checkpoint every MS ms, incrementally, leaving it running, into\n"
 		"        BASE/ckpt-NNNNNN (BASE/latest: the newest); keep the newest N\n"
 		"        restorable (older ones are merged into them, then removed)\n"
@@ -100,6 +102,7 @@ static int cmd_dump(int argc, char **argv)
 		{ "prev", required_argument, 0, 'P' },
 		{ "unix-reconnect", no_argument, 0, 'U' },
 		{ "tcp-established", no_argument, 0, 'E' },
+		{ "live", no_argument, 0, 'L' },
 		{ "verbose", no_argument, 0, 'v' },
 		{ 0, 0, 0, 0 },
 	};
@@ -132,6 +135,7 @@ static int cmd_dump(int argc, char **argv)
 		case 'P': o.prev = optarg; break;
 		case 'U': o.unix_reconnect = true; break;
 		case 'E': o.tcp_established = true; break;
+		case 'L': o.live = true; break;
 		case 'v': log_set_level(log_get_level() + 1); break;
 		default: usage(stderr); return 2;
 		}
@@ -142,7 +146,8 @@ static int cmd_dump(int argc, char **argv)
 	}
 	if (interval) {
 		struct periodic_opts po = { .pid = o.pid, .base = o.dir, .interval_ms = interval,
-					    .keep = keep, .count = count, .stats = o.stats };
+					    .keep = keep, .count = count, .stats = o.stats,
+					    .live = o.live };
 		if (o.prev || o.unix_reconnect) {
 			pr_err("--interval makes its own chain: --prev and --unix-reconnect do not apply");
 			return 2;
@@ -153,8 +158,9 @@ static int cmd_dump(int argc, char **argv)
 		pr_err("--keep and --count go with --interval");
 		return 2;
 	}
-	if (o.track_mem && !o.leave_running) {
-		pr_err("--track-mem needs --leave-running (it tracks the process as it goes on)");
+	if ((o.track_mem || o.live) && !o.leave_running) {
+		pr_err("--%s needs --leave-running (it tracks the process as it goes on)",
+		       o.live ? "live" : "track-mem");
 		return 2;
 	}
 	return dump_run(&o, NULL) ? 1 : 0;

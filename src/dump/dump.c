@@ -54,6 +54,7 @@
 #include "files/files.h"
 #include "image/image.h"
 #include "image/load.h"
+#include "mem/live.h"
 #include "mem/mem.h"
 #include "mem/track.h"
 #include "mem/memobj.h"
@@ -73,6 +74,7 @@ struct pdump {
 	bool injecting;
 	struct vma_list vl;
 	struct track tr;              /* dirty-page tracking (mem/track.h) */
+	struct mirror mir;            /* live: its pages, copied frozen (not the root's) */
 	Rtcr__Process *proc;
 	Rtcr__Mm *mm;
 	Rtcr__Files *files;
@@ -92,6 +94,7 @@ struct dump_ctx {
 	char *prev_rel;               /* its directory, relative to ours */
 	uint64_t image_bytes;
 	uint64_t t_start, t_freeze, t_thaw;
+	struct live_proc *live;       /* --live: the root's pre-copy */
 };
 
 /* For the emergency exit: what is held right now. */
@@ -519,21 +522,12 @@ static int note_stops_reported(struct dump_ctx *c, struct pdump *p)
 static int do_inject(struct dump_ctx *c, struct pdump *p)
 {
 	Rtcr__Thread *t = p->proc->threads[0];
-	uint64_t gadget = 0;
+	uint64_t gadget = mem_find_gadget(p->pid, &p->vl);
 	struct cpu_info ci;
 	int ret;
 
-	for (int i = 0; i < p->vl.nr && !gadget; i++)
-		if (p->vl.v[i].kind == RTCR__VMA_KIND__VDSO)
-			gadget = find_syscall_insn(p->pid, p->vl.v[i].start, p->vl.v[i].end);
-	for (int i = 0; i < p->vl.nr && !gadget; i++)
-		if ((p->vl.v[i].prot & PROT_EXEC) && (p->vl.v[i].prot & PROT_READ))
-			gadget = find_syscall_insn(p->pid, p->vl.v[i].start, p->vl.v[i].end);
-	if (!gadget) {
-		pr_err("pid %d: no syscall instruction in its executable memory to inject with",
-		       p->pid);
+	if (!gadget)
 		return -ENOEXEC;
-	}
 	ret = inject_begin(&p->in, p->pid, gadget);
 	if (ret)
 		return ret;
@@ -561,7 +555,8 @@ static int do_inject(struct dump_ctx *c, struct pdump *p)
 		ret = mem_dump_mm(&p->in, p->pid, &p->vl, &p->mm);
 	/* Dirty tracking for the next incremental dump: after the pages to
 	 * store were found, before the process runs again. */
-	if (!ret && (c->o->track_mem || c->o->prev) && c->o->leave_running)
+	if (!ret && (c->o->track_mem || c->o->prev || c->o->live) && c->o->leave_running &&
+	    !(c->live && p->pid == c->live->pid))
 		ret = track_arm(&p->tr, &p->in, &p->vl, c->id);
 	/* The other threads, each in its own scratch slot, one at a time. */
 	for (int i = 1; i < p->ntids && !ret; i++) {
@@ -829,16 +824,24 @@ static void print_stats(struct dump_ctx *c)
 		fmt_bytes(b2, sizeof(b2), c->image_bytes), (c->t_thaw - c->t_freeze) / 1e6,
 		(now_ns() - c->t_start) / 1e6, c->ms.scan_ns / 1e6, c->ms.copy_ns / 1e6,
 		copy_s > 0 ? bytes / copy_s / (1ULL << 30) : 0.0);
+	if (c->live)
+		fprintf(stderr, "  live        %8.3f ms copying %llu pages in %d rounds while it ran;"
+			" %llu written in the last\n", c->live->precopy_ns / 1e6,
+			(unsigned long long)c->live->precopied, c->live->rounds + 1,
+			(unsigned long long)c->live->last_written);
 	if (c->has_prev)
 		fprintf(stderr, "  incremental: %llu pages unchanged since %s (left there)\n",
 			(unsigned long long)c->ms.inherited, c->o->prev);
 	/* One machine-readable line for benchmarks. */
 	fprintf(stderr, "STATS dump pid=%d processes=%d threads=%d pages=%llu bytes=%llu image=%llu "
-		"frozen_ns=%llu copy_ns=%llu scan_ns=%llu total_ns=%llu inherited=%llu\n", c->o->pid,
+		"frozen_ns=%llu copy_ns=%llu scan_ns=%llu total_ns=%llu inherited=%llu precopied=%llu "
+		"final_pages=%llu\n", c->o->pid,
 		c->np, nthr, (unsigned long long)c->ms.pages, (unsigned long long)bytes,
 		(unsigned long long)c->image_bytes, (unsigned long long)(c->t_thaw - c->t_freeze),
 		(unsigned long long)c->ms.copy_ns, (unsigned long long)c->ms.scan_ns,
-		(unsigned long long)(now_ns() - c->t_start), (unsigned long long)c->ms.inherited);
+		(unsigned long long)(now_ns() - c->t_start), (unsigned long long)c->ms.inherited,
+		(unsigned long long)(c->live ? c->live->precopied : 0),
+		(unsigned long long)(c->live ? c->live->last_written : 0));
 }
 
 bool dump_interrupted(void)
@@ -872,11 +875,31 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 			return -ENOTDIR;
 		}
 	}
+	if (o->live && !o->leave_running) {
+		pr_err("--live needs --leave-running (a dump that kills the process copies it frozen)");
+		return -EINVAL;
+	}
+	if (o->live && o->tcp_established) {
+		pr_err("--live with --tcp-established: not supported yet");
+		return -ENOTSUP;
+	}
 	ret = random_id(c.id);
 	if (!ret && o->prev)
 		ret = load_prev(&c);
 	if (ret)
 		return ret;
+
+	/* LIVE: the root's memory copied while it runs (mem/live.h). */
+	if (o->live) {
+		c.live = xzalloc(sizeof(*c.live));
+		ret = live_begin(c.live, o->pid, c.has_prev ? c.prev_id : NULL, c.id);
+		if (!ret)
+			ret = live_precopy(c.live);
+		if (!ret)
+			ret = check_signalled();
+		if (ret)
+			goto out;
+	}
 
 	/* FROZEN */
 	g_ctx = &c;
@@ -896,8 +919,11 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 		for (int i = 0; i < c.np; i++) {
 			if (c.p[i].zombie)
 				continue;
-			track_probe(&c.p[i].tr, c.p[i].pid, c.has_prev ? c.prev_id : NULL);
-			if (c.has_prev && !c.p[i].tr.valid)
+			if (c.live && c.p[i].pid == c.live->pid)
+				c.p[i].tr = c.live->tr;    /* probed and taken already */
+			else
+				track_probe(&c.p[i].tr, c.p[i].pid, c.has_prev ? c.prev_id : NULL);
+			if (c.has_prev && !c.p[i].tr.valid && !(c.live && c.p[i].pid == c.live->pid))
 				pr_warn("pid %d: all its memory is stored: %s", c.p[i].pid,
 					c.p[i].tr.why);
 			if (c.p[i].tr.target_fd >= 0)
@@ -938,8 +964,39 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 			ret = memobj_collect_fds(&c.objs, fl, c.np);
 			free(fl);
 		}
+		/* Live: the tracked areas of the root come from its copies; the
+		 * rest is found as usual. */
+		struct vma_list rest = { 0 };
+		int *rest_of = NULL;
+		if (!ret && c.live) {
+			struct pdump *r = find_proc(&c, c.live->pid);
+			ret = live_final(c.live, &r->vl, &c.ms);
+			rest.v = xzalloc((r->vl.nr ? r->vl.nr : 1) * sizeof(*rest.v));
+			rest_of = xzalloc((r->vl.nr ? r->vl.nr : 1) * sizeof(int));
+			for (int k = 0; k < r->vl.nr; k++)
+				if (!r->vl.v[k].mirror) {
+					rest_of[rest.nr] = k;
+					rest.v[rest.nr++] = r->vl.v[k];
+				}
+			for (int k = 0; k < nv; k++)
+				if (vls[k] == &r->vl) {
+					vls[k] = &rest;
+					inc[k] = false;
+				}
+		}
 		if (!ret)
 			ret = mem_find_pages_tree(pids, vls, inc, nv, &c.ms);
+		if (c.live) {
+			struct pdump *r = find_proc(&c, c.live->pid);
+			/* The found pages back to the real list (the rest shares
+			 * everything else with it). */
+			for (int k = 0; k < rest.nr; k++) {
+				r->vl.v[rest_of[k]].pages = rest.v[k].pages;
+				r->vl.v[rest_of[k]].inherited = rest.v[k].inherited;
+			}
+			free(rest.v);
+			free(rest_of);
+		}
 		free(inc);
 		free(vls);
 		free(pids);
@@ -955,6 +1012,42 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 		ret = check_signalled();
 	if (ret)
 		goto abort;
+
+	/* Live: everything is copied into rtcr's memory while frozen, the
+	 * processes run again, then the image is written from the copies. */
+	if (c.live) {
+		for (int i = 0; i < c.np && !ret; i++) {
+			struct pdump *p = &c.p[i];
+			if (p->zombie)
+				continue;
+			if (p->pid == c.live->pid) {
+				ret = live_capture(&c.live->m, &p->vl, &c.ms);
+			} else {
+				ret = mirror_init(&p->mir, p->pid);
+				if (!ret)
+					ret = live_capture(&p->mir, &p->vl, &c.ms);
+			}
+		}
+		if (!ret)
+			ret = memobj_snapshot(&c.objs);
+		if (!ret)
+			ret = check_signalled();
+		if (ret)
+			goto abort;
+		detach_all(&c);
+		c.t_thaw = now_ns();
+		g_ctx = NULL;
+		ret = write_image(&c);
+		if (!ret && img_commit(c.sink))
+			ret = -EIO;
+		img_close(c.sink);   /* deletes it if not committed */
+		c.sink = NULL;
+		if (ret) {
+			pr_err("pid %d runs on; no image was written", o->pid);
+			goto out;
+		}
+		goto done;
+	}
 
 	/* WRITTEN */
 	ret = write_image(&c);
@@ -998,7 +1091,8 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 			ret = -EIO;
 	}
 	g_ctx = NULL;
-	if (o->track_mem || o->prev)
+done:
+	if (o->track_mem || o->prev || o->live)
 		track_prune();
 	if (o->stats)
 		print_stats(&c);
@@ -1007,6 +1101,8 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 		res->pages = c.ms.pages;
 		res->inherited = c.ms.inherited;
 		res->image_bytes = c.image_bytes;
+		res->precopied = c.live ? c.live->precopied : 0;
+		res->rounds = c.live ? c.live->rounds + 1 : 0;
 	}
 	goto out;
 
@@ -1035,11 +1131,16 @@ out:
 	for (int i = 0; i < c.np; i++) {
 		free(c.p[i].tids);
 		vma_list_free(&c.p[i].vl);
+		mirror_free(&c.p[i].mir);
 		process_free(c.p[i].proc);
 		mm_free(c.p[i].mm);
 		files_free(c.p[i].files);
 	}
 	free(c.p);
 	free(c.prev_rel);
+	if (c.live) {
+		live_end(c.live);
+		free(c.live);
+	}
 	return ret;
 }

@@ -14,6 +14,7 @@ struct dump_opts {
 	const char *prev;        /* incremental: the parent image's directory */
 	bool unix_reconnect;   /* connect outside unix peers again at restore */
 	bool tcp_established;  /* dump established TCP connections (repair mode) */
+	bool live;             /* copy memory while the process runs (mem/live.h) */
 };
 
 /* What a dump did, for callers that run many (periodic checkpoints). */
@@ -22,6 +23,8 @@ struct dump_result {
 	uint64_t pages;          /* stored */
 	uint64_t inherited;      /* left in the parent image */
 	uint64_t image_bytes;
+	uint64_t precopied;      /* live: pages copied while it ran */
+	int rounds;              /* live: copy rounds before the freeze */
 };
 
 /* Checkpoint opts->pid into opts->dir. 0 or -errno (logged). res may be
@@ -38,6 +41,7 @@ struct periodic_opts {
 	unsigned keep;           /* 0: keep all */
 	unsigned count;          /* 0: until the process ends or a signal */
 	bool stats;
+	bool live;               /* each dump a live one (--live) */
 };
 
 /*

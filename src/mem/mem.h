@@ -39,11 +39,12 @@ int mem_dump_pages(struct imgw *w, pid_t pid, const struct vma_list *vl,
 		   struct mem_stats *st) __must_check;
 void mm_free(Rtcr__Mm *mm);
 
+/* A syscall instruction in pid's [vdso] or code to inject with; 0 (logged) if none. */
+uint64_t mem_find_gadget(pid_t pid, const struct vma_list *vl);
 /* XXH3 of the [vdso] text of pid (0 if none). */
 uint64_t vdso_hash_of(pid_t pid, const struct vma_list *vl);
 uint64_t vdso_hash_self(void);
 
-#endif
 
 /* ---- restore side (mm_restore.c) ---- */
 
@@ -96,3 +97,5 @@ int mem_fill_pages(struct inject *in, struct loaded_image *im, pid_t pid,
 /* Protections, madvise state, locks, names, seals; then PR_SET_MM_MAP. */
 int mem_finish_areas(struct inject *in, const Rtcr__Mm *mm, const bool *extra_write,
 		     int exe_fd) __must_check;
+
+#endif

@@ -245,6 +245,29 @@ static void unmap_contents(struct memobj *o)
 	o->map = NULL;
 }
 
+int memobj_snapshot(struct memobj_table *t)
+{
+	for (int i = 0; i < t->n; i++) {
+		struct memobj *o = &t->v[i];
+		char *copy;
+		if (!o->map)
+			continue;
+		copy = mmap(NULL, o->map_len, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (copy == MAP_FAILED) {
+			pr_perror("a copy of memory object %u", o->pb->id);
+			return -ENOMEM;
+		}
+		for (uint32_t k = 0; k < o->runs.nr; k++)
+			memcpy(copy + o->runs.v[k].start, o->map + o->runs.v[k].start,
+			       o->runs.v[k].npages * PAGE_SIZE);
+		unmap_contents(o);
+		o->map = copy;        /* unmap_contents() munmaps it */
+		o->map_is_shmat = false;
+	}
+	return 0;
+}
+
 void memobj_dumped_and_killed(struct memobj_table *t)
 {
 	for (int i = 0; i < t->n; i++)

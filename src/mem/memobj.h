@@ -77,6 +77,9 @@ int memobj_write_contents(struct imgw *w, const struct memobj_table *t, struct m
  * any more (otherwise its id would block the restore).
  */
 void memobj_dumped_and_killed(struct memobj_table *t);
+/* Replace the mappings of the objects' contents by private copies (a live
+ * dump writes them after the processes run again). */
+int memobj_snapshot(struct memobj_table *t) __must_check;
 void memobj_table_free(struct memobj_table *t);
 
 /* ---- restore ---- */

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -115,39 +116,28 @@ static void split_region(void *arg, uint64_t start, uint64_t end, uint64_t cat)
 }
 
 /*
- * Tracked pages neither present nor written: the classic pagemap tells a
- * real swap entry (swap type 0..30) from a pte marker (type 31, the
- * kernel's SWP_PTE_MARKER) left by the write-protection on a page that
- * was never populated (or zapped). Swapped pages are stored (reading
- * them swaps them in); markers are no data.
+ * Tracked pages neither present nor written: a real swap entry is stored
+ * (reading it swaps it in); a pte marker the write-protection left on a
+ * page never populated (or zapped) is no data.
  */
+struct sort_arg {
+	struct vma_list *vl;
+	int vi;
+};
+
+static void add_swapped(void *arg, uint64_t addr)
+{
+	struct sort_arg *s = arg;
+	while (s->vi < s->vl->nr && addr >= s->vl->v[s->vi].end)
+		s->vi++;
+	if (s->vi < s->vl->nr && addr >= s->vl->v[s->vi].start)
+		prl_add(&s->vl->v[s->vi].pages, addr, 1);
+}
+
 static int sort_unsure(struct pagemap *pm, struct vma_list *vl, const struct page_run_list *u)
 {
-	uint64_t buf[512];
-	int vi = 0;
-
-	for (uint32_t r = 0; r < u->nr; r++) {
-		uint64_t addr = u->v[r].start, left = u->v[r].npages;
-		while (left) {
-			uint64_t n = MIN(left, ARRAY_SIZE(buf));
-			ssize_t got = pread(pm->fd, buf, n * 8, addr / PAGE_SIZE * 8);
-			if (got != (ssize_t)(n * 8)) {
-				pr_perror("reading pagemap at %#llx", (unsigned long long)addr);
-				return got < 0 ? -errno : -EIO;
-			}
-			for (uint64_t k = 0; k < n; k++, addr += PAGE_SIZE) {
-				bool swapped = (buf[k] >> 62) & 1;
-				if (!swapped || (buf[k] & 0x1f) == 31)
-					continue;
-				while (vi < vl->nr && addr >= vl->v[vi].end)
-					vi++;
-				if (vi < vl->nr && addr >= vl->v[vi].start)
-					prl_add(&vl->v[vi].pages, addr, 1);
-			}
-			left -= n;
-		}
-	}
-	return 0;
+	struct sort_arg s = { vl, 0 };
+	return pagemap_real_swap(pm, u, add_swapped, &s);
 }
 
 static int find_private_pages(pid_t pid, struct vma_list *vl, bool inc)
@@ -320,6 +310,21 @@ void mm_free(Rtcr__Mm *mm)
 {
 	if (mm)
 		rtcr__mm__free_unpacked(mm, NULL);
+}
+
+uint64_t mem_find_gadget(pid_t pid, const struct vma_list *vl)
+{
+	uint64_t gadget = 0;
+
+	for (int i = 0; i < vl->nr && !gadget; i++)
+		if (vl->v[i].kind == RTCR__VMA_KIND__VDSO)
+			gadget = find_syscall_insn(pid, vl->v[i].start, vl->v[i].end);
+	for (int i = 0; i < vl->nr && !gadget; i++)
+		if ((vl->v[i].prot & PROT_EXEC) && (vl->v[i].prot & PROT_READ))
+			gadget = find_syscall_insn(pid, vl->v[i].start, vl->v[i].end);
+	if (!gadget)
+		pr_err("pid %d: no syscall instruction in its executable memory to inject with", pid);
+	return gadget;
 }
 
 static uint64_t hash_range(pid_t pid, uint64_t start, uint64_t len)

@@ -116,7 +116,11 @@ static int fill_chunk(struct copier *c, struct chunk *ch)
 		ch->nr_runs++;
 		ch->npages += n;
 
-		if (vm_readable(v)) {
+		if (v->mirror) {
+			/* A live dump's copy, taken while the process was frozen or
+			 * unchanged since (mem/live.h). */
+			memcpy(dst, v->mirror + (start - v->start), len);
+		} else if (vm_readable(v)) {
 			l[nio].iov_base = dst;
 			l[nio].iov_len = len;
 			r[nio].iov_base = (void *)start;

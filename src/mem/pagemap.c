@@ -63,19 +63,19 @@ void pagemap_close(struct pagemap *pm)
 	pm->vec = NULL;
 }
 
-int pagemap_scan_all(struct pagemap *pm, uint64_t start, uint64_t end,
-		     void (*cb)(void *arg, uint64_t start, uint64_t end, uint64_t categories),
-		     void *arg)
+int pagemap_scan_ex(struct pagemap *pm, const struct pm_scan_spec *sp, uint64_t start,
+		    uint64_t end, pagemap_cb cb, void *arg)
 {
 	struct pm_scan_arg a = {
 		.size = sizeof(a),
+		.flags = sp->flags,
 		.start = start,
 		.end = end,
 		.vec = (uintptr_t)pm->vec,
 		.vec_len = pm->vec_len,
-		.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-		.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_FILE | PAGE_IS_PFNZERO |
-			       PAGE_IS_WPALLOWED | PAGE_IS_WRITTEN,
+		.category_mask = sp->category_mask,
+		.category_anyof_mask = sp->anyof_mask,
+		.return_mask = sp->return_mask,
 	};
 	uint64_t done = start;
 
@@ -84,8 +84,9 @@ int pagemap_scan_all(struct pagemap *pm, uint64_t start, uint64_t end,
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			pr_perror("PAGEMAP_SCAN %#llx-%#llx", (unsigned long long)a.start,
-				  (unsigned long long)a.end);
+			if (errno != EPERM || !(sp->flags & PM_SCAN_CHECK_WPASYNC))
+				pr_perror("PAGEMAP_SCAN %#llx-%#llx", (unsigned long long)a.start,
+					  (unsigned long long)a.end);
 			return -errno;
 		}
 		/*
@@ -97,13 +98,50 @@ int pagemap_scan_all(struct pagemap *pm, uint64_t start, uint64_t end,
 		 */
 		for (long i = 0; i < n; i++) {
 			uint64_t s0 = MAX(pm->vec[i].start, done), e0 = pm->vec[i].end;
-			if (s0 < e0 && !(pm->vec[i].categories & PAGE_IS_PFNZERO))
+			if (s0 < e0 && !(sp->skip_zero && (pm->vec[i].categories & PAGE_IS_PFNZERO)))
 				cb(arg, s0, e0, pm->vec[i].categories);
 			done = MAX(done, e0);
 		}
 		if (n < (long)pm->vec_len || a.walk_end <= a.start)
 			break;
 		a.start = a.walk_end;
+	}
+	return 0;
+}
+
+int pagemap_scan_all(struct pagemap *pm, uint64_t start, uint64_t end, pagemap_cb cb, void *arg)
+{
+	static const struct pm_scan_spec all = {
+		.anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+		.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_FILE | PAGE_IS_PFNZERO |
+			       PAGE_IS_WPALLOWED | PAGE_IS_WRITTEN,
+		.skip_zero = true,
+	};
+	return pagemap_scan_ex(pm, &all, start, end, cb, arg);
+}
+
+int pagemap_real_swap(struct pagemap *pm, const struct page_run_list *u,
+		      void (*cb)(void *arg, uint64_t addr), void *arg)
+{
+	uint64_t buf[512];
+
+	for (uint32_t r = 0; r < u->nr; r++) {
+		uint64_t addr = u->v[r].start, left = u->v[r].npages;
+		while (left) {
+			uint64_t n = MIN(left, ARRAY_SIZE(buf));
+			ssize_t got = pread(pm->fd, buf, n * 8, addr / PAGE_SIZE * 8);
+			if (got != (ssize_t)(n * 8)) {
+				pr_perror("reading pagemap at %#llx", (unsigned long long)addr);
+				return got < 0 ? -errno : -EIO;
+			}
+			for (uint64_t k = 0; k < n; k++, addr += PAGE_SIZE) {
+				bool swapped = (buf[k] >> 62) & 1;
+				/* swap type 31 is the kernel's SWP_PTE_MARKER */
+				if (swapped && (buf[k] & 0x1f) != 31)
+					cb(arg, addr);
+			}
+			left -= n;
+		}
 	}
 	return 0;
 }

@@ -61,14 +61,35 @@ void pagemap_close(struct pagemap *pm);
 int pagemap_data_runs(struct pagemap *pm, uint64_t start, uint64_t end, bool anon_only,
 		      struct page_run_list *out) __must_check;
 
+typedef void (*pagemap_cb)(void *arg, uint64_t start, uint64_t end, uint64_t categories);
+
 /*
  * One PAGEMAP_SCAN over [start, end) for many areas at once: cb is called
  * for each region of pages that are present or swapped and not the zero
  * page, with its categories (PAGE_IS_FILE tells page-cache pages). Needs
  * pm->scan. Regions may span area boundaries: the caller splits them.
  */
-int pagemap_scan_all(struct pagemap *pm, uint64_t start, uint64_t end,
-		     void (*cb)(void *arg, uint64_t start, uint64_t end, uint64_t categories),
+int pagemap_scan_all(struct pagemap *pm, uint64_t start, uint64_t end, pagemap_cb cb,
 		     void *arg) __must_check;
+
+/* The same with other masks and flags (PM_SCAN_WP_MATCHING: report and
+ * protect again in one pass). With PM_SCAN_CHECK_WPASYNC, -EPERM (not
+ * logged) says an area of the range is not registered for asynchronous
+ * write-protection. */
+struct pm_scan_spec {
+	uint64_t flags, category_mask, anyof_mask, return_mask;
+	bool skip_zero;          /* leave out regions of the shared zero page */
+};
+int pagemap_scan_ex(struct pagemap *pm, const struct pm_scan_spec *sp, uint64_t start,
+		    uint64_t end, pagemap_cb cb, void *arg) __must_check;
+
+/*
+ * Of the pages in u, neither present nor written (per PAGEMAP_SCAN): call
+ * cb for each that is a real swap entry, not one of the pte markers the
+ * userfaultfd write-protection leaves on pages never populated (the
+ * classic pagemap shows the marker as swap type 31, SWP_PTE_MARKER).
+ */
+int pagemap_real_swap(struct pagemap *pm, const struct page_run_list *u,
+		      void (*cb)(void *arg, uint64_t addr), void *arg) __must_check;
 
 #endif

@@ -130,7 +130,7 @@ void track_prune(void)
 		closedir(d);
 }
 
-static int write_state(const struct track *t, const uint8_t id[16])
+int track_set_image(const struct track *t, const uint8_t id[16])
 {
 	char path[96], tmp[112], h[33];
 	FILE *f;
@@ -160,13 +160,12 @@ static int write_state(const struct track *t, const uint8_t id[16])
 	return 0;
 }
 
-static bool trackable(const struct vma *v)
+bool track_trackable(const struct vma *v)
 {
 	return v->kind == RTCR__VMA_KIND__ANON_PRIVATE || v->kind == RTCR__VMA_KIND__FILE_PRIVATE;
 }
 
-/* Make the tracker in the target: an injected userfaultfd, moved high. */
-static int make_tracker(struct track *t, struct inject *in)
+int track_create(struct track *t, struct inject *in)
 {
 	struct rlimit rl = { 1024, 1024 };
 	long rfd, hi, r;
@@ -249,20 +248,10 @@ static int reset_written(pid_t pid, uint64_t start, uint64_t end)
 	return ret;
 }
 
-int track_arm(struct track *t, struct inject *in, const struct vma_list *vl,
-	      const uint8_t new_id[16])
+int track_take(struct track *t, bool fresh)
 {
-	bool fresh = t->target_fd < 0;
-	int pidfd, uffd = -1, ret = 0;
+	int pidfd = syscall(SYS_pidfd_open, t->pid, 0), uffd = -1;
 
-	if (!vl->nr)
-		return 0;
-	if (fresh) {
-		ret = make_tracker(t, in);
-		if (ret)
-			return ret < 0 ? ret : 0;
-	}
-	pidfd = syscall(SYS_pidfd_open, t->pid, 0);
 	if (pidfd >= 0) {
 		uffd = syscall(SYS_pidfd_getfd, pidfd, t->target_fd, 0);
 		close(pidfd);
@@ -270,7 +259,7 @@ int track_arm(struct track *t, struct inject *in, const struct vma_list *vl,
 	if (uffd < 0) {
 		pr_warn("pid %d: taking its userfaultfd: %s; its memory is not tracked", t->pid,
 			strerror(errno));
-		return drop_tracker(t, in);
+		return -errno;
 	}
 	if (fresh) {
 		struct uffdio_api api = {
@@ -278,47 +267,71 @@ int track_arm(struct track *t, struct inject *in, const struct vma_list *vl,
 			.features = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED,
 		};
 		if (ioctl(uffd, UFFDIO_API, &api) < 0) {
+			int e = errno;
 			pr_warn("pid %d: userfaultfd asynchronous write-protect: %s; its memory is "
-				"not tracked", t->pid, strerror(errno));
+				"not tracked", t->pid, strerror(e));
 			close(uffd);
-			return drop_tracker(t, in);
+			return -e;
 		}
 	}
+	return uffd;
+}
+
+int track_protect(int uffd, const struct vma *v)
+{
+	struct uffdio_register reg = {
+		.range = { v->start, v->end - v->start }, .mode = UFFDIO_REGISTER_MODE_WP,
+	};
+	struct uffdio_writeprotect wp = {
+		.range = { v->start, v->end - v->start }, .mode = UFFDIO_WRITEPROTECT_MODE_WP,
+	};
+	/* An area that cannot be registered is stored whole every time. */
+	if (ioctl(uffd, UFFDIO_REGISTER, &reg) < 0) {
+		pr_debug("pid %d: %#llx-%#llx: not tracked: %s", v->pid,
+			 (unsigned long long)v->start, (unsigned long long)v->end, strerror(errno));
+		return 1;
+	}
+	if (ioctl(uffd, UFFDIO_WRITEPROTECT, &wp) < 0) {
+		int e = errno;
+		pr_perror("pid %d: write-protecting %#llx-%#llx", v->pid,
+			  (unsigned long long)v->start, (unsigned long long)v->end);
+		return -e;
+	}
+	return 0;
+}
+
+int track_arm(struct track *t, struct inject *in, const struct vma_list *vl,
+	      const uint8_t new_id[16])
+{
+	bool fresh = t->target_fd < 0;
+	int uffd, ret = 0;
+
+	if (!vl->nr)
+		return 0;
+	if (fresh) {
+		ret = track_create(t, in);
+		if (ret)
+			return ret < 0 ? ret : 0;
+	}
+	uffd = track_take(t, fresh);
+	if (uffd < 0)
+		return drop_tracker(t, in);
 	/* The state first: from now on the bits are being reset for new_id. */
-	ret = write_state(t, new_id);
+	ret = track_set_image(t, new_id);
 	if (ret) {
 		close(uffd);
 		pr_warn("pid %d: its memory is not tracked", t->pid);
 		return drop_tracker(t, in);
 	}
-	for (int i = 0; i < vl->nr; i++) {
+	for (int i = 0; i < vl->nr && ret >= 0; i++) {
 		const struct vma *v = &vl->v[i];
-		struct uffdio_register reg = {
-			.range = { v->start, v->end - v->start }, .mode = UFFDIO_REGISTER_MODE_WP,
-		};
-		struct uffdio_writeprotect wp = {
-			.range = { v->start, v->end - v->start }, .mode = UFFDIO_WRITEPROTECT_MODE_WP,
-		};
-		if (!trackable(v) || v->uffd_wp)
-			continue;
-		/* An area that cannot be registered is stored whole every time. */
-		if (ioctl(uffd, UFFDIO_REGISTER, &reg) < 0) {
-			pr_debug("pid %d: %#llx-%#llx: not tracked: %s", t->pid,
-				 (unsigned long long)v->start, (unsigned long long)v->end,
-				 strerror(errno));
-			continue;
-		}
-		if (ioctl(uffd, UFFDIO_WRITEPROTECT, &wp) < 0) {
-			ret = -errno;
-			pr_perror("pid %d: write-protecting %#llx-%#llx", t->pid,
-				  (unsigned long long)v->start, (unsigned long long)v->end);
-			break;
-		}
+		if (track_trackable(v) && !v->uffd_wp)
+			ret = track_protect(uffd, v);
 	}
 	close(uffd);
-	if (!ret)
+	if (ret >= 0)
 		ret = reset_written(t->pid, vl->v[0].start, vl->v[vl->nr - 1].end);
-	if (ret) {
+	if (ret < 0) {
 		/* Half-protected is useless: the next dump is a full one. */
 		pr_warn("pid %d: its memory is not tracked; the next dump will be a full one", t->pid);
 		track_forget(t->pid);

@@ -52,6 +52,20 @@ void track_probe(struct track *t, pid_t pid, const uint8_t prev_id[16]);
 int track_arm(struct track *t, struct inject *in, const struct vma_list *vl,
 	      const uint8_t new_id[16]) __must_check;
 
+/* The pieces of track_arm(), for live dumps (mem/live.h). */
+/* Make the tracker in the target (an injected userfaultfd, moved high);
+ * 1 if the kernel refused one (logged), -errno if the target failed. */
+int track_create(struct track *t, struct inject *in) __must_check;
+/* rtcr's own copy of the tracker (set up first if fresh); fd or -errno. */
+int track_take(struct track *t, bool fresh) __must_check;
+/* Register one area and protect all its pages: 0, 1 if it cannot be
+ * registered (it is then stored whole each time), or -errno. */
+int track_protect(int uffd, const struct vma *v) __must_check;
+/* Areas rtcr tracks: private anonymous and private file mappings. */
+bool track_trackable(const struct vma *v);
+/* Record that the bits are now being reset for image id. */
+int track_set_image(const struct track *t, const uint8_t id[16]) __must_check;
+
 /* Forget pid's state (its tracker is gone or useless). */
 void track_forget(pid_t pid);
 /* Remove the states of processes that are gone (killed without a dump,

@@ -41,6 +41,8 @@ struct vma {
 	struct page_run_list pages;  /* data to store (dump side) */
 	struct page_run_list inherited; /* data unchanged since the parent image */
 	bool uffd_wp;                /* registered with rtcr's tracker (mem/track.h) */
+	char *mirror;                /* live dumps: rtcr's copy of the area (page at addr:
+				      * mirror + addr - start), read instead of the process */
 	/* A memory object rtcr re-creates at restore (mem/memobj.h): SysV
 	 * segment (kind SYSV_SHM), memfd or deleted file (kind FILE_*). */
 	bool has_obj;

@@ -1,0 +1,440 @@
+/*
+ * Live dumps: pre-copy over the dirty-page tracker. See live.h.
+ */
+#include "mem/live.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/ptrace.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "mem/pagemap.h"
+#include "task/inject.h"
+#include "task/ptrace.h"
+
+#define LIVE_MAX_ROUNDS   8
+#define LIVE_ENOUGH_PAGES 256   /* written per round: freeze now (~0.5 ms of copying) */
+
+/* Make the tracker: the main thread alone is stopped for the injected call. */
+static int create_tracker(struct live_proc *lp)
+{
+	struct inject in;
+	struct stop st;
+	int ret, fin;
+
+	uint64_t gadget;
+
+	/* The areas, to find a syscall instruction (they are read again, in
+	 * each round). */
+	ret = vma_list_read(lp->pid, &lp->vl, true);
+	if (ret)
+		return ret;
+	gadget = mem_find_gadget(lp->pid, &lp->vl);
+	if (!gadget)
+		return -ENOEXEC;
+	ret = task_seize(lp->pid, false);
+	if (ret)
+		return ret;
+	ret = task_interrupt(lp->pid);
+	if (!ret)
+		ret = task_wait_stop(lp->pid, &st);
+	/* A signal arriving as we stop it is delivered, not lost. */
+	while (!ret && st.kind == STOP_SIGNAL) {
+		if (ptrace(PTRACE_CONT, lp->pid, 0, (void *)(long)st.sig) < 0)
+			ret = -errno;
+		else
+			ret = task_wait_stop(lp->pid, &st);
+	}
+	if (!ret && st.kind != STOP_INTERRUPT) {
+		pr_err("pid %d: stopped (%s) while rtcr set up its tracking: try again", lp->pid,
+		       st.kind == STOP_GROUP ? "SIGSTOP" : "other stop");
+		ret = -EAGAIN;
+	}
+	if (!ret) {
+		ret = inject_begin(&in, lp->pid, gadget);
+		if (!ret) {
+			ret = track_create(&lp->tr, &in);
+			fin = inject_finish(&in);
+			inject_abandon(&in);
+			if (!ret)
+				ret = fin;
+		}
+	}
+	task_detach(lp->pid, 0);
+	if (ret > 0) {
+		pr_err("pid %d: a live dump needs userfaultfd write-protection", lp->pid);
+		ret = -ENOTSUP;
+	}
+	return ret;
+}
+
+int live_begin(struct live_proc *lp, pid_t pid, const uint8_t *prev_id, const uint8_t id[16])
+{
+	bool fresh;
+	int ret;
+
+	memset(lp, 0, sizeof(*lp));
+	lp->pid = pid;
+	lp->uffd = -1;
+	lp->m.memfd = -1;
+	track_probe(&lp->tr, pid, prev_id);
+	lp->inc = prev_id && lp->tr.valid;
+	if (prev_id && !lp->inc)
+		pr_warn("pid %d: all its memory is stored: %s", pid, lp->tr.why);
+	fresh = lp->tr.target_fd < 0;
+	if (fresh) {
+		ret = create_tracker(lp);
+		if (ret)
+			return ret;
+	}
+	lp->uffd = track_take(&lp->tr, fresh);
+	if (lp->uffd < 0)
+		return lp->uffd;
+	/* From the first reset on, the bits are this image's. */
+	ret = track_set_image(&lp->tr, id);
+	if (!ret)
+		ret = mirror_init(&lp->m, pid);
+	return ret;
+}
+
+/* Regions of a scan, distributed to the areas (they come in address order). */
+struct round_scan {
+	struct live_proc *lp;
+	struct vma_list *vl;
+	struct mirror_area **ma;   /* per area: its mirror, NULL if not tracked */
+	int vi;
+	bool written;              /* a written-pages scan (else: data of whole areas) */
+	bool *whole;               /* per area: take all its data (data scan) */
+	bool *inherit;             /* per area: mark unwritten data as in the parent */
+	struct page_run_list unsure;   /* data scan: not present, not written */
+	struct mirror_area **unsure_ma;
+	uint32_t unsure_cap;
+};
+
+static bool is_data(const struct vma *v, uint64_t cat)
+{
+	if (!(cat & (PAGE_IS_PRESENT | PAGE_IS_SWAPPED)) || (cat & PAGE_IS_PFNZERO))
+		return false;
+	/* A private file mapping's page-cache pages are the file's. */
+	return !(v->kind == RTCR__VMA_KIND__FILE_PRIVATE && (cat & PAGE_IS_FILE));
+}
+
+static void set_run(struct mirror_area *a, uint64_t start, uint64_t end, uint8_t st)
+{
+	memset(mirror_state(a, start), st, (end - start) / PAGE_SIZE);
+}
+
+static void on_region(void *arg, uint64_t start, uint64_t end, uint64_t cat)
+{
+	struct round_scan *s = arg;
+
+	while (start < end && s->vi < s->vl->nr) {
+		struct vma *v = &s->vl->v[s->vi];
+		struct mirror_area *a = s->ma[s->vi];
+		uint64_t e;
+
+		if (start >= v->end) {
+			s->vi++;
+			continue;
+		}
+		if (start < v->start)
+			start = v->start;
+		e = MIN(end, v->end);
+		if (start >= e || !a) {
+			start = e;
+			continue;
+		}
+		if (s->written) {
+			/* Written since the last round: to copy, or no data now. */
+			set_run(a, start, e, is_data(v, cat) ? MIR_DIRTY : MIR_ZERO);
+		} else if (!(cat & PAGE_IS_WRITTEN) && !(cat & PAGE_IS_PRESENT) &&
+			   (cat & PAGE_IS_SWAPPED)) {
+			/* A real swap entry or a marker of the protection: sorted below. */
+			prl_add(&s->unsure, start, (e - start) / PAGE_SIZE);
+		} else if (is_data(v, cat) && (s->whole[s->vi] || (cat & PAGE_IS_WRITTEN))) {
+			set_run(a, start, e, MIR_DIRTY);
+		} else if (is_data(v, cat) && s->inherit[s->vi]) {
+			for (uint64_t p = start; p < e; p += PAGE_SIZE)
+				if (*mirror_state(a, p) == MIR_UNTOUCHED)
+					*mirror_state(a, p) = MIR_INHERIT;
+		}
+		start = e;
+	}
+}
+
+struct swap_arg {
+	struct round_scan *s;
+	int vi;
+};
+
+static void on_swapped(void *arg, uint64_t addr)
+{
+	struct swap_arg *w = arg;
+	struct round_scan *s = w->s;
+
+	while (w->vi < s->vl->nr && addr >= s->vl->v[w->vi].end)
+		w->vi++;
+	if (w->vi >= s->vl->nr || addr < s->vl->v[w->vi].start || !s->ma[w->vi])
+		return;
+	if (s->whole[w->vi])
+		*mirror_state(s->ma[w->vi], addr) = MIR_DIRTY;
+	else if (s->inherit[w->vi] && *mirror_state(s->ma[w->vi], addr) == MIR_UNTOUCHED)
+		*mirror_state(s->ma[w->vi], addr) = MIR_INHERIT;
+}
+
+/* Copy every MIR_DIRTY page of the tracked areas; the number copied. */
+static int copy_dirty(struct live_proc *lp, struct vma_list *vl, struct mirror_area **ma,
+		      uint64_t *n)
+{
+	uint64_t before = lp->m.copied;
+	int ret = 0;
+
+	for (int i = 0; i < vl->nr && !ret; i++) {
+		struct mirror_area *a = ma[i];
+		uint64_t np;
+		if (!a)
+			continue;
+		np = (a->end - a->start) / PAGE_SIZE;
+		for (uint64_t p = 0; p < np && !ret; ) {
+			const uint8_t *hit = memchr(a->state + p, MIR_DIRTY, np - p);
+			uint64_t q;
+			if (!hit)
+				break;
+			p = hit - a->state;
+			for (q = p; q < np && a->state[q] == MIR_DIRTY; q++)
+				;
+			ret = mirror_copy(&lp->m, a, &vl->v[i], a->start + p * PAGE_SIZE, q - p);
+			p = q;
+		}
+	}
+	if (!ret)
+		ret = mirror_flush(&lp->m);
+	*n = lp->m.copied - before;
+	return ret;
+}
+
+/*
+ * One round over the areas vl. Running (frozen false): areas not yet
+ * registered are registered and protected first, then taken whole.
+ * Frozen: such areas are taken whole, then registered for the next dump.
+ */
+static int round_run(struct live_proc *lp, struct vma_list *vl, bool frozen)
+{
+	struct round_scan s = { .lp = lp, .vl = vl };
+	struct pagemap pm;
+	bool any_whole = false, any_inherit = false;
+	uint64_t n = 0;
+	int ret;
+
+	if (!vl->nr)
+		return 0;
+	s.ma = xzalloc(vl->nr * sizeof(*s.ma));
+	s.whole = xzalloc(vl->nr * sizeof(bool));
+	s.inherit = xzalloc(vl->nr * sizeof(bool));
+	ret = pagemap_open(&pm, lp->pid);
+	if (!ret && !pm.scan) {
+		pr_err("pid %d: a live dump needs PAGEMAP_SCAN (Linux 6.7)", lp->pid);
+		ret = -ENOTSUP;
+	}
+	for (int i = 0; i < vl->nr && !ret; i++) {
+		struct vma *v = &vl->v[i];
+		bool fresh;
+		struct mirror_area *a;
+
+		if (!track_trackable(v))
+			continue;
+		a = mirror_area(&lp->m, v->start, v->end, &fresh);
+		if (!a) {
+			ret = -ENOMEM;
+			break;
+		}
+		if (!v->uffd_wp) {
+			/* New (or mapped again, or moved): not tracked yet. */
+			if (!fresh)
+				mirror_reset(a);
+			if (!frozen) {
+				int r = track_protect(lp->uffd, v);
+				if (r < 0) {
+					ret = r;
+					break;
+				}
+				if (r > 0)
+					continue;     /* cannot be tracked: taken frozen */
+				v->uffd_wp = true;
+			}
+			s.whole[i] = true;
+		} else if (fresh) {
+			/* Tracked, but its bounds changed since the last round
+			 * (mprotect split it, or it merged): what was known of
+			 * its pages was by the old bounds. At the first round of
+			 * an incremental dump, its unwritten data is the parent's. */
+			if (lp->inc && lp->rounds == 0 && !frozen)
+				s.inherit[i] = any_inherit = true;
+			else
+				s.whole[i] = true;
+		}
+		any_whole |= s.whole[i];
+		s.ma[i] = a;
+	}
+	/* Written since the last round, and protected again. */
+	if (!ret) {
+		static const struct pm_scan_spec written = {
+			.flags = PM_SCAN_WP_MATCHING,
+			.category_mask = PAGE_IS_WRITTEN,
+			.return_mask = PAGE_IS_WRITTEN | PAGE_IS_PRESENT | PAGE_IS_SWAPPED |
+				       PAGE_IS_PFNZERO | PAGE_IS_FILE,
+		};
+		s.written = true;
+		s.vi = 0;
+		ret = pagemap_scan_ex(&pm, &written, vl->v[0].start, vl->v[vl->nr - 1].end,
+				      on_region, &s);
+	}
+	/* Whole areas: every page with data (after the protection, so a
+	 * write from now on is seen by the next round). */
+	if (!ret && (any_whole || any_inherit)) {
+		s.written = false;
+		for (int i = 0; i < vl->nr && !ret; i++) {
+			if (!s.whole[i] && !s.inherit[i])
+				continue;
+			s.vi = i;
+			ret = pagemap_scan_all(&pm, vl->v[i].start, vl->v[i].end, on_region, &s);
+		}
+		if (!ret && s.unsure.nr) {
+			struct swap_arg w = { &s, 0 };
+			ret = pagemap_real_swap(&pm, &s.unsure, on_swapped, &w);
+		}
+	}
+	if (!ret) {
+		ret = copy_dirty(lp, vl, s.ma, &n);
+		/* Running, an area may go away under the copy: its pages stay
+		 * dirty and the next round (or the frozen one) sees it gone. */
+		if (ret == -EFAULT && !frozen)
+			ret = 0;
+		if (ret)
+			pr_err("pid %d: copying its memory: %s", lp->pid, strerror(-ret));
+	}
+	/* Frozen: areas that were not tracked are tracked from now on. */
+	for (int i = 0; i < vl->nr && !ret && frozen; i++)
+		if (s.whole[i] && !vl->v[i].uffd_wp) {
+			int r = track_protect(lp->uffd, &vl->v[i]);
+			if (r < 0)
+				ret = r;
+		}
+	lp->last_written = n;
+	prl_free(&s.unsure);
+	pagemap_close(&pm);
+	free(s.ma);
+	free(s.whole);
+	free(s.inherit);
+	return ret;
+}
+
+int live_precopy(struct live_proc *lp)
+{
+	uint64_t t0 = now_ns(), prev = UINT64_MAX;
+	int ret = 0;
+
+	for (lp->rounds = 0; lp->rounds < LIVE_MAX_ROUNDS; lp->rounds++) {
+		vma_list_free(&lp->vl);
+		ret = vma_list_read(lp->pid, &lp->vl, true);
+		if (ret)
+			break;
+		ret = round_run(lp, &lp->vl, false);
+		mirror_sweep(&lp->m);
+		if (ret)
+			break;
+		lp->precopied += lp->last_written;
+		pr_debug("pid %d: live round %d: %llu pages", lp->pid, lp->rounds,
+			 (unsigned long long)lp->last_written);
+		if (lp->last_written <= LIVE_ENOUGH_PAGES)
+			break;
+		/* Not converging: the process writes as fast as rtcr copies. */
+		if (lp->rounds >= 2 && lp->last_written * 10 > prev * 9)
+			break;
+		prev = lp->last_written;
+	}
+	lp->precopy_ns = now_ns() - t0;
+	return ret;
+}
+
+int live_final(struct live_proc *lp, struct vma_list *vl, struct mem_stats *st)
+{
+	uint64_t t0 = now_ns();
+	int ret;
+
+	/* Areas are matched by their exact bounds: the ones that went away
+	 * are forgotten. */
+	ret = round_run(lp, vl, true);
+	mirror_sweep(&lp->m);
+	for (int i = 0; i < vl->nr && !ret; i++) {
+		struct vma *v = &vl->v[i];
+		struct mirror_area *a;
+		uint64_t np;
+
+		if (!track_trackable(v) || !(a = mirror_find(&lp->m, v->start, v->end)))
+			continue;
+		np = (a->end - a->start) / PAGE_SIZE;
+		prl_free(&v->pages);
+		prl_free(&v->inherited);
+		for (uint64_t p = 0; p < np; p++) {
+			uint8_t s = a->state[p];
+			if (s == MIR_COPIED)
+				prl_add(&v->pages, a->start + p * PAGE_SIZE, 1);
+			else if (s == MIR_INHERIT && lp->inc)
+				prl_add(&v->inherited, a->start + p * PAGE_SIZE, 1);
+			else if (s == MIR_DIRTY) {
+				pr_err("pid %d: page %#llx was not copied", lp->pid,
+				       (unsigned long long)(a->start + p * PAGE_SIZE));
+				ret = -EIO;
+				break;
+			}
+		}
+		v->mirror = a->buf;
+		st->pages += v->pages.npages;
+		st->inherited += v->inherited.npages;
+	}
+	st->scan_ns += now_ns() - t0;
+	return ret;
+}
+
+int live_capture(struct mirror *m, struct vma_list *vl, struct mem_stats *st)
+{
+	uint64_t t0 = now_ns();
+	int ret = 0;
+
+	for (int i = 0; i < vl->nr && !ret; i++) {
+		struct vma *v = &vl->v[i];
+		struct mirror_area *a;
+		bool fresh;
+
+		if (v->mirror || !v->pages.nr)
+			continue;
+		a = mirror_area(m, v->start, v->end, &fresh);
+		if (!a)
+			return -ENOMEM;
+		for (uint32_t r = 0; r < v->pages.nr && !ret; r++)
+			ret = mirror_copy(m, a, v, v->pages.v[r].start, v->pages.v[r].npages);
+		v->mirror = a->buf;
+	}
+	if (!ret)
+		ret = mirror_flush(m);
+	if (ret) {
+		pr_err("pid %d: copying its memory: %s", m->pid, strerror(-ret));
+		return ret;
+	}
+	st->copy_ns += now_ns() - t0;
+	return 0;
+}
+
+void live_end(struct live_proc *lp)
+{
+	if (lp->uffd >= 0)
+		close(lp->uffd);
+	lp->uffd = -1;
+	mirror_free(&lp->m);
+	vma_list_free(&lp->vl);
+}

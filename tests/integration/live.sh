@@ -1,0 +1,108 @@
+# Live dumps (--live): memory copied while the process runs, frozen only
+# for what it wrote during the last round. Targets: tests/targets/mem_race.c
+# (writes as fast as it can and checks the image is one instant of its
+# memory), mem_incr.c (drops pages, replaces an area, forks), threads.
+
+# Live-dump the running target into $T/NAME, kill it, restore NAME, trigger.
+live_restore_check() { # name
+	kill -9 "$PID"; wait "$PID" 2>/dev/null
+	wait_pid_free "$PID"
+	rm -rf "$T/img"
+	ln -s "$1" "$T/img"
+	restore_bg
+	finish
+	assert_contains "$T/out" '^PASS' "target verdict"
+}
+
+# Every page rewritten continuously while the live dump copies: the
+# rounds never converge, the last one is copied frozen, the image is
+# consistent with the registers.
+test_live_writer_all_hot() {
+	start_ready mem_race 16384
+	chain_dump d1 --live
+	assert_contains "$T/d1.out" "live .* rounds while it ran" "live statistics"
+	live_restore_check d1
+}
+
+# A small hot set: rounds converge, few pages are copied frozen.
+test_live_writer_small_hot_set() {
+	start_ready mem_race 16384 64 200
+	chain_dump d1 --live
+	local final; final=$(sed -n 's/.*final_pages=\([0-9]*\).*/\1/p' "$T/d1.out")
+	[ -n "$final" ] || fail "no final_pages in the statistics"
+	[ "$final" -lt 4096 ] || fail "$final pages copied frozen: pre-copy did nothing"
+	live_restore_check d1
+}
+
+test_live_writer_static() {
+	start_ready mem_race-static 4096 512
+	chain_dump d1 --live
+	live_restore_check d1
+}
+
+# Live incremental dumps through drops, a replaced area and a fork.
+test_live_incremental_chain() {
+	OUT_PIPE=1 start_ready mem_incr 4096 5
+	chain_dump d1 --live
+	chain_step 1
+	chain_dump d2 --live --prev "$T/d1"
+	read -r stored inh _ <<< "$(chain_pages "$T/d2")"
+	echo "d2: $stored stored, $inh in d1"
+	[ "$inh" -ge 3500 ] || fail "d2 leaves only $inh pages to d1: not incremental"
+	chain_step 2
+	chain_dump d3 --live --prev "$T/d2"
+	chain_step 3
+	chain_dump d4 --live --prev "$T/d3"
+	assert_contains "$T/d4.out" "2 processes" "the forked child is in the image"
+	kill -9 "$PID"; wait "$PID" 2>/dev/null
+	wait_pid_free "$PID"
+	chain_restore_check "$T/d4" 3
+}
+
+# A live link in a chain of ordinary ones, and the other way round.
+test_live_mixed_chain() {
+	OUT_PIPE=1 start_ready mem_incr 2048 10
+	chain_dump d1 --track-mem
+	chain_step 1
+	chain_dump d2 --live --prev "$T/d1"
+	read -r _ inh _ <<< "$(chain_pages "$T/d2")"
+	[ "$inh" -gt 1000 ] || fail "the live dump after a tracked one is not incremental ($inh)"
+	chain_step 2
+	chain_dump d3 --prev "$T/d2"
+	read -r _ inh _ <<< "$(chain_pages "$T/d3")"
+	[ "$inh" -gt 1000 ] || fail "an ordinary dump after a live one is not incremental ($inh)"
+	kill -9 "$PID"; wait "$PID" 2>/dev/null
+	wait_pid_free "$PID"
+	chain_restore_check "$T/d3" 2
+}
+
+# Threads keep running during the rounds; their registers come from the freeze.
+test_live_threads() {
+	start_ready thr_regs "$T/status"
+	sleep 0.3
+	chain_dump d1 --live
+	live_restore_check d1
+}
+
+# Periodic live checkpoints of a busy writer; the newest restores.
+test_live_periodic() {
+	start_ready mem_race 8192 1024 100
+	mkdir -p "$T/base"
+	"$RTCR" dump -t "$PID" -D "$T/base" --interval 200 --count 3 --live > "$T/periodic.out" 2>&1 ||
+		{ cat "$T/periodic.out" >&2; fail "periodic live dumps failed"; }
+	assert_contains "$T/periodic.out" "^3 checkpoints" "three checkpoints"
+	assert_running "$PID"
+	live_restore_check base/latest
+}
+
+test_live_refusals() {
+	start_ready counter
+	mkdir -p "$T/d"
+	! "$RTCR" dump -t "$PID" -D "$T/d" --live > "$T/e1" 2>&1 || fail "--live without --leave-running accepted"
+	assert_contains "$T/e1" "needs --leave-running" "message"
+	! "$RTCR" dump -t "$PID" -D "$T/d" --live --leave-running --tcp-established > "$T/e2" 2>&1 ||
+		fail "--live --tcp-established accepted"
+	assert_contains "$T/e2" "not supported yet" "message"
+	assert_running "$PID"
+	[ ! -e "$T/d/image.rtcr" ] || fail "an image was left"
+}

@@ -1,0 +1,65 @@
+/*
+ * A process that writes its memory as fast as it can while a live dump
+ * copies it: the image must be the memory as it was at one instant.
+ *
+ *   mem_race [PAGES [HOT [SLOW_US]]]   (default 16384 pages, all hot, 0)
+ *
+ * Every page of an anonymous area first holds its own index. Then the
+ * loop k = 0, 1, 2, ... writes the value FILL + k into all 512 words of
+ * page k % HOT (HOT <= PAGES; pages >= HOT keep their index), sleeping
+ * SLOW_US microseconds every 64 pages if asked. The loop counter lives in
+ * a register; the trigger file is polled every 4096 pages. After the
+ * trigger, at a page boundary, every page must hold exactly what the loop
+ * wrote last into it for the current k: a page copied at another moment
+ * than the registers (or half a page) fails.
+ */
+#include "target.h"
+
+#include <stdint.h>
+#include <sys/mman.h>
+
+#define PG 4096UL
+#define WORDS (PG / 8)
+#define FILL 0x5a5a000000000000ULL
+
+int main(int argc, char **argv)
+{
+	unsigned long npages = argc > 1 ? strtoul(argv[1], NULL, 0) : 16384;
+	unsigned long hot = argc > 2 ? strtoul(argv[2], NULL, 0) : npages;
+	unsigned long slow = argc > 3 ? strtoul(argv[3], NULL, 0) : 0;
+	const char *trig = trigger_path();
+	uint64_t *mem, k;
+
+	if (!hot || hot > npages)
+		hot = npages;
+	mem = mmap(NULL, npages * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(mem != MAP_FAILED, "mmap");
+	for (unsigned long i = 0; i < npages; i++)
+		for (unsigned long w = 0; w < WORDS; w++)
+			mem[i * WORDS + w] = i;
+	ready();
+	for (k = 0;; k++) {
+		uint64_t *p = mem + (k % hot) * WORDS;
+		for (unsigned long w = 0; w < WORDS; w++)
+			p[w] = FILL + k;
+		if ((k & 4095) == 4095 && trigger_set(trig))
+			break;
+		if (slow && (k & 63) == 63) {
+			struct timespec ts = { 0, (long)slow * 1000 };
+			nanosleep(&ts, NULL);
+		}
+	}
+	k++;   /* pages written: 0..k-1 */
+	for (unsigned long i = 0; i < npages; i++) {
+		uint64_t want = i;
+		if (i < hot && i < k)
+			want = FILL + (k - 1 - ((k - 1 - i) % hot));
+		for (unsigned long w = 0; w < WORDS; w++)
+			CHECK(mem[i * WORDS + w] == want,
+			      "page %lu word %lu: %#llx, expected %#llx (k = %llu)", i, w,
+			      (unsigned long long)mem[i * WORDS + w], (unsigned long long)want,
+			      (unsigned long long)k);
+	}
+	printf("checked %lu pages after %llu writes\n", npages, (unsigned long long)k);
+	pass();
+}
