@@ -14,6 +14,7 @@ struct dump_opts {
 	const char *prev;        /* incremental: the parent image's directory */
 	bool unix_reconnect;   /* connect outside unix peers again at restore */
 	bool tcp_established;  /* dump established TCP connections (repair mode) */
+	bool shell_job;        /* fds on the controlling terminal of a shell job (files/tty.c) */
 };
 
 /* What a dump did, for callers that run many (periodic checkpoints). */
@@ -38,6 +39,7 @@ struct periodic_opts {
 	unsigned keep;           /* 0: keep all */
 	unsigned count;          /* 0: until the process ends or a signal */
 	bool stats;
+	bool shell_job;
 };
 
 /*

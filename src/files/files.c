@@ -25,7 +25,8 @@
 
 static const struct fd_ops *const all_ops[] = {
 	&pipe_fd_ops,      /* a pipe inside the tree, even on fds 0-2 */
-	&inherit_fd_ops,   /* before reg: a tty on fd 0-2 is inherited, not reopened */
+	&tty_fd_ops,       /* any terminal: a shell job's, or refused by name */
+	&inherit_fd_ops,   /* before fifo and unix: a FIFO or socket on fd 0-2 is stdio */
 	&memfd_fd_ops,     /* before reg: memory objects, not files to reopen */
 	&deleted_fd_ops,
 	&fifo_fd_ops,      /* after inherit: a FIFO on fd 0-2 is stdio */
