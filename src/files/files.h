@@ -162,6 +162,10 @@ int inet_dump_done(enum inet_done how);
 void fifos_prepared(struct files_restore_ctx *ctx);
 void files_describe(const Rtcr__Fd *e, char *buf, size_t len);
 
+/* A copy of fi's open file description in rtcr (pidfd_getfd), to ask
+ * the object itself; -errno (not logged) if it cannot be had. */
+int fd_copy(const struct fd_info *fi);
+
 /* The value after "KEY:" in an fdinfo text (leading blanks not skipped),
  * or NULL. */
 const char *fdinfo_field(const char *fdinfo, const char *key);

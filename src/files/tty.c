@@ -27,7 +27,6 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <termios.h>
 #include <unistd.h>
@@ -47,20 +46,6 @@ static bool tty_match(const struct fd_info *fi)
 static bool is_ptmx(dev_t rdev)
 {
 	return major(rdev) == 5 && minor(rdev) == 2;
-}
-
-/* A copy of the target's description, to ask the terminal itself. */
-static int tty_grab(const struct fd_info *fi)
-{
-	int pfd = (int)syscall(SYS_pidfd_open, fi->pid, 0), fd = -1;
-
-	if (pfd >= 0) {
-		fd = (int)syscall(SYS_pidfd_getfd, pfd, fi->fd, 0);
-		close(pfd);
-	}
-	if (fd < 0)
-		pr_perror("fd %d: %s: taking a copy of it", fi->fd, fi->link);
-	return fd;
 }
 
 static Rtcr__Termios *termios_to_image(const struct termios *t)
@@ -147,9 +132,11 @@ static int tty_dump(struct files_collect *fc, const struct fd_info *fi, Rtcr__Fd
 		       "it with --shell-job in a terminal)", fi->fd, fi->link, sid, sid, comm);
 		return -ENOTSUP;
 	}
-	fd = tty_grab(fi);
-	if (fd < 0)
-		return -EIO;
+	fd = fd_copy(fi);
+	if (fd < 0) {
+		pr_err("fd %d: %s: taking a copy of it: %s", fi->fd, fi->link, strerror(-fd));
+		return fd;
+	}
 	memset(&ws, 0, sizeof(ws));
 	if (tcgetattr(fd, &t) < 0 || ioctl(fd, TIOCGWINSZ, &ws) < 0) {
 		ret = -errno;
