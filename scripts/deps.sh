@@ -8,6 +8,7 @@ pkgs=(gcc make libc6-dev pkg-config
       libjson-c-dev                           # rtcr inspect --json
       libcmocka-dev                           # unit tests
       python3 util-linux procps               # integration tests (json checks, setpriv)
+      tmux                                    # integration tests: terminals (tty.sh)
       clang libclang-rt-14-dev)               # fuzzing the image reader
 missing=()
 for p in "${pkgs[@]}"; do

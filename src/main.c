@@ -2,8 +2,8 @@
  * rtcr: checkpoint/restore for Linux processes.
  *
  *   rtcr dump -t PID -D DIR [--leave-running [--track-mem]] [--prev DIR0] [--stats]
- *             [--unix-reconnect] [--tcp-established]
- *   rtcr restore -D DIR [--detach] [--pidns] [--stats]
+ *             [--unix-reconnect] [--tcp-established] [--shell-job]
+ *   rtcr restore -D DIR [--detach] [--pidns] [--shell-job] [--stats]
  *   rtcr merge -D DIR [-o OUTDIR] [--keep-id]
  *   rtcr inspect DIR [--json]
  *   rtcr check
@@ -28,7 +28,7 @@ static void usage(FILE *f)
 		"usage: rtcr [-v] COMMAND [options]\n"
 		"\n"
 		"  dump -t PID -D DIR [--leave-running [--track-mem] [--live]] [--prev DIR0]\n"
-		"       [--stats] [--unix-reconnect] [--tcp-established]\n"
+		"       [--stats] [--unix-reconnect] [--tcp-established] [--shell-job]\n"
 		"        checkpoint process PID and its descendants into DIR/image.rtcr;\n"
 		"        they are killed afterwards unless --leave-running. --track-mem:\n"
 		"        track the pages they write from now on; --prev DIR0: store only\n"
@@ -40,16 +40,21 @@ static void usage(FILE *f)
 		"        and the connection resumes at restore). --live: copy the memory\n"
 		"        while the process runs and freeze it only for the pages it wrote\n"
 		"        meanwhile (implies --track-mem)\n"
+		"        --shell-job: a job started from an interactive shell: its fds on\n"
+		"        its controlling terminal are saved with the terminal's settings\n"
+		"        (restore it with restore --shell-job, in a terminal)\n"
 		"  dump -t PID -D BASE --interval MS [--keep N] [--count K] [--live] [--stats]\n"
 		"        checkpoint every MS ms, incrementally, leaving it running, into\n"
 		"        BASE/ckpt-NNNNNN (BASE/latest: the newest); keep the newest N\n"
 		"        restorable (older ones are merged into them, then removed)\n"
-		"  restore -D DIR [--detach] [--pidns] [--stats]\n"
+		"  restore -D DIR [--detach] [--pidns] [--shell-job] [--stats]\n"
 		"        bring the processes back with their pids; wait for the root and exit\n"
 		"        with its status, or with --detach print its pid and return once all\n"
 		"        run. --pidns: under the init of a new pid namespace (and a mount\n"
 		"        namespace with its /proc), where the saved pids are free; the pid\n"
-		"        printed is the root's outside it\n"
+		"        printed is the root's outside it. --shell-job: attach a job dumped\n"
+		"        with --shell-job to rtcr's terminal (its fds, its process group,\n"
+		"        the foreground and settings if it had them; ^Z stops rtcr too)\n"
 		"  merge -D DIR [-o OUTDIR] [--keep-id]\n"
 		"        fold DIR's incremental image and its parents into one self-contained\n"
 		"        image, over DIR's (its parents are then no longer needed by it) or in\n"
@@ -103,6 +108,7 @@ static int cmd_dump(int argc, char **argv)
 		{ "unix-reconnect", no_argument, 0, 'U' },
 		{ "tcp-established", no_argument, 0, 'E' },
 		{ "live", no_argument, 0, 'L' },
+		{ "shell-job", no_argument, 0, 'j' },
 		{ "verbose", no_argument, 0, 'v' },
 		{ 0, 0, 0, 0 },
 	};
@@ -136,6 +142,7 @@ static int cmd_dump(int argc, char **argv)
 		case 'U': o.unix_reconnect = true; break;
 		case 'E': o.tcp_established = true; break;
 		case 'L': o.live = true; break;
+		case 'j': o.shell_job = true; break;
 		case 'v': log_set_level(log_get_level() + 1); break;
 		default: usage(stderr); return 2;
 		}
@@ -147,7 +154,7 @@ static int cmd_dump(int argc, char **argv)
 	if (interval) {
 		struct periodic_opts po = { .pid = o.pid, .base = o.dir, .interval_ms = interval,
 					    .keep = keep, .count = count, .stats = o.stats,
-					    .live = o.live };
+					    .live = o.live, .shell_job = o.shell_job };
 		if (o.prev || o.unix_reconnect) {
 			pr_err("--interval makes its own chain: --prev and --unix-reconnect do not apply");
 			return 2;
@@ -173,6 +180,7 @@ static int cmd_restore(int argc, char **argv)
 		{ "detach", no_argument, 0, 'd' },
 		{ "stats", no_argument, 0, 's' },
 		{ "pidns", no_argument, 0, 'p' },
+		{ "shell-job", no_argument, 0, 'j' },
 		{ "verbose", no_argument, 0, 'v' },
 		{ 0, 0, 0, 0 },
 	};
@@ -185,12 +193,17 @@ static int cmd_restore(int argc, char **argv)
 		case 'd': o.detach = true; break;
 		case 's': o.stats = true; break;
 		case 'p': o.pidns = true; break;
+		case 'j': o.shell_job = true; break;
 		case 'v': log_set_level(log_get_level() + 1); break;
 		default: usage(stderr); return 2;
 		}
 	}
 	if (!o.dir || optind != argc) {
 		pr_err("restore needs -D DIR");
+		return 2;
+	}
+	if (o.shell_job && o.pidns) {
+		pr_err("--shell-job with --pidns: not supported yet");
 		return 2;
 	}
 	ret = restore_run(&o);

@@ -936,6 +936,7 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 	free(live);
 	c.fc.unix_reconnect = o->unix_reconnect;
 	c.fc.tcp_established = o->tcp_established;
+	c.fc.shell_job = o->shell_job;
 	for (int i = 0, fi = 0; i < c.np && !ret; i++)
 		ret = c.p[i].zombie ? dump_zombie(&c.p[i]) : dump_process(&c, &c.p[i], fi++);
 	if (!ret)

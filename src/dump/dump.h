@@ -15,6 +15,7 @@ struct dump_opts {
 	bool unix_reconnect;   /* connect outside unix peers again at restore */
 	bool tcp_established;  /* dump established TCP connections (repair mode) */
 	bool live;             /* copy memory while the process runs (mem/live.h) */
+	bool shell_job;        /* fds on the controlling terminal of a shell job (files/tty.c) */
 };
 
 /* What a dump did, for callers that run many (periodic checkpoints). */
@@ -42,6 +43,7 @@ struct periodic_opts {
 	unsigned count;          /* 0: until the process ends or a signal */
 	bool stats;
 	bool live;               /* each dump a live one (--live) */
+	bool shell_job;
 };
 
 /*

@@ -25,7 +25,8 @@
 
 static const struct fd_ops *const all_ops[] = {
 	&pipe_fd_ops,      /* a pipe inside the tree, even on fds 0-2 */
-	&inherit_fd_ops,   /* before reg: a tty on fd 0-2 is inherited, not reopened */
+	&tty_fd_ops,       /* any terminal: a shell job's, or refused by name */
+	&inherit_fd_ops,   /* before fifo and unix: a FIFO or socket on fd 0-2 is stdio */
 	&memfd_fd_ops,     /* before reg: memory objects, not files to reopen */
 	&deleted_fd_ops,
 	&fifo_fd_ops,      /* after inherit: a FIFO on fd 0-2 is stdio */
@@ -73,16 +74,12 @@ static const char *unknown_kind(const struct fd_info *fi, char *buf, size_t len)
 		static const char *const fam[] = { [AF_INET] = "inet", [AF_INET6] = "inet6",
 			[AF_NETLINK] = "netlink", [AF_PACKET] = "packet", [AF_UNIX] = "unix",
 			[AF_VSOCK] = "vsock", [AF_ALG] = "alg", [AF_BLUETOOTH] = "bluetooth" };
-		int pfd = (int)syscall(SYS_pidfd_open, fi->pid, 0), sfd = -1, d = -1;
+		int sfd = fd_copy(fi), d = -1;
 		socklen_t dl = sizeof(d);
-		if (pfd >= 0)
-			sfd = (int)syscall(SYS_pidfd_getfd, pfd, fi->fd, 0);
 		if (sfd >= 0 && getsockopt(sfd, SOL_SOCKET, SO_DOMAIN, &d, &dl) < 0)
 			d = -1;
 		if (sfd >= 0)
 			close(sfd);
-		if (pfd >= 0)
-			close(pfd);
 		if (d >= 0 && d < (int)ARRAY_SIZE(fam) && fam[d])
 			snprintf(buf, len, "%s socket", fam[d]);
 		else
@@ -137,6 +134,18 @@ static int fd_info_read(pid_t pid, int fd, struct fd_info *fi)
 	fi->cloexec = fi->flags & O_CLOEXEC;
 	fi->flags &= ~O_CLOEXEC;
 	return 0;
+}
+
+int fd_copy(const struct fd_info *fi)
+{
+	int pfd = (int)syscall(SYS_pidfd_open, fi->pid, 0), fd, err;
+
+	if (pfd < 0)
+		return -errno;
+	fd = (int)syscall(SYS_pidfd_getfd, pfd, fi->fd, 0);
+	err = errno;
+	close(pfd);
+	return fd < 0 ? -err : fd;
 }
 
 const char *fdinfo_field(const char *fdinfo, const char *key)

@@ -27,6 +27,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <termios.h>
 
 #include "common/log.h"
 #include "image/pb.h"
@@ -58,6 +59,7 @@ struct files_collect {
 	int npipes_stored;
 	bool unix_reconnect;     /* dump --unix-reconnect (unix.c) */
 	bool tcp_established;    /* dump --tcp-established (inet.c) */
+	bool shell_job;          /* dump --shell-job (tty.c) */
 };
 
 struct memobj_restore;
@@ -81,6 +83,7 @@ struct files_restore_ctx {
 	const struct memobj_restore *objs;  /* memory objects, made before the files */
 	struct fifo_rt *fifo_rt;     /* FIFOs opened so far (fifo.c) */
 	size_t nfifo_rt;
+	const char *tty_path;        /* restore --shell-job: rtcr's terminal (tty.c) */
 };
 
 struct fd_ops {
@@ -159,6 +162,10 @@ int inet_dump_done(enum inet_done how);
 void fifos_prepared(struct files_restore_ctx *ctx);
 void files_describe(const Rtcr__Fd *e, char *buf, size_t len);
 
+/* A copy of fi's open file description in rtcr (pidfd_getfd), to ask
+ * the object itself; -errno (not logged) if it cannot be had. */
+int fd_copy(const struct fd_info *fi);
+
 /* The value after "KEY:" in an fdinfo text (leading blanks not skipped),
  * or NULL. */
 const char *fdinfo_field(const char *fdinfo, const char *key);
@@ -193,6 +200,37 @@ extern const struct fd_ops memfd_fd_ops;
 extern const struct fd_ops deleted_fd_ops;
 extern const struct fd_ops fifo_fd_ops;
 extern const struct fd_ops pidfd_fd_ops;
+extern const struct fd_ops tty_fd_ops;
+
+/*
+ * restore --shell-job (tty.c): the restored job on the terminal rtcr
+ * restore runs in.
+ */
+struct tty_job {
+	int fd;                     /* rtcr's terminal: one of its fds 0-2 */
+	char path[64];
+	const Rtcr__TtyFd *img;     /* the dumped terminal (NULL: the image has none) */
+	struct termios own;         /* rtcr's settings, given back when the job ends or stops */
+	struct termios job;         /* the job's */
+	pid_t pgid;                 /* the job's process group */
+	bool fg;                    /* the job has the terminal now */
+	bool winch;                 /* the window size differs from the saved one */
+};
+/* Before anything is created: rtcr's controlling terminal among its fds
+ * 0-2 (or a clear error) and the image's terminal state. */
+int tty_job_find(struct tty_job *j, Rtcr__Files *const *files, size_t n) __must_check;
+/* The job's group exists and nothing of it runs yet: the terminal's size
+ * and, if the job was in the foreground (and rtcr is, and not detach),
+ * its settings and the foreground. j->img is not used after this. */
+int tty_job_attach(struct tty_job *j, pid_t pgid, bool detach) __must_check;
+/* The job runs: SIGWINCH if its window changed size. */
+void tty_job_running(struct tty_job *j);
+/* The terminal back to rtcr's group, with rtcr's settings. */
+void tty_job_release(struct tty_job *j);
+/* The job stopped with sig: terminal back, rtcr stops likewise; once
+ * continued, the job is given the terminal again (if rtcr is in the
+ * foreground) and continued. */
+void tty_job_stopped(struct tty_job *j, int sig);
 
 struct inject;
 /* pidfds of process f (pidfd.c): once every process of the tree exists,

@@ -1,9 +1,10 @@
 /*
  * Standard input, output and error connected to something outside the
- * image (a terminal, a pipe from a shell, a socket): on restore they are
- * connected to what rtcr restore's own fds 0, 1 and 2 are, the way a
- * program started from that shell would be. Only fds 0-2 qualify; a
- * pipe or terminal at any other number is a handle of its own kind.
+ * image (a pipe from a shell, a socket): on restore they are connected to
+ * what rtcr restore's own fds 0, 1 and 2 are, the way a program started
+ * from that shell would be. Only fds 0-2 qualify; a pipe at any other
+ * number is a handle of its own kind. A terminal is not stdio: it is a
+ * shell job's (tty.c, --shell-job).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -11,17 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 
 #include "common/util.h"
 #include "files/files.h"
-
-static bool is_tty(const struct fd_info *fi)
-{
-	/* Terminals: /dev/pts/N (136-143), /dev/ttyN and consoles (4, 5). */
-	unsigned maj = major(fi->st.st_rdev);
-	return S_ISCHR(fi->st.st_mode) && ((maj >= 136 && maj <= 143) || maj == 4 || maj == 5);
-}
 
 static bool inherit_match(const struct fd_info *fi)
 {
@@ -29,7 +22,7 @@ static bool inherit_match(const struct fd_info *fi)
 		return false;
 	if (!strncmp(fi->link, "pipe:", 5))
 		return !fi->pipe_internal;
-	return !strncmp(fi->link, "socket:", 7) || S_ISFIFO(fi->st.st_mode) || is_tty(fi);
+	return !strncmp(fi->link, "socket:", 7) || S_ISFIFO(fi->st.st_mode);
 }
 
 static int inherit_dump(struct files_collect *fc, const struct fd_info *fi, Rtcr__Fd *out,

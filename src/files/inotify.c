@@ -49,19 +49,13 @@ static bool inotify_match(const struct fd_info *fi)
 /* Bytes of events queued and not read, or -errno. */
 static long queued_bytes(const struct fd_info *fi)
 {
-	int pfd = (int)syscall(SYS_pidfd_open, fi->pid, 0), fd, n = 0;
-	long ret = 0;
+	int fd = fd_copy(fi), n = 0;
+	long ret;
 
-	if (pfd < 0)
-		return -errno;
-	fd = (int)syscall(SYS_pidfd_getfd, pfd, fi->fd, 0);
-	if (fd < 0 || ioctl(fd, FIONREAD, &n) < 0)
-		ret = -errno;
-	else
-		ret = n;
-	if (fd >= 0)
-		close(fd);
-	close(pfd);
+	if (fd < 0)
+		return fd;
+	ret = ioctl(fd, FIONREAD, &n) < 0 ? -errno : n;
+	close(fd);
 	return ret;
 }
 

@@ -118,6 +118,8 @@ struct rctx {
 	bool detach;
 	bool pidns;                        /* the tree in a new pid namespace */
 	pid_t init;                        /* that namespace's init (rtcr's child) */
+	bool shell_job;                    /* the job on rtcr's terminal (files/tty.c) */
+	struct tty_job tty;
 };
 
 static int plan_file(struct rproc *rp, int base, const Rtcr__FileRef *ref, uint32_t obj, int oflags)
@@ -362,10 +364,18 @@ static __attribute__((noreturn)) void hosted(struct rctx *c, int i, int sync_rd)
 		die_again(p);
 
 	/* Session and group before the children, who inherit them. The
-	 * root keeps rtcr's session unless it led its own. */
+	 * root keeps rtcr's session unless it led its own; a shell job's
+	 * root leads its group (a new one if the old was led from outside). */
 	if (p->sid == p->pid) {
 		if (setsid() < 0) {
 			pr_perror("pid %d: setsid (it led its session)", p->pid);
+			_exit(1);
+		}
+	} else if (i == 0 && c->shell_job && p->pgid != p->pid) {
+		pr_warn("pid %d was in process group %d, led from outside the tree: the job is "
+			"process group %d now", p->pid, p->pgid, p->pid);
+		if (setpgid(0, 0) < 0) {
+			pr_perror("pid %d: leading a process group", p->pid);
 			_exit(1);
 		}
 	} else if (p->pgid == p->pid || (rp->parent >= 0 &&
@@ -901,8 +911,10 @@ static void forward(int sig, siginfo_t *si, void *uc)
 		kill(g_child, sig);
 }
 
-/* Wait for pid (rtcr's child); signals to rtcr go on to fwd. */
-static int wait_child(pid_t pid, pid_t fwd_to)
+/* Wait for pid (rtcr's child); signals to rtcr go on to fwd. A shell
+ * job's stops are relayed (rtcr stops too), and its end gives the
+ * terminal back to rtcr. */
+static int wait_child(pid_t pid, pid_t fwd_to, struct tty_job *tj)
 {
 	static const int fwd[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
 	struct sigaction sa;
@@ -914,13 +926,22 @@ static int wait_child(pid_t pid, pid_t fwd_to)
 	g_child = fwd_to;
 	for (size_t i = 0; i < ARRAY_SIZE(fwd); i++)
 		sigaction(fwd[i], &sa, NULL);
-	while (waitpid(pid, &status, 0) < 0) {
-		if (errno != EINTR) {
+	for (;;) {
+		if (waitpid(pid, &status, tj ? WUNTRACED : 0) < 0) {
+			if (errno == EINTR)
+				continue;
 			pr_perror("waiting for pid %d", pid);
+			if (tj)
+				tty_job_release(tj);
 			return -errno;
 		}
+		if (!WIFSTOPPED(status))
+			break;
+		tty_job_stopped(tj, WSTOPSIG(status));
 	}
 	g_child = 0;
+	if (tj)
+		tty_job_release(tj);
 	if (WIFEXITED(status))
 		return WEXITSTATUS(status);
 	pr_warn("restored process %d was killed by %s", fwd_to, sig_name(WTERMSIG(status)));
@@ -971,7 +992,13 @@ int restore_run(const struct restore_opts *o)
 	c.im = &im;
 	c.detach = o->detach;
 	c.pidns = o->pidns;
+	c.shell_job = o->shell_job;
+	c.tty.fd = -1;
 	ret = build_plan(&c);
+	if (!ret && o->shell_job) {
+		ret = tty_job_find(&c.tty, im.files, im.nprocs);
+		c.fctx.tty_path = c.tty.path;
+	}
 	if (!ret)
 		ret = preflight(&c);
 	if (ret)
@@ -1099,6 +1126,9 @@ int restore_run(const struct restore_opts *o)
 	relay_child_messages(ctl[0]);
 	if (ret)
 		goto kill_all;
+	/* The job's group exists, none of it runs: it takes the terminal. */
+	if (c.tty.img && (ret = tty_job_attach(&c.tty, getpgid(pid), o->detach)))
+		goto kill_all;
 
 	/* ADDRESS, STATE, RUNNING */
 	ret = rebuild(&c, &ms);
@@ -1106,6 +1136,7 @@ int restore_run(const struct restore_opts *o)
 	if (ret)
 		goto kill_all;
 	t_run = now_ns();
+	tty_job_running(&c.tty);
 	if (o->stats) {
 		char b[32];
 		fprintf(stderr,
@@ -1138,11 +1169,13 @@ int restore_run(const struct restore_opts *o)
 		fflush(stdout);
 		return 0;
 	}
-	return wait_child(c.pidns ? c.init : pid, pid);
+	return wait_child(c.pidns ? c.init : pid, pid, c.tty.pgid > 0 ? &c.tty : NULL);
 
 kill_all:
 	relay_child_messages(ctl[0]);
 	kill_tree(&c);
+	if (c.tty.fd >= 0)
+		tty_job_release(&c.tty);
 	if (c.np == 1)
 		pr_err("restore of pid %d failed; the partly restored process was killed", want);
 	else

@@ -8,6 +8,7 @@ struct restore_opts {
 	bool detach;
 	bool stats;
 	bool pidns;         /* restore the tree under a new pid namespace's init */
+	bool shell_job;     /* attach the job to rtcr's terminal (files/tty.c) */
 };
 
 /* Restore the image in opts->dir. Without detach, waits for the process

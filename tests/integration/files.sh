@@ -1,4 +1,4 @@
-# Regular files, directories and /dev/null,zero across a checkpoint:
+# Regular files, directories and /dev/{null,zero,full,urandom,random} across a checkpoint:
 # offsets, access modes, O_APPEND, O_NONBLOCK, FD_CLOEXEC, shared
 # descriptions, sparse fd numbers, stdout as a file or a pipe. And the
 # refusals: a file changed or gone since the dump stops the restore.
@@ -56,6 +56,9 @@ test_files_in_image() {
 	assert_contains "$T/inspect.txt" "fd 8 .*$T/data/app w,append offset 3" "fd 8 in the image"
 	assert_contains "$T/inspect.txt" "fd 20 .*$T/data/nb r,nonblock offset 0" "fd 20 in the image"
 	assert_contains "$T/inspect.txt" "fd 41 .*/dev/zero" "fd 41 in the image"
+	assert_contains "$T/inspect.txt" "fd 42 .*/dev/full rw" "fd 42 in the image"
+	assert_contains "$T/inspect.txt" "fd 43 .*/dev/urandom r,nonblock" "fd 43 in the image"
+	assert_contains "$T/inspect.txt" "fd 44 .*/dev/random r" "fd 44 in the image"
 	restore_bg
 	finish
 	assert_contains "$T/out" '^PASS' "target verdict"

@@ -14,6 +14,8 @@
  *   fd 21   DIR/nb  O_WRONLY|O_SYNC|O_NOATIME at offset 1000 (past the end)
  *   fd 30   DIR/d   directory, after one short getdents64 call
  *   fd 40   /dev/null O_WRONLY, fd 41 /dev/zero O_RDONLY|O_CLOEXEC
+ *   fd 42   /dev/full O_RDWR, fd 43 /dev/urandom O_RDONLY|O_NONBLOCK,
+ *   fd 44   /dev/random O_RDONLY
  * and stdout's offset is noted (a regular file unless "pipe").
  * After the trigger: exactly these fds (and 0-2) are open, with their
  * flags, FD_CLOEXEC and offsets; reads/writes land where they should;
@@ -25,6 +27,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 static char dir[3500];
 
@@ -98,7 +101,7 @@ static int list(int fd, char names[][64], int max, size_t bufsz)
 
 int main(int argc, char **argv)
 {
-	static const int fds[] = { 0, 1, 2, 3, 7, 8, 12, 20, 21, 30, 40, 41, 100 };
+	static const int fds[] = { 0, 1, 2, 3, 7, 8, 12, 20, 21, 30, 40, 41, 42, 43, 44, 100 };
 	static char first[64][64], rest[64][64];
 	int stdout_pipe = argc > 2 && !strcmp(argv[2], "pipe");
 	int nfirst, nrest, fl;
@@ -138,6 +141,15 @@ int main(int argc, char **argv)
 		close(t);
 		t = open("/dev/zero", O_RDONLY | O_CLOEXEC);
 		dup3(t, 41, O_CLOEXEC);
+		close(t);
+		t = open("/dev/full", O_RDWR);
+		dup2(t, 42);
+		close(t);
+		t = open("/dev/urandom", O_RDONLY | O_NONBLOCK);
+		dup2(t, 43);
+		close(t);
+		t = open("/dev/random", O_RDONLY);
+		dup2(t, 44);
 		close(t);
 	}
 	printf("some output before READY\n");
@@ -233,6 +245,14 @@ int main(int argc, char **argv)
 	memset(buf, 1, 16);
 	CHECK(read(41, buf, 16) == 16 && !buf[0] && !buf[15], "/dev/zero read");
 	CHECK(fstat(41, &st) == 0 && S_ISCHR(st.st_mode), "fd 41 not a char device");
+	errno = 0;
+	CHECK(write(42, "x", 1) < 0 && errno == ENOSPC, "/dev/full write: %s", strerror(errno));
+	CHECK(read(42, buf, 16) == 16 && !buf[0], "/dev/full read");
+	CHECK((fcntl(42, F_GETFL) & O_ACCMODE) == O_RDWR, "fd 42 access mode");
+	CHECK(read(43, buf, 16) == 16 && (fcntl(43, F_GETFL) & O_NONBLOCK), "/dev/urandom");
+	CHECK(read(44, buf, 16) == 16, "/dev/random read");
+	CHECK(fstat(44, &st) == 0 && major(st.st_rdev) == 1 && minor(st.st_rdev) == 8,
+	      "fd 44 is not /dev/random");
 	if (stdout_pipe) {
 		CHECK(fstat(1, &st) == 0, "fstat stdout");
 	}
