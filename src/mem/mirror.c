@@ -52,10 +52,26 @@ void mirror_free(struct mirror *m)
 	m->memfd = -1;
 }
 
+/* Areas are kept sorted by start (they do not overlap within one list of
+ * a round; an old area overlapping a new one is swept at the round's end):
+ * the index of the first with start >= start. */
+static int lower_bound(const struct mirror *m, uint64_t start)
+{
+	int lo = 0, hi = m->n;
+	while (lo < hi) {
+		int mid = (lo + hi) / 2;
+		if (m->a[mid]->start < start)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 struct mirror_area *mirror_find(struct mirror *m, uint64_t start, uint64_t end)
 {
-	for (int i = 0; i < m->n; i++)
-		if (m->a[i]->start == start && m->a[i]->end == end)
+	for (int i = lower_bound(m, start); i < m->n && m->a[i]->start == start; i++)
+		if (m->a[i]->end == end)
 			return m->a[i];
 	return NULL;
 }
@@ -90,7 +106,12 @@ struct mirror_area *mirror_area(struct mirror *m, uint64_t start, uint64_t end, 
 	}
 	a->seen = true;
 	m->a = xrealloc(m->a, (m->n + 1) * sizeof(*m->a));
-	m->a[m->n++] = a;
+	{
+		int at = lower_bound(m, start);
+		memmove(&m->a[at + 1], &m->a[at], (m->n - at) * sizeof(*m->a));
+		m->a[at] = a;
+	}
+	m->n++;
 	return a;
 }
 
