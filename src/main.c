@@ -3,7 +3,8 @@
  *
  *   rtcr dump -t PID -D DIR [--leave-running [--track-mem]] [--prev DIR0] [--stats]
  *             [--unix-reconnect] [--tcp-established]
- *   rtcr restore -D DIR [--detach] [--pidns] [--stats]
+ *   rtcr restore -D DIR [--detach] [--pidns] [--netns NAME|PATH] [--stats]
+ *   rtcr unlock -D DIR [--netns NAME|PATH]
  *   rtcr merge -D DIR [-o OUTDIR] [--keep-id]
  *   rtcr inspect DIR [--json]
  *   rtcr check
@@ -37,17 +38,24 @@ static void usage(FILE *f)
 		"        listener outside the tree is connected to its path again at\n"
 		"        restore (its data in flight is lost). --tcp-established: dump\n"
 		"        established TCP connections (repair mode; the peer sees nothing\n"
-		"        and the connection resumes at restore)\n"
+		"        and the connection resumes at restore; their segments are dropped\n"
+		"        until then by a network lock, an nftables table). A process in\n"
+		"        another network namespace is dumped from inside it\n"
 		"  dump -t PID -D BASE --interval MS [--keep N] [--count K] [--stats]\n"
 		"        checkpoint every MS ms, incrementally, leaving it running, into\n"
 		"        BASE/ckpt-NNNNNN (BASE/latest: the newest); keep the newest N\n"
 		"        restorable (older ones are merged into them, then removed)\n"
-		"  restore -D DIR [--detach] [--pidns] [--stats]\n"
+		"  restore -D DIR [--detach] [--pidns] [--netns NAME|PATH] [--stats]\n"
 		"        bring the processes back with their pids; wait for the root and exit\n"
 		"        with its status, or with --detach print its pid and return once all\n"
 		"        run. --pidns: under the init of a new pid namespace (and a mount\n"
 		"        namespace with its /proc), where the saved pids are free; the pid\n"
-		"        printed is the root's outside it\n"
+		"        printed is the root's outside it. --netns: in that network namespace\n"
+		"        (/run/netns/NAME, or a path such as /proc/PID/ns/net) instead of\n"
+		"        rtcr's; the addresses the sockets had must exist there\n"
+		"  unlock -D DIR [--netns NAME|PATH]\n"
+		"        remove the network lock of an image that will not be restored: its\n"
+		"        connections are given up\n"
 		"  merge -D DIR [-o OUTDIR] [--keep-id]\n"
 		"        fold DIR's incremental image and its parents into one self-contained\n"
 		"        image, over DIR's (its parents are then no longer needed by it) or in\n"
@@ -167,6 +175,7 @@ static int cmd_restore(int argc, char **argv)
 		{ "detach", no_argument, 0, 'd' },
 		{ "stats", no_argument, 0, 's' },
 		{ "pidns", no_argument, 0, 'p' },
+		{ "netns", required_argument, 0, 'N' },
 		{ "verbose", no_argument, 0, 'v' },
 		{ 0, 0, 0, 0 },
 	};
@@ -179,6 +188,7 @@ static int cmd_restore(int argc, char **argv)
 		case 'd': o.detach = true; break;
 		case 's': o.stats = true; break;
 		case 'p': o.pidns = true; break;
+		case 'N': o.netns = optarg; break;
 		case 'v': log_set_level(log_get_level() + 1); break;
 		default: usage(stderr); return 2;
 		}
@@ -189,6 +199,32 @@ static int cmd_restore(int argc, char **argv)
 	}
 	ret = restore_run(&o);
 	return ret < 0 ? 1 : ret;
+}
+
+static int cmd_unlock(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "images-dir", required_argument, 0, 'D' },
+		{ "netns", required_argument, 0, 'N' },
+		{ "verbose", no_argument, 0, 'v' },
+		{ 0, 0, 0, 0 },
+	};
+	const char *dir = NULL, *netns = NULL;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "D:v", lo, NULL)) != -1) {
+		switch (c) {
+		case 'D': dir = optarg; break;
+		case 'N': netns = optarg; break;
+		case 'v': log_set_level(log_get_level() + 1); break;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (!dir || optind != argc) {
+		pr_err("unlock needs -D DIR");
+		return 2;
+	}
+	return restore_unlock(dir, netns) ? 1 : 0;
 }
 
 static int cmd_merge(int argc, char **argv)
@@ -269,6 +305,8 @@ int main(int argc, char **argv)
 		return cmd_restore(argc, argv);
 	if (!strcmp(cmd, "merge"))
 		return cmd_merge(argc, argv);
+	if (!strcmp(cmd, "unlock"))
+		return cmd_unlock(argc, argv);
 	if (!strcmp(cmd, "inspect"))
 		return cmd_inspect(argc, argv);
 	if (!strcmp(cmd, "check"))

@@ -39,9 +39,33 @@ cleanup_pids() {
 	# Give the kernel a moment to reap what it can.
 	sleep 0.05
 	cleanup_shm
+	cleanup_netns
 }
 
 skip() { echo "SKIP: $*"; exit 77; }
+
+# Install Debian packages when a command is missing, or skip the test.
+need_debian() { # command package...
+	local c=$1; shift
+	command -v "$c" > /dev/null && return 0
+	timeout 600 apt-get install -y "$@" > "$T/apt.out" 2>&1 ||
+		{ timeout 600 apt-get update -qq > /dev/null 2>&1 &&
+		  timeout 600 apt-get install -y "$@" > "$T/apt.out" 2>&1; } ||
+		skip "$c is not installed and apt-get install $* failed: $(tail -1 "$T/apt.out")"
+	command -v "$c" > /dev/null || skip "$c still missing after apt-get install $*"
+}
+
+# Network namespaces made by a test: removed by cleanup, after its pids.
+track_netns() { echo "$1" >> "$T/.netns"; }
+
+cleanup_netns() {
+	[ -f "$T/.netns" ] || return 0
+	local n
+	while read -r n; do
+		[ -n "$n" ] && ip netns del "$n" 2>/dev/null
+	done < "$T/.netns"
+	rm -f "$T/.netns"
+}
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 assert_eq() { # expected actual what

@@ -8,6 +8,7 @@
 # The server target (fd_inet_tcp server FAM [extra]) and its client,
 # started outside the tree with its own trigger $T/go2. Sets PID, CPID.
 inet_server() { # fam [extra]
+	need_debian nft nftables   # the network lock of --tcp-established
 	start fd_inet_tcp server "$@"
 	wait_for "$T/out" '^PORT' 5
 	PORT=$(sed -n 's/^PORT //p' "$T/out")
@@ -113,6 +114,7 @@ test_fdkinds_inet_leave_running() {
 
 test_fdkinds_inet_pair_native() { inet_native fd_inet_pair; }
 test_fdkinds_inet_pair_cycle() {
+	need_debian nft nftables
 	start_ready fd_inet_pair
 	dump --tcp-established
 	"$RTCR" inspect "$T/img" > "$T/inspect.txt" 2>&1 || fail "inspect: $(cat "$T/inspect.txt")"
@@ -125,6 +127,7 @@ test_fdkinds_inet_pair_cycle() {
 	assert_contains "$T/out" '^PASS' "target verdict"
 }
 test_fdkinds_inet_pair_cycle_static() {
+	need_debian nft nftables
 	start_ready fd_inet_pair-static
 	dump --tcp-established
 	restore_bg
@@ -201,10 +204,9 @@ test_fdkinds_inet_udp_cycle_static() { cycle fd_inet_udp-static; }
 # ---- a real server: redis, 100k keys, a client connection open across ----
 
 test_fdkinds_inet_redis() {
-	if ! command -v redis-server > /dev/null || ! command -v redis-cli > /dev/null; then
-		timeout 600 apt-get install -y redis-server redis-tools > "$T/apt.out" 2>&1 ||
-			skip "redis-server is not installed and apt-get install failed: $(tail -1 "$T/apt.out")"
-	fi
+	need_debian redis-server redis-server redis-tools
+	need_debian redis-cli redis-server redis-tools
+	need_debian nft nftables
 	local port cli digest
 	port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 	cli() { redis-cli -p "$port" "$@"; }
