@@ -230,6 +230,49 @@ wait_pid_free() { # pid
 	fail "pid $1 still exists (state $(proc_state "$1")) 5 s after its dump"
 }
 
+# ---- TCP server and outside client (fdkinds_inet.sh, netns.sh) ----
+
+# The server target (fd_inet_tcp server FAM [extra]) and its client,
+# started outside the tree with its own trigger $T/go2. Sets PID, CPID.
+# With INET_NS set, both run in that network namespace.
+inet_server() { # fam [extra]
+	need_debian nft nftables   # the network lock of --tcp-established
+	local ns=()
+	[ -z "${INET_NS:-}" ] || ns=(nsenter --net="/run/netns/$INET_NS")
+	if [ -n "${INET_NS:-}" ]; then
+		start "$(command -v nsenter)" --net="/run/netns/$INET_NS" "$TGT/fd_inet_tcp" server "$@"
+	else
+		start fd_inet_tcp server "$@"
+	fi
+	wait_for "$T/out" '^PORT' 5
+	PORT=$(sed -n 's/^PORT //p' "$T/out")
+	: > "$T/cli.out"
+	RTCR_TRIGGER="$T/go2" "${ns[@]}" "$TGT/fd_inet_tcp" client "$1" "$PORT" > "$T/cli.out" 2>&1 &
+	CPID=$!
+	track_pid "$CPID"
+	wait_for "$T/out" '^READY' 10
+	wait_for "$T/cli.out" '^READY' 5
+}
+
+# Both triggers; both sides must pass. RPID: rtcr restore, or empty.
+inet_server_finish() {
+	touch "$T/go" "$T/go2"
+	wait "$CPID"
+	local crc=$?
+	if [ -n "${RPID:-}" ]; then
+		wait "$RPID"
+	else
+		wait "$PID"
+	fi
+	local rc=$?
+	[ $crc = 0 ] || { cat "$T/cli.out" >&2; cat "$T/out" >&2; cat "$T/restore.err" >&2 2>/dev/null; fail "the outside client failed (exit $crc)"; }
+	[ $rc = 0 ] || { cat "$T/out" >&2; cat "$T/restore.err" >&2 2>/dev/null; fail "the server failed (exit $rc)"; }
+	assert_contains "$T/cli.out" '^PASS' "client verdict"
+	assert_contains "$T/out" '^PASS' "server verdict"
+	# The client got every byte the server had written before the dump.
+	assert_eq "$(sed -n 's/^SENT //p' "$T/out")" "$(sed -n 's/^GOT //p' "$T/cli.out")" "pattern bytes"
+}
+
 # ---- Incremental chains (tests/targets/mem_incr.c; incremental.sh, merge.sh) ----
 
 # Dump the running target into $T/NAME, leaving it running; extra args.

@@ -5,40 +5,6 @@
 # sockets with datagrams queued; native controls; the refusals, and the
 # connection left working by a refused or aborted dump.
 
-# The server target (fd_inet_tcp server FAM [extra]) and its client,
-# started outside the tree with its own trigger $T/go2. Sets PID, CPID.
-inet_server() { # fam [extra]
-	need_debian nft nftables   # the network lock of --tcp-established
-	start fd_inet_tcp server "$@"
-	wait_for "$T/out" '^PORT' 5
-	PORT=$(sed -n 's/^PORT //p' "$T/out")
-	: > "$T/cli.out"
-	RTCR_TRIGGER="$T/go2" "$TGT/fd_inet_tcp" client "$1" "$PORT" > "$T/cli.out" 2>&1 &
-	CPID=$!
-	track_pid "$CPID"
-	wait_for "$T/out" '^READY' 10
-	wait_for "$T/cli.out" '^READY' 5
-}
-
-# Both triggers; both sides must pass. RPID: rtcr restore, or empty.
-inet_server_finish() {
-	touch "$T/go" "$T/go2"
-	wait "$CPID"
-	local crc=$?
-	if [ -n "${RPID:-}" ]; then
-		wait "$RPID"
-	else
-		wait "$PID"
-	fi
-	local rc=$?
-	[ $crc = 0 ] || { cat "$T/cli.out" >&2; cat "$T/out" >&2; cat "$T/restore.err" >&2 2>/dev/null; fail "the outside client failed (exit $crc)"; }
-	[ $rc = 0 ] || { cat "$T/out" >&2; cat "$T/restore.err" >&2 2>/dev/null; fail "the server failed (exit $rc)"; }
-	assert_contains "$T/cli.out" '^PASS' "client verdict"
-	assert_contains "$T/out" '^PASS' "server verdict"
-	# The client got every byte the server had written before the dump.
-	assert_eq "$(sed -n 's/^SENT //p' "$T/out")" "$(sed -n 's/^GOT //p' "$T/cli.out")" "pattern bytes"
-}
-
 inet_native() { # target args...
 	start_ready "$@"
 	touch "$T/go"
