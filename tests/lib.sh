@@ -273,6 +273,78 @@ inet_server_finish() {
 	assert_eq "$(sed -n 's/^SENT //p' "$T/out")" "$(sed -n 's/^GOT //p' "$T/cli.out")" "pattern bytes"
 }
 
+# ---- redis-server from Debian, 100k keys, a client connection open
+# across the checkpoint (fdkinds_inet.sh, netns.sh) ----
+
+# redis-cli against the server; in netns $REDIS_NS if set.
+redis_cli() {
+	local ns=()
+	[ -z "${REDIS_NS:-}" ] || ns=(nsenter --net="/run/netns/$REDIS_NS")
+	"${ns[@]}" redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" "$@"
+}
+
+# Start redis on ADDR:PORT (with a command prefix, e.g. nsenter into its
+# netns), 100k keys, and a client (in $REDIS_NS if set) whose connection
+# stays open: it checks its key and the dataset after $T/go2. Sets PID,
+# CPID, REDIS_HOST, REDIS_PORT.
+redis_up() { # addr port [prefix...]
+	need_debian redis-server redis-server redis-tools
+	need_debian redis-cli redis-server redis-tools
+	need_debian nft nftables
+	REDIS_HOST=$1 REDIS_PORT=$2
+	shift 2
+	local cmd=("$@" "$(command -v redis-server)")
+	start "${cmd[@]}" --port "$REDIS_PORT" \
+		--bind "$REDIS_HOST" --save '' --appendonly no --protected-mode no \
+		--enable-debug-command yes --dir "$T"
+	local i ns=()
+	for ((i = 0; i < 500; i++)); do
+		[ "$(redis_cli PING 2>/dev/null)" = PONG ] && break
+		sleep 0.01
+	done
+	[ "$(redis_cli PING)" = PONG ] || { cat "$T/out" >&2; fail "redis did not start"; }
+	assert_eq OK "$(redis_cli DEBUG POPULATE 100000)" "DEBUG POPULATE"
+	[ -z "${REDIS_NS:-}" ] || ns=(nsenter --net="/run/netns/$REDIS_NS")
+	"${ns[@]}" python3 - "$REDIS_HOST" "$REDIS_PORT" "$T/go2" > "$T/cli.out" 2>&1 <<'PY' &
+import os, socket, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+f = s.makefile("rb")
+def cmd(*a):
+    s.sendall(b"*%d\r\n" % len(a) + b"".join(b"$%d\r\n%s\r\n" % (len(x), x) for x in a))
+    return f.readline().rstrip(b"\r\n")
+def bulk(*a):
+    h = cmd(*a)
+    assert h.startswith(b"$"), h
+    return f.read(int(h[1:]) + 2)[:-2]
+assert cmd(b"SET", b"conn-key", b"before") == b"+OK"
+print("READY", flush=True)
+while not os.path.exists(sys.argv[3]):
+    time.sleep(0.01)
+v = bulk(b"GET", b"conn-key")
+assert v == b"before", v
+assert cmd(b"SET", b"conn-key", b"after") == b"+OK"
+assert bulk(b"GET", b"key:4242") == b"value:4242"
+assert cmd(b"DBSIZE") == b":100001"
+assert cmd(b"PING") == b"+PONG"
+print("PASS", flush=True)
+PY
+	CPID=$!
+	track_pid "$CPID"
+	wait_for "$T/cli.out" '^READY' 10
+}
+
+# After the restore: the same dataset, the open connection works, a new
+# one too.
+redis_check() { # digest at the dump
+	assert_eq "$1" "$(redis_cli DEBUG DIGEST)" "dataset digest after restore"
+	assert_eq 100001 "$(redis_cli DBSIZE)" "keys"
+	assert_eq value:99999 "$(redis_cli GET key:99999)" "a key"
+	touch "$T/go2"
+	wait "$CPID" || { cat "$T/cli.out" >&2; fail "the open connection failed after restore"; }
+	assert_contains "$T/cli.out" '^PASS' "client verdict"
+	assert_eq OK "$(redis_cli SET new-key 1)" "a new connection"
+}
+
 # ---- Incremental chains (tests/targets/mem_incr.c; incremental.sh, merge.sh) ----
 
 # Dump the running target into $T/NAME, leaving it running; extra args.

@@ -203,3 +203,47 @@ test_netns_unlock() {
 	wait "$CPID" && fail "the client's connection survived an unlocked, unrestored dump"
 	assert_contains "$T/cli.out" "ConnectionResetError\|EOF from the server\|BrokenPipe" "the client sees the connection end"
 }
+
+# A veth pair between two namespaces, with an address at each end.
+veth() { # ns1 if1 addr1 ns2 if2 addr2
+	ip link add "$2" netns "$1" type veth peer name "$5" netns "$4" || fail "veth $2-$5"
+	ip -n "$1" addr add "$3/24" dev "$2" && ip -n "$1" link set "$2" up &&
+		ip -n "$4" addr add "$6/24" dev "$5" && ip -n "$4" link set "$5" up || fail "veth addresses"
+}
+
+# redis-server in netns A (10.77.0.1) with a client connected from netns
+# C; dumped from outside; A torn down; restored in a new netns B with
+# the same address on a new veth to C: the client's open connection goes
+# on and the dataset is whole.
+test_netns_redis_restored_in_another_netns() {
+	need_debian nsenter util-linux
+	local A=rtcr-a$$ B=rtcr-b$$ C=rtcr-c$$ REDIS_NS digest i
+	netns_new "$A"
+	netns_new "$C"
+	veth "$A" va$$ 10.77.0.1 "$C" vc$$ 10.77.0.2
+	REDIS_NS=$C
+	redis_up 10.77.0.1 6379 "$(command -v nsenter)" --net="/run/netns/$A"
+	digest=$(redis_cli DEBUG DIGEST)
+	mkdir -p "$T/img"
+	"$RTCR" dump -t "$PID" -D "$T/img" --tcp-established > "$T/dump.out" 2>&1 ||
+		{ cat "$T/dump.out" >&2; fail "dump of redis-server failed"; }
+	wait "$PID" 2>/dev/null
+	assert_gone "$PID"
+	"$RTCR" inspect "$T/img" > "$T/inspect.txt" 2>&1 || fail "inspect: $(cat "$T/inspect.txt")"
+	assert_contains "$T/inspect.txt" "^netns *$A, inode" "the namespace recorded"
+	assert_contains "$T/inspect.txt" "tcp 10.77.0.1:6379 <- 10.77.0.2:[0-9]* established" "client connection"
+	# A goes, with its end of the veth (and the lock in it).
+	ip netns del "$A"
+	for ((i = 0; i < 500; i++)); do
+		ip -n "$C" link show vc$$ > /dev/null 2>&1 || break
+		sleep 0.01
+	done
+	netns_new "$B"
+	veth "$B" vb$$ 10.77.0.1 "$C" vd$$ 10.77.0.2
+	assert_running "$CPID"
+	restore_bg --netns "$B"
+	kill -0 "$RPID" 2> /dev/null || { cat "$T/restore.err" >&2; fail "restore in $B failed"; }
+	assert_eq "$(readlink /run/netns/$B 2>/dev/null || stat -L -c net:[%i] /run/netns/$B)" \
+		"$(readlink /proc/$PID/ns/net)" "the restored server's network namespace"
+	redis_check "$digest"
+}
