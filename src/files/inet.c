@@ -18,10 +18,13 @@
  * (TCP_QUEUE_SEQ of each queue), both queues (TCP_REPAIR_QUEUE + MSG_PEEK:
  * the send queue too), the windows (TCP_REPAIR_WINDOW), mss_clamp
  * (TCP_MAXSEG), the timestamp clock (TCP_TIMESTAMP) and the options
- * negotiated (TCP_INFO: window scales, SACK, timestamps). The kernel
- * still receives and acknowledges data in repair mode, so just before the
- * image is committed rtcr checks that nothing arrived since it read the
- * receive queue (else the dump fails and the connection goes on). At the
+ * negotiated (TCP_INFO: window scales, SACK, timestamps). Before any
+ * connection enters repair mode, the network lock (netlock.h) drops their
+ * segments both ways, until the restore has rebuilt them (the kernel
+ * still receives and acknowledges data in repair mode, and answers a
+ * segment for a connection that is gone with a reset); just before the
+ * image is committed rtcr still checks that nothing arrived since it read
+ * the receive queue (else the dump fails and the connection goes on). At the
  * end: an aborted dump or --leave-running takes the sockets out of repair
  * mode (SO_REUSEADDR put back: leaving repair mode clears it); a dump that
  * kills the tree keeps its copies until the processes are reaped and then

@@ -189,22 +189,5 @@ test_fdkinds_inet_redis() {
 	redis_check "$digest"
 }
 
-# rtcr killed (SIGKILL) while the connection is in repair mode: its
-# guardian takes it out, and the server goes on with its client.
-test_fdkinds_inet_dump_killed() {
-	RPID=
-	inet_server 4
-	mkdir -p "$T/img"
-	RTCR_TEST_KILL_AT=written "$RTCR" dump -t "$PID" -D "$T/img" --tcp-established > "$T/dump.out" 2>&1 &
-	local d=$!
-	wait "$d"
-	[ $? = 137 ] || { cat "$T/dump.out" >&2; fail "rtcr was not killed at 'written'"; }
-	[ ! -e "$T/img/image.rtcr" ] || fail "an image was left behind"
-	local i
-	for ((i = 0; i < 200; i++)); do
-		[ "$(awk '/^TracerPid/ {print $2}' /proc/$PID/status)" = 0 ] && break
-		sleep 0.01
-	done
-	assert_running "$PID"
-	inet_server_finish
-}
+# rtcr killed (SIGKILL) while the connection is in repair mode: see
+# netns.sh (test_netns_lock_dump_killed).

@@ -99,6 +99,18 @@ PY
 	sleep 0.3    # bytes flowing both ways
 }
 
+# Dump $PID with its connections from outside its namespace NS (rtcr
+# works in it), check the image names NS; inspect in $T/inspect.txt.
+dump_from_outside() { # ns
+	mkdir -p "$T/img"
+	"$RTCR" dump -t "$PID" -D "$T/img" --tcp-established > "$T/dump.out" 2>&1 ||
+		{ cat "$T/dump.out" >&2; fail "dump failed"; }
+	wait "$PID" 2>/dev/null
+	assert_gone "$PID"
+	"$RTCR" inspect "$T/img" > "$T/inspect.txt" 2>&1 || fail "inspect: $(cat "$T/inspect.txt")"
+	assert_contains "$T/inspect.txt" "^netns *$1, inode" "the namespace recorded"
+}
+
 echo_pair_finish() {
 	touch "$T/go2"
 	wait "$CPID"
@@ -122,14 +134,7 @@ test_netns_lock_client_keeps_sending() {
 	assert_not_contains "$T/inspect.txt" "^net lock" "a lock recorded by --leave-running"
 	assert_running "$PID"
 	rm -rf "$T/img"
-	mkdir -p "$T/img"
-	# From outside: rtcr works in the target's network namespace.
-	"$RTCR" dump -t "$PID" -D "$T/img" --tcp-established > "$T/dump.out" 2>&1 ||
-		{ cat "$T/dump.out" >&2; fail "dump failed"; }
-	wait "$PID" 2>/dev/null
-	assert_gone "$PID"
-	"$RTCR" inspect "$T/img" > "$T/inspect.txt" 2>&1 || fail "inspect: $(cat "$T/inspect.txt")"
-	assert_contains "$T/inspect.txt" "^netns *$NS, inode" "the namespace recorded"
+	dump_from_outside "$NS"
 	assert_contains "$T/inspect.txt" "^net lock *nft table inet rtcr_lock_[0-9a-f]*, 1 connection" "the lock recorded"
 	assert_contains "$T/inspect.txt" "tcp 127.0.0.1:7777 <- 127.0.0.1:[0-9]*" "the locked connection"
 	local table; table=$(sed -n 's/^net lock *nft table inet \(rtcr_lock_[0-9a-f]*\),.*/\1/p' "$T/inspect.txt")
@@ -170,6 +175,7 @@ test_netns_lock_dump_killed() {
 	local d=$! i
 	wait "$d"
 	[ $? = 137 ] || { cat "$T/dump.out" >&2; fail "rtcr was not killed at 'written'"; }
+	[ ! -e "$T/img/image.rtcr" ] || fail "an image was left behind"
 	for ((i = 0; i < 200; i++)); do
 		[ -z "$(lock_tables "$INET_NS")" ] && break
 		sleep 0.02
@@ -224,13 +230,7 @@ test_netns_redis_restored_in_another_netns() {
 	REDIS_NS=$C
 	redis_up 10.77.0.1 6379 "$(command -v nsenter)" --net="/run/netns/$A"
 	digest=$(redis_cli DEBUG DIGEST)
-	mkdir -p "$T/img"
-	"$RTCR" dump -t "$PID" -D "$T/img" --tcp-established > "$T/dump.out" 2>&1 ||
-		{ cat "$T/dump.out" >&2; fail "dump of redis-server failed"; }
-	wait "$PID" 2>/dev/null
-	assert_gone "$PID"
-	"$RTCR" inspect "$T/img" > "$T/inspect.txt" 2>&1 || fail "inspect: $(cat "$T/inspect.txt")"
-	assert_contains "$T/inspect.txt" "^netns *$A, inode" "the namespace recorded"
+	dump_from_outside "$A"
 	assert_contains "$T/inspect.txt" "tcp 10.77.0.1:6379 <- 10.77.0.2:[0-9]* established" "client connection"
 	# A goes, with its end of the veth (and the lock in it).
 	ip netns del "$A"
