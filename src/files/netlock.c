@@ -285,14 +285,13 @@ static int enter_fd(int fd, const char *what)
 int netns_enter_pid(pid_t pid)
 {
 	char p[64];
-	uint64_t a, b;
+	uint64_t a = 0, b = 0;
 	int fd, ret;
 
-	if (netns_ino(pid, &a) || netns_ino(0, &b))
-		return -ESRCH;
-	if (a == b)
-		return 0;
 	snprintf(p, sizeof(p), "/proc/%d/ns/net", pid);
+	/* No such process: the preflight that follows says so. */
+	if (ns_ino_of(p, &a) || netns_ino(0, &b) || a == b)
+		return 0;
 	fd = open(p, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		ret = -errno;
