@@ -7,8 +7,9 @@ pkgs=(gcc make libc6-dev pkg-config
       libxxhash-dev                           # record checksums (XXH3)
       libjson-c-dev                           # rtcr inspect --json
       libcmocka-dev                           # unit tests
-      python3 util-linux procps               # integration tests (json checks, setpriv)
+      python3 util-linux procps               # integration tests (json checks, setpriv, nsenter)
       tmux                                    # integration tests: terminals (tty.sh)
+      nftables iproute2                       # the network lock of --tcp-established; netns tests
       clang libclang-rt-14-dev)               # fuzzing the image reader
 missing=()
 for p in "${pkgs[@]}"; do

@@ -3,7 +3,8 @@
  *
  *   rtcr dump -t PID -D DIR [--leave-running [--track-mem]] [--prev DIR0] [--stats]
  *             [--unix-reconnect] [--tcp-established] [--shell-job]
- *   rtcr restore -D DIR [--detach] [--pidns] [--shell-job] [--stats]
+ *   rtcr restore -D DIR [--detach] [--pidns] [--shell-job] [--netns NAME|PATH] [--stats]
+ *   rtcr unlock -D DIR [--netns NAME|PATH]
  *   rtcr merge -D DIR [-o OUTDIR] [--keep-id]
  *   rtcr inspect DIR [--json]
  *   rtcr check
@@ -37,9 +38,11 @@ static void usage(FILE *f)
 		"        listener outside the tree is connected to its path again at\n"
 		"        restore (its data in flight is lost). --tcp-established: dump\n"
 		"        established TCP connections (repair mode; the peer sees nothing\n"
-		"        and the connection resumes at restore). --live: copy the memory\n"
-		"        while the process runs and freeze it only for the pages it wrote\n"
-		"        meanwhile (implies --track-mem)\n"
+		"        and the connection resumes at restore; their segments are dropped\n"
+		"        until then by a network lock, an nftables table). A process in\n"
+		"        another network namespace is dumped from inside it. --live: copy\n"
+		"        the memory while the process runs and freeze it only for the pages\n"
+		"        it wrote meanwhile (implies --track-mem)\n"
 		"        --shell-job: a job started from an interactive shell: its fds on\n"
 		"        its controlling terminal are saved with the terminal's settings\n"
 		"        (restore it with restore --shell-job, in a terminal)\n"
@@ -47,14 +50,20 @@ static void usage(FILE *f)
 		"        checkpoint every MS ms, incrementally, leaving it running, into\n"
 		"        BASE/ckpt-NNNNNN (BASE/latest: the newest); keep the newest N\n"
 		"        restorable (older ones are merged into them, then removed)\n"
-		"  restore -D DIR [--detach] [--pidns] [--shell-job] [--stats]\n"
+		"  restore -D DIR [--detach] [--pidns] [--shell-job] [--netns NAME|PATH] [--stats]\n"
 		"        bring the processes back with their pids; wait for the root and exit\n"
 		"        with its status, or with --detach print its pid and return once all\n"
 		"        run. --pidns: under the init of a new pid namespace (and a mount\n"
 		"        namespace with its /proc), where the saved pids are free; the pid\n"
 		"        printed is the root's outside it. --shell-job: attach a job dumped\n"
 		"        with --shell-job to rtcr's terminal (its fds, its process group,\n"
-		"        the foreground and settings if it had them; ^Z stops rtcr too)\n"
+		"        the foreground and settings if it had them; ^Z stops rtcr too).\n"
+		"        --netns: in that network namespace\n"
+		"        (/run/netns/NAME, or a path such as /proc/PID/ns/net) instead of\n"
+		"        rtcr's; the addresses the sockets had must exist there\n"
+		"  unlock -D DIR [--netns NAME|PATH]\n"
+		"        remove the network lock of an image that will not be restored: its\n"
+		"        connections are given up\n"
 		"  merge -D DIR [-o OUTDIR] [--keep-id]\n"
 		"        fold DIR's incremental image and its parents into one self-contained\n"
 		"        image, over DIR's (its parents are then no longer needed by it) or in\n"
@@ -181,6 +190,7 @@ static int cmd_restore(int argc, char **argv)
 		{ "stats", no_argument, 0, 's' },
 		{ "pidns", no_argument, 0, 'p' },
 		{ "shell-job", no_argument, 0, 'j' },
+		{ "netns", required_argument, 0, 'N' },
 		{ "verbose", no_argument, 0, 'v' },
 		{ 0, 0, 0, 0 },
 	};
@@ -194,6 +204,7 @@ static int cmd_restore(int argc, char **argv)
 		case 's': o.stats = true; break;
 		case 'p': o.pidns = true; break;
 		case 'j': o.shell_job = true; break;
+		case 'N': o.netns = optarg; break;
 		case 'v': log_set_level(log_get_level() + 1); break;
 		default: usage(stderr); return 2;
 		}
@@ -208,6 +219,32 @@ static int cmd_restore(int argc, char **argv)
 	}
 	ret = restore_run(&o);
 	return ret < 0 ? 1 : ret;
+}
+
+static int cmd_unlock(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "images-dir", required_argument, 0, 'D' },
+		{ "netns", required_argument, 0, 'N' },
+		{ "verbose", no_argument, 0, 'v' },
+		{ 0, 0, 0, 0 },
+	};
+	const char *dir = NULL, *netns = NULL;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "D:v", lo, NULL)) != -1) {
+		switch (c) {
+		case 'D': dir = optarg; break;
+		case 'N': netns = optarg; break;
+		case 'v': log_set_level(log_get_level() + 1); break;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (!dir || optind != argc) {
+		pr_err("unlock needs -D DIR");
+		return 2;
+	}
+	return restore_unlock(dir, netns) ? 1 : 0;
 }
 
 static int cmd_merge(int argc, char **argv)
@@ -288,6 +325,8 @@ int main(int argc, char **argv)
 		return cmd_restore(argc, argv);
 	if (!strcmp(cmd, "merge"))
 		return cmd_merge(argc, argv);
+	if (!strcmp(cmd, "unlock"))
+		return cmd_unlock(argc, argv);
 	if (!strcmp(cmd, "inspect"))
 		return cmd_inspect(argc, argv);
 	if (!strcmp(cmd, "check"))

@@ -39,9 +39,33 @@ cleanup_pids() {
 	# Give the kernel a moment to reap what it can.
 	sleep 0.05
 	cleanup_shm
+	cleanup_netns
 }
 
 skip() { echo "SKIP: $*"; exit 77; }
+
+# Install Debian packages when a command is missing, or skip the test.
+need_debian() { # command package...
+	local c=$1; shift
+	command -v "$c" > /dev/null && return 0
+	timeout 600 apt-get install -y "$@" > "$T/apt.out" 2>&1 ||
+		{ timeout 600 apt-get update -qq > /dev/null 2>&1 &&
+		  timeout 600 apt-get install -y "$@" > "$T/apt.out" 2>&1; } ||
+		skip "$c is not installed and apt-get install $* failed: $(tail -1 "$T/apt.out")"
+	command -v "$c" > /dev/null || skip "$c still missing after apt-get install $*"
+}
+
+# Network namespaces made by a test: removed by cleanup, after its pids.
+track_netns() { echo "$1" >> "$T/.netns"; }
+
+cleanup_netns() {
+	[ -f "$T/.netns" ] || return 0
+	local n
+	while read -r n; do
+		[ -n "$n" ] && ip netns del "$n" 2>/dev/null
+	done < "$T/.netns"
+	rm -f "$T/.netns"
+}
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 assert_eq() { # expected actual what
@@ -204,6 +228,121 @@ wait_pid_free() { # pid
 		sleep 0.01
 	done
 	fail "pid $1 still exists (state $(proc_state "$1")) 5 s after its dump"
+}
+
+# ---- TCP server and outside client (fdkinds_inet.sh, netns.sh) ----
+
+# The server target (fd_inet_tcp server FAM [extra]) and its client,
+# started outside the tree with its own trigger $T/go2. Sets PID, CPID.
+# With INET_NS set, both run in that network namespace.
+inet_server() { # fam [extra]
+	need_debian nft nftables   # the network lock of --tcp-established
+	local ns=()
+	[ -z "${INET_NS:-}" ] || ns=(nsenter --net="/run/netns/$INET_NS")
+	if [ -n "${INET_NS:-}" ]; then
+		start "$(command -v nsenter)" --net="/run/netns/$INET_NS" "$TGT/fd_inet_tcp" server "$@"
+	else
+		start fd_inet_tcp server "$@"
+	fi
+	wait_for "$T/out" '^PORT' 5
+	PORT=$(sed -n 's/^PORT //p' "$T/out")
+	: > "$T/cli.out"
+	RTCR_TRIGGER="$T/go2" "${ns[@]}" "$TGT/fd_inet_tcp" client "$1" "$PORT" > "$T/cli.out" 2>&1 &
+	CPID=$!
+	track_pid "$CPID"
+	wait_for "$T/out" '^READY' 10
+	wait_for "$T/cli.out" '^READY' 5
+}
+
+# Both triggers; both sides must pass. RPID: rtcr restore, or empty.
+inet_server_finish() {
+	touch "$T/go" "$T/go2"
+	wait "$CPID"
+	local crc=$?
+	if [ -n "${RPID:-}" ]; then
+		wait "$RPID"
+	else
+		wait "$PID"
+	fi
+	local rc=$?
+	[ $crc = 0 ] || { cat "$T/cli.out" >&2; cat "$T/out" >&2; cat "$T/restore.err" >&2 2>/dev/null; fail "the outside client failed (exit $crc)"; }
+	[ $rc = 0 ] || { cat "$T/out" >&2; cat "$T/restore.err" >&2 2>/dev/null; fail "the server failed (exit $rc)"; }
+	assert_contains "$T/cli.out" '^PASS' "client verdict"
+	assert_contains "$T/out" '^PASS' "server verdict"
+	# The client got every byte the server had written before the dump.
+	assert_eq "$(sed -n 's/^SENT //p' "$T/out")" "$(sed -n 's/^GOT //p' "$T/cli.out")" "pattern bytes"
+}
+
+# ---- redis-server from Debian, 100k keys, a client connection open
+# across the checkpoint (fdkinds_inet.sh, netns.sh) ----
+
+# redis-cli against the server; in netns $REDIS_NS if set.
+redis_cli() {
+	local ns=()
+	[ -z "${REDIS_NS:-}" ] || ns=(nsenter --net="/run/netns/$REDIS_NS")
+	"${ns[@]}" redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" "$@"
+}
+
+# Start redis on ADDR:PORT (with a command prefix, e.g. nsenter into its
+# netns), 100k keys, and a client (in $REDIS_NS if set) whose connection
+# stays open: it checks its key and the dataset after $T/go2. Sets PID,
+# CPID, REDIS_HOST, REDIS_PORT.
+redis_up() { # addr port [prefix...]
+	need_debian redis-server redis-server redis-tools
+	need_debian redis-cli redis-server redis-tools
+	need_debian nft nftables
+	REDIS_HOST=$1 REDIS_PORT=$2
+	shift 2
+	local cmd=("$@" "$(command -v redis-server)")
+	start "${cmd[@]}" --port "$REDIS_PORT" \
+		--bind "$REDIS_HOST" --save '' --appendonly no --protected-mode no \
+		--enable-debug-command yes --dir "$T"
+	local i ns=()
+	for ((i = 0; i < 500; i++)); do
+		[ "$(redis_cli PING 2>/dev/null)" = PONG ] && break
+		sleep 0.01
+	done
+	[ "$(redis_cli PING)" = PONG ] || { cat "$T/out" >&2; fail "redis did not start"; }
+	assert_eq OK "$(redis_cli DEBUG POPULATE 100000)" "DEBUG POPULATE"
+	[ -z "${REDIS_NS:-}" ] || ns=(nsenter --net="/run/netns/$REDIS_NS")
+	"${ns[@]}" python3 - "$REDIS_HOST" "$REDIS_PORT" "$T/go2" > "$T/cli.out" 2>&1 <<'PY' &
+import os, socket, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+f = s.makefile("rb")
+def cmd(*a):
+    s.sendall(b"*%d\r\n" % len(a) + b"".join(b"$%d\r\n%s\r\n" % (len(x), x) for x in a))
+    return f.readline().rstrip(b"\r\n")
+def bulk(*a):
+    h = cmd(*a)
+    assert h.startswith(b"$"), h
+    return f.read(int(h[1:]) + 2)[:-2]
+assert cmd(b"SET", b"conn-key", b"before") == b"+OK"
+print("READY", flush=True)
+while not os.path.exists(sys.argv[3]):
+    time.sleep(0.01)
+v = bulk(b"GET", b"conn-key")
+assert v == b"before", v
+assert cmd(b"SET", b"conn-key", b"after") == b"+OK"
+assert bulk(b"GET", b"key:4242") == b"value:4242"
+assert cmd(b"DBSIZE") == b":100001"
+assert cmd(b"PING") == b"+PONG"
+print("PASS", flush=True)
+PY
+	CPID=$!
+	track_pid "$CPID"
+	wait_for "$T/cli.out" '^READY' 10
+}
+
+# After the restore: the same dataset, the open connection works, a new
+# one too.
+redis_check() { # digest at the dump
+	assert_eq "$1" "$(redis_cli DEBUG DIGEST)" "dataset digest after restore"
+	assert_eq 100001 "$(redis_cli DBSIZE)" "keys"
+	assert_eq value:99999 "$(redis_cli GET key:99999)" "a key"
+	touch "$T/go2"
+	wait "$CPID" || { cat "$T/cli.out" >&2; fail "the open connection failed after restore"; }
+	assert_contains "$T/cli.out" '^PASS' "client verdict"
+	assert_eq OK "$(redis_cli SET new-key 1)" "a new connection"
 }
 
 # ---- Incremental chains (tests/targets/mem_incr.c; incremental.sh, merge.sh) ----

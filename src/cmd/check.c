@@ -27,6 +27,7 @@
 #include "cmd/cmd.h"
 #include "common/proc.h"
 #include "common/util.h"
+#include "files/netlock.h"
 #include "mem/pagemap.h"
 #include "task/ptrace.h"
 
@@ -263,6 +264,20 @@ static void check_kcmp(void)
 	       "dup'ed fds are restored as separate open files");
 }
 
+/* The network lock of --tcp-established: a table can be made and removed. */
+static void check_netlock(void)
+{
+	static const uint8_t id[16] = { 0xc4, 0xec };
+	char table[64];
+	bool ok;
+
+	netlock_name(id, table, sizeof(table));
+	ok = !netlock_take(table, NULL, 0) && netlock_present(table);
+	(void)netlock_release(table, true);
+	report(ok, false, "nftables (nft)", ok ? "network lock can be taken" : "(see the error above)",
+	       "dump --tcp-established fails: install the Debian package nftables");
+}
+
 int cmd_check(int argc, char **argv)
 {
 	char *rel = NULL;
@@ -282,6 +297,7 @@ int cmd_check(int argc, char **argv)
 	check_pidfd();
 	check_uffd();
 	check_softdirty();
+	check_netlock();
 	printf("%s\n", missing_essential ? "rtcr cannot work fully here: see MISSING above"
 					 : "everything rtcr needs for dump and restore is here");
 	return missing_essential ? 1 : 0;

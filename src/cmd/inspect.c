@@ -190,6 +190,16 @@ static void print_text(const struct loaded_image *im)
 	       inv->kernel_release, inv->leave_running ? ", left running" : "");
 	printf("cpu        %s, XCR0 %#llx, xsave %u bytes\n", inv->cpu->vendor,
 	       (unsigned long long)inv->cpu->xfeatures, inv->cpu->xsave_size);
+	if (inv->netns)
+		printf("netns      %s%s%llu\n", inv->netns->name ? inv->netns->name : "",
+		       inv->netns->name ? ", inode " : "inode ", (unsigned long long)inv->netns->ino);
+	if (inv->net_lock) {
+		printf("net lock   nft table inet %s, %zu connection%s (removed by restore or rtcr unlock)\n",
+		       inv->net_lock->table, inv->net_lock->n_connections,
+		       inv->net_lock->n_connections == 1 ? "" : "s");
+		for (size_t i = 0; i < inv->net_lock->n_connections; i++)
+			printf("  %s\n", inv->net_lock->connections[i]);
+	}
 	if (inv->has_parent_id) {
 		uint64_t inh = 0;
 		for (size_t i = 0; i < im->nprocs; i++)
@@ -371,6 +381,21 @@ static void print_json(const struct loaded_image *im)
 			im->inv->parent_path ? im->inv->parent_path : ""));
 		json_object_object_add(o, "parent_id", json_object_new_string(
 			im->inv->parent_id.len == 16 ? h : ""));
+	}
+	if (im->inv->netns) {
+		json_object *n = json_object_new_object();
+		json_object_object_add(n, "inode", json_object_new_int64((int64_t)im->inv->netns->ino));
+		if (im->inv->netns->name)
+			json_object_object_add(n, "name", json_object_new_string(im->inv->netns->name));
+		json_object_object_add(o, "netns", n);
+	}
+	if (im->inv->net_lock) {
+		json_object *n = json_object_new_object(), *a = json_object_new_array();
+		json_object_object_add(n, "table", json_object_new_string(im->inv->net_lock->table));
+		for (size_t i = 0; i < im->inv->net_lock->n_connections; i++)
+			json_object_array_add(a, json_object_new_string(im->inv->net_lock->connections[i]));
+		json_object_object_add(n, "connections", a);
+		json_object_object_add(o, "net_lock", n);
 	}
 	json_object_object_add(root, "image", o);
 	for (size_t i = 0; i < im->nprocs; i++) {

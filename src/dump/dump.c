@@ -52,6 +52,7 @@
 #include "common/util.h"
 #include "common/version.h"
 #include "files/files.h"
+#include "files/netlock.h"
 #include "image/image.h"
 #include "image/load.h"
 #include "mem/live.h"
@@ -746,6 +747,7 @@ static int write_image(struct dump_ctx *c)
 {
 	Rtcr__Inventory inv;
 	Rtcr__CpuInfo cpu;
+	Rtcr__NetNs netns = RTCR__NET_NS__INIT;
 	struct cpu_info ci;
 	struct utsname u;
 	struct imgw w;
@@ -757,6 +759,14 @@ static int write_image(struct dump_ctx *c)
 	uname(&u);
 	fill_inventory(&inv, &cpu, &ci, c->o->pid, id, realtime_ns(),
 		       vdso_hash_of(c->p[0].pid, &c->p[0].vl), c->o->leave_running, bootid, &u);
+	/* The tree's network namespace (rtcr works in it), and the lock the
+	 * restore removes (a dump that leaves the tree running removed it). */
+	if (!netns_ino(0, &netns.ino)) {
+		netns.name = netns_name(netns.ino);
+		inv.netns = &netns;
+	}
+	if (!c->o->leave_running)
+		inv.net_lock = (Rtcr__NetLock *)inet_dump_netlock();
 	if (c->has_prev) {
 		inv.has_parent_id = 1;
 		inv.parent_id.data = c->prev_id;
@@ -801,6 +811,7 @@ static int write_image(struct dump_ctx *c)
 	c->image_bytes = c->sink->pos;
 	imgw_release(&w);
 	free(bootid);
+	free(netns.name);
 	return ret;
 }
 
@@ -860,8 +871,11 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 	c.t_start = now_ns();
 	install_handlers();
 
-	/* PREFLIGHT */
-	ret = task_preflight(o->pid);
+	/* PREFLIGHT: rtcr works in the tree's network namespace (its sockets,
+	 * sock_diag, /proc/net, the network lock are per namespace). */
+	ret = netns_enter_pid(o->pid);
+	if (!ret)
+		ret = task_preflight(o->pid);
 	if (ret)
 		return ret;
 	{
@@ -937,6 +951,9 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 	c.fc.unix_reconnect = o->unix_reconnect;
 	c.fc.tcp_established = o->tcp_established;
 	c.fc.shell_job = o->shell_job;
+	/* The connections fall silent before any is read. */
+	if (!ret)
+		ret = inet_dump_lock(&c.fc, c.id);
 	for (int i = 0, fi = 0; i < c.np && !ret; i++)
 		ret = c.p[i].zombie ? dump_zombie(&c.p[i]) : dump_process(&c, &c.p[i], fi++);
 	if (!ret)
@@ -1073,6 +1090,7 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 		img_close(c.sink);   /* deletes it if not committed */
 		c.sink = NULL;
 	} else {
+		inet_dump_killing();
 		for (int i = 0; i < c.np; i++)
 			if (!c.p[i].zombie) {
 				track_forget(c.p[i].pid);

@@ -148,12 +148,20 @@ void unix_prepared(struct files_restore_ctx *ctx);
 /* Closes rtcr's own copies of the inet sockets it built (inet.c). */
 void inet_prepared(struct files_restore_ctx *ctx);
 
+/* With --tcp-established, before any connection is read: the network
+ * lock (netlock.h) over every established connection of the tree, and the
+ * guardian that removes it if rtcr dies. 0 or -errno (logged). */
+int inet_dump_lock(const struct files_collect *fc, const uint8_t id[16]) __must_check;
+/* The lock taken, for the image (NULL: none). */
+const Rtcr__NetLock *inet_dump_netlock(void);
+/* Just before the tree is killed: from now on the lock outlives rtcr. */
+void inet_dump_killing(void);
 /* Established TCP connections stay in repair mode from their dump on
  * (inet.c). Just before the image is committed: did data arrive on one
  * since it was read? 0 or -EAGAIN (logged). */
 int inet_dump_verify(void) __must_check;
 /* The end of a dump: INET_RESUME (aborted, or --leave-running) takes the
- * connections out of repair mode, INET_KILLED (the tree was killed and
+ * connections out of repair mode and removes the lock, INET_KILLED (the tree was killed and
  * reaped) closes rtcr's copies in repair mode, so they vanish without a
  * FIN or RST. 0, or -EIO if data arrived after the verification. */
 enum inet_done { INET_RESUME, INET_KILLED };

@@ -18,10 +18,13 @@
  * (TCP_QUEUE_SEQ of each queue), both queues (TCP_REPAIR_QUEUE + MSG_PEEK:
  * the send queue too), the windows (TCP_REPAIR_WINDOW), mss_clamp
  * (TCP_MAXSEG), the timestamp clock (TCP_TIMESTAMP) and the options
- * negotiated (TCP_INFO: window scales, SACK, timestamps). The kernel
- * still receives and acknowledges data in repair mode, so just before the
- * image is committed rtcr checks that nothing arrived since it read the
- * receive queue (else the dump fails and the connection goes on). At the
+ * negotiated (TCP_INFO: window scales, SACK, timestamps). Before any
+ * connection enters repair mode, the network lock (netlock.h) drops their
+ * segments both ways, until the restore has rebuilt them (the kernel
+ * still receives and acknowledges data in repair mode, and answers a
+ * segment for a connection that is gone with a reset); just before the
+ * image is committed rtcr still checks that nothing arrived since it read
+ * the receive queue (else the dump fails and the connection goes on). At the
  * end: an aborted dump or --leave-running takes the sockets out of repair
  * mode (SO_REUSEADDR put back: leaving repair mode clears it); a dump that
  * kills the tree keeps its copies until the processes are reaped and then
@@ -66,6 +69,7 @@
 
 #include "common/util.h"
 #include "files/files.h"
+#include "files/netlock.h"
 
 #define ST_ESTABLISHED 1
 #define ST_CLOSE 7
@@ -261,22 +265,31 @@ static bool listener_on(uint32_t port)
 
 /*
  * The guardian: a child of rtcr holding a copy of every connection in
- * repair mode. If rtcr dies before the end of the dump (even by SIGKILL),
- * the guardian sees its end of a socketpair close without a "done" and
- * takes every connection out of repair mode, so the processes (which the
- * kernel resumes when their tracer dies) keep their connections working.
+ * repair mode, and the name of the network lock. If rtcr dies before the
+ * end of the dump (even by SIGKILL), the guardian sees its end of a
+ * socketpair close without a "done" and takes every connection out of
+ * repair mode, then removes the lock, so the processes (which the kernel
+ * resumes when their tracer dies) keep their connections working. Once
+ * the tree is being killed ("keep"), it only closes its copies, still in
+ * repair mode, and leaves the lock for the restore (the image is
+ * committed and records it).
  */
 static int guard_fd = -1;
 static pid_t guard_pid;
 
+enum guard_what { G_FD, G_DONE, G_TABLE, G_KEEP };
+
 struct guard_msg {
-	int done;
+	int what;
 	int reuse;
+	char table[64];
 };
 
 static void guardian(int s)
 {
 	int fds[512], reuse[512], n = 0;
+	char table[64] = "";
+	bool keep = false;
 	sigset_t all;
 
 	sigfillset(&all);
@@ -287,86 +300,111 @@ static void guardian(int s)
 			struct cmsghdr h;
 			char b[CMSG_SPACE(sizeof(int))];
 		} cb;
-		struct guard_msg m = { 0, 0 };
+		struct guard_msg m;
 		struct iovec iov = { &m, sizeof(m) };
 		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cb.b,
 				     .msg_controllen = sizeof(cb.b) };
-		ssize_t r = recvmsg(s, &mh, MSG_CMSG_CLOEXEC);
+		ssize_t r;
 		struct cmsghdr *c;
 
+		memset(&m, 0, sizeof(m));
+		r = recvmsg(s, &mh, MSG_CMSG_CLOEXEC);
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r > 0 && m.done)
-			_exit(0);
 		if (r <= 0)
 			break;          /* rtcr is gone */
+		if (m.what == G_DONE)
+			_exit(0);
+		if (m.what == G_KEEP)
+			keep = true;
+		if (m.what == G_TABLE)
+			memcpy(table, m.table, sizeof(table) - 1);
 		c = CMSG_FIRSTHDR(&mh);
-		if (c && c->cmsg_type == SCM_RIGHTS && n < 512) {
+		if (m.what == G_FD && c && c->cmsg_type == SCM_RIGHTS && n < 512) {
 			memcpy(&fds[n], CMSG_DATA(c), sizeof(int));
 			reuse[n++] = m.reuse;
 		}
 	}
 	for (int i = 0; i < n; i++) {
-		setint(fds[i], SOL_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE);
-		setint(fds[i], SOL_TCP, TCP_REPAIR, TCP_REPAIR_OFF_NO_WP);
-		if (reuse[i])
-			setint(fds[i], SOL_SOCKET, SO_REUSEADDR, 1);
+		if (!keep) {
+			setint(fds[i], SOL_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE);
+			setint(fds[i], SOL_TCP, TCP_REPAIR, TCP_REPAIR_OFF_NO_WP);
+			if (reuse[i])
+				setint(fds[i], SOL_SOCKET, SO_REUSEADDR, 1);
+		}
 		close(fds[i]);
 	}
+	if (!keep && table[0])
+		(void)netlock_release(table, true);
 	_exit(0);
 }
 
-/* Hand a connection about to enter repair mode to the guardian. */
-static int guard(int sfd, bool reuse)
+static int guard_send(const struct guard_msg *m, int sfd)
 {
 	union {
 		struct cmsghdr h;
 		char b[CMSG_SPACE(sizeof(int))];
 	} cb;
-	struct guard_msg m = { 0, reuse };
-	struct iovec iov = { &m, sizeof(m) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cb.b,
-			     .msg_controllen = sizeof(cb.b) };
+	struct iovec iov = { (void *)m, sizeof(*m) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 	struct cmsghdr *c;
 
-	if (guard_fd < 0) {
-		int sv[2];
-		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-			return -errno;
-		guard_pid = fork();
-		if (guard_pid < 0) {
-			close(sv[0]);
-			close(sv[1]);
-			return -errno;
-		}
-		if (guard_pid == 0) {
-			/* Only the socketpair end: nothing else of rtcr's stays open here. */
-			for (int fd = 0; fd < 1024; fd++)
-				if (fd != sv[1])
-					close(fd);
-			guardian(sv[1]);
-		}
-		close(sv[1]);
-		guard_fd = sv[0];
+	if (sfd >= 0) {
+		memset(&cb, 0, sizeof(cb));
+		mh.msg_control = cb.b;
+		mh.msg_controllen = sizeof(cb.b);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &sfd, sizeof(int));
 	}
-	memset(&cb, 0, sizeof(cb));
-	c = CMSG_FIRSTHDR(&mh);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &sfd, sizeof(int));
 	if (sendmsg(guard_fd, &mh, MSG_NOSIGNAL) < 0)
 		return -errno;
 	return 0;
 }
 
+static int guard_start(void)
+{
+	int sv[2];
+
+	if (guard_fd >= 0)
+		return 0;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
+	guard_pid = fork();
+	if (guard_pid < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		return -errno;
+	}
+	if (guard_pid == 0) {
+		/* Only the socketpair end: nothing else of rtcr's stays open here. */
+		for (int fd = 0; fd < 1024; fd++)
+			if (fd != sv[1])
+				close(fd);
+		guardian(sv[1]);
+	}
+	close(sv[1]);
+	guard_fd = sv[0];
+	return 0;
+}
+
+/* Hand a connection about to enter repair mode to the guardian. */
+static int guard(int sfd, bool reuse)
+{
+	struct guard_msg m = { .what = G_FD, .reuse = reuse };
+	int ret = guard_start();
+	return ret ? ret : guard_send(&m, sfd);
+}
+
 /* The dump ends: the guardian lets go without touching anything. */
 static void guard_release(void)
 {
-	struct guard_msg m = { 1, 0 };
+	struct guard_msg m = { .what = G_DONE };
 	if (guard_fd < 0)
 		return;
-	if (send(guard_fd, &m, sizeof(m), MSG_NOSIGNAL) < 0)
+	if (guard_send(&m, -1) < 0)
 		pr_perror("inet: releasing the guardian");
 	close(guard_fd);
 	guard_fd = -1;
@@ -374,6 +412,135 @@ static void guard_release(void)
 		;
 }
 
+/*
+ * The network lock (netlock.h), taken before any connection enters repair
+ * mode: the established connections of the tree, each description once.
+ */
+static char lock_table[64];
+static struct net_tuple *locked;
+static int nlocked;
+static Rtcr__NetLock lock_pb;
+
+static void tuple_addr(const union isa *a, uint8_t out[16], uint16_t *port)
+{
+	if (a->sa.sa_family == AF_INET) {
+		memcpy(out, &a->in.sin_addr, 4);
+		*port = ntohs(a->in.sin_port);
+	} else {
+		memcpy(out, &a->in6.sin6_addr, 16);
+		*port = ntohs(a->in6.sin6_port);
+	}
+}
+
+/* The 4-tuple of an established TCP socket (a copy of the target's). */
+static bool conn_tuple(int sfd, struct net_tuple *t)
+{
+	int d = -1, p = -1;
+	struct tcp_info ti;
+	socklen_t tl = sizeof(ti), al;
+	union isa a;
+
+	memset(t, 0, sizeof(*t));
+	memset(&ti, 0, sizeof(ti));
+	if (getint(sfd, SOL_SOCKET, SO_DOMAIN, &d) || getint(sfd, SOL_SOCKET, SO_PROTOCOL, &p) ||
+	    (d != AF_INET && d != AF_INET6) || p != IPPROTO_TCP ||
+	    getsockopt(sfd, SOL_TCP, TCP_INFO, &ti, &tl) < 0 || ti.tcpi_state != ST_ESTABLISHED)
+		return false;
+	t->family = d;
+	al = sizeof(a);
+	if (getsockname(sfd, &a.sa, &al) < 0)
+		return false;
+	tuple_addr(&a, t->laddr, &t->lport);
+	al = sizeof(a);
+	if (getpeername(sfd, &a.sa, &al) < 0)
+		return false;
+	tuple_addr(&a, t->raddr, &t->rport);
+	return true;
+}
+
+int inet_dump_lock(const struct files_collect *fc, const uint8_t id[16])
+{
+	struct guard_msg m = { .what = G_TABLE };
+	int ret;
+
+	rtcr__net_lock__init(&lock_pb);
+	if (!fc->tcp_established)
+		return 0;
+	for (int i = 0; i < fc->nprocs; i++)
+		for (int j = 0; j < fc->procs[i].nfds; j++) {
+			const struct fd_info *fi = &fc->procs[i].fds[j];
+			struct net_tuple t;
+			int sfd;
+			if (!S_ISSOCK(fi->st.st_mode) || !fi->desc_first)
+				continue;
+			sfd = copy_fd(fi);
+			if (sfd < 0)
+				continue;   /* its dump says why */
+			if (conn_tuple(sfd, &t)) {
+				Rtcr__InetSk sk = RTCR__INET_SK__INIT;
+				char ep[160];
+				size_t al = t.family == AF_INET ? 4 : 16;
+				locked = xrealloc(locked, (nlocked + 1) * sizeof(*locked));
+				locked[nlocked++] = t;
+				sk.family = (uint32_t)t.family;
+				sk.proto = IPPROTO_TCP;
+				sk.laddr = (ProtobufCBinaryData){ al, t.laddr };
+				sk.raddr = (ProtobufCBinaryData){ al, t.raddr };
+				sk.lport = t.lport;
+				sk.rport = t.rport;
+				sk.passive = listener_on(t.lport);
+				lock_pb.connections = xrealloc(lock_pb.connections,
+							       nlocked * sizeof(*lock_pb.connections));
+				lock_pb.connections[nlocked - 1] = xstrdup(ep_str(&sk, ep, sizeof(ep)));
+				lock_pb.n_connections = (size_t)nlocked;
+			}
+			close(sfd);
+		}
+	if (!nlocked)
+		return 0;
+	netlock_name(id, lock_table, sizeof(lock_table));
+	memcpy(m.table, lock_table, sizeof(m.table) - 1);
+	ret = guard_start();
+	if (!ret)
+		ret = guard_send(&m, -1);
+	if (ret) {
+		pr_err("network lock: a guardian process: %s", strerror(-ret));
+		lock_table[0] = 0;
+		return ret;
+	}
+	ret = netlock_take(lock_table, locked, nlocked);
+	if (ret) {
+		lock_table[0] = 0;
+		return ret;
+	}
+	lock_pb.table = lock_table;
+	return 0;
+}
+
+const Rtcr__NetLock *inet_dump_netlock(void)
+{
+	return lock_table[0] ? &lock_pb : NULL;
+}
+
+/* Is this connection under the lock? */
+static bool is_locked(const Rtcr__InetSk *sk)
+{
+	for (int i = 0; i < nlocked; i++)
+		if (locked[i].family == (int)sk->family && locked[i].lport == sk->lport &&
+		    locked[i].rport == sk->rport && !memcmp(locked[i].laddr, sk->laddr.data, sk->laddr.len) &&
+		    !memcmp(locked[i].raddr, sk->raddr.data, sk->raddr.len))
+			return lock_table[0] != 0;
+	return false;
+}
+
+/* The tree is about to be killed, the image committed: if rtcr dies now,
+ * the lock stays for the restore. */
+void inet_dump_killing(void)
+{
+	struct guard_msg m = { .what = G_KEEP };
+	if (guard_fd >= 0 && guard_send(&m, -1) < 0)
+		pr_perror("inet: telling the guardian the tree is killed");
+}
 static int peek_all(int sfd, ProtobufCBinaryData *b, int len, const char *who, int fd,
 		    const char *what)
 {
@@ -411,6 +578,11 @@ static int dump_conn(int sfd, const struct fd_info *fi, Rtcr__InetSk *sk, const 
 	r->tfd = fi->fd;
 	r->reuse = sk->reuseaddr;
 	snprintf(r->ep, sizeof(r->ep), "%s", ep);
+	if (!is_locked(sk)) {
+		pr_err("%sfd %d: %s established during the dump (not under the network lock): dump again",
+		       who, fi->fd, ep);
+		return -EAGAIN;
+	}
 	ret = guard(sfd, sk->reuseaddr);
 	if (ret) {
 		pr_err("%sfd %d: %s established: a guardian process: %s", who, fi->fd, ep, strerror(-ret));
@@ -789,9 +961,9 @@ int inet_dump_verify(void)
 int inet_dump_done(enum inet_done how)
 {
 	int ret = 0;
-	/* First: the guardian's copies must be gone before ours close. */
-	guard_release();
 	if (how == INET_KILLED) {
+		/* First: the guardian's copies must be gone before ours close. */
+		guard_release();
 		for (int i = 0; i < nrep; i++) {
 			uint32_t seq = 0;
 			socklen_t l = sizeof(seq);
@@ -805,6 +977,7 @@ int inet_dump_done(enum inet_done how)
 			}
 			close(rep[i].fd);   /* still in repair mode: no FIN, no RST */
 		}
+		/* The lock stays: the image records it, restore removes it. */
 	} else {
 		for (int i = 0; i < nrep; i++) {
 			setint(rep[i].fd, SOL_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE);
@@ -817,6 +990,14 @@ int inet_dump_done(enum inet_done how)
 				pr_perror("pid %d: fd %d: %s: SO_REUSEADDR", rep[i].pid, rep[i].tfd, rep[i].ep);
 			close(rep[i].fd);
 		}
+		/* The connections live again: their segments may pass. The
+		 * guardian (which would do the same if rtcr died) goes last. */
+		if (lock_table[0] && netlock_release(lock_table, false)) {
+			pr_err("the connections stay locked: remove the lock with 'nft delete table inet %s'",
+			       lock_table);
+			ret = -EIO;
+		}
+		guard_release();
 	}
 	free(rep);
 	rep = NULL;
@@ -824,6 +1005,14 @@ int inet_dump_done(enum inet_done how)
 	free(dumped);      /* the entries belong to the image */
 	dumped = NULL;
 	ndumped = 0;
+	for (size_t i = 0; i < lock_pb.n_connections; i++)
+		free(lock_pb.connections[i]);
+	free(lock_pb.connections);
+	rtcr__net_lock__init(&lock_pb);
+	free(locked);
+	locked = NULL;
+	nlocked = 0;
+	lock_table[0] = 0;
 	return ret;
 }
 

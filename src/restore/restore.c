@@ -64,6 +64,7 @@
 #include "common/util.h"
 #include "files/files.h"
 #include "files/locks.h"
+#include "files/netlock.h"
 #include "image/load.h"
 #include "mem/mem.h"
 #include "mem/memobj.h"
@@ -979,6 +980,7 @@ int restore_run(const struct restore_opts *o)
 	Rtcr__Files **live_files;
 	int sync[2] = { -1, -1 }, ctl[2] = { -1, -1 }, go[2] = { -1, -1 }, ret, nlive = 0;
 	uint64_t t0 = now_ns(), t_fork = 0, t_run = 0;
+	bool unlocked = false;
 	pid_t pid, want;
 
 	memset(&c, 0, sizeof(c));
@@ -994,6 +996,15 @@ int restore_run(const struct restore_opts *o)
 	c.pidns = o->pidns;
 	c.shell_job = o->shell_job;
 	c.tty.fd = -1;
+	/* Everything is built in the target network namespace: sockets, and
+	 * the processes, which inherit it. */
+	if (o->netns) {
+		ret = netns_enter(o->netns);
+		if (ret) {
+			image_unload(&im);
+			return ret;
+		}
+	}
 	ret = build_plan(&c);
 	if (!ret && o->shell_job) {
 		ret = tty_job_find(&c.tty, im.files, im.nprocs);
@@ -1043,6 +1054,13 @@ int restore_run(const struct restore_opts *o)
 	free(live_files);
 	if (ret)
 		goto out_carriers;
+	/* Every connection is back, in repair mode: its segments may come
+	 * through again (they reach the new socket), before any leaves
+	 * repair mode in its process. */
+	ret = netlock_release_image(im.inv, c.same_boot);
+	if (ret)
+		goto out_carriers;
+	unlocked = true;
 	if (dup2(ctl[1], c.ctl_fd) < 0) {
 		ret = -errno;
 		pr_perror("error pipe");
@@ -1197,7 +1215,43 @@ out_plan:
 	}
 	/* The processes are dead: what was made for them goes too. */
 	memobj_restore_done(&c.objs, true);
+	if (im.inv && im.inv->net_lock && !unlocked)
+		pr_err("the network lock (nft table inet %s) stays: the connections wait for a restore; "
+		       "'rtcr unlock -D %s' gives them up", im.inv->net_lock->table, o->dir);
 	plan_free(&c);
 	image_unload(&im);
 	return ret < 0 ? ret : -EIO;
+}
+
+int restore_unlock(const char *dir, const char *netns)
+{
+	struct loaded_image im;
+	char *bootid = NULL;
+	bool same_boot = false;
+	int ret = image_load(dir, &im);
+
+	if (ret) {
+		image_unload(&im);
+		return ret;
+	}
+	if (!im.inv->net_lock) {
+		fprintf(stderr, "rtcr unlock: %s holds no network lock\n", dir);
+		image_unload(&im);
+		return 0;
+	}
+	if (read_file("/proc/sys/kernel/random/boot_id", &bootid) >= 0) {
+		bootid[strcspn(bootid, "\n")] = 0;
+		same_boot = !strcmp(bootid, im.inv->boot_id);
+		free(bootid);
+	}
+	ret = netns ? netns_enter(netns) : 0;
+	if (!ret)
+		ret = netlock_release_image(im.inv, same_boot);
+	if (!ret)
+		fprintf(stderr, "rtcr unlock: network lock %s removed: the %zu connection%s of %s are "
+			"given up (their peers get a reset at their next segment)\n",
+			im.inv->net_lock->table, im.inv->net_lock->n_connections,
+			im.inv->net_lock->n_connections == 1 ? "" : "s", dir);
+	image_unload(&im);
+	return ret;
 }

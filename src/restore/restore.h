@@ -9,7 +9,12 @@ struct restore_opts {
 	bool stats;
 	bool pidns;         /* restore the tree under a new pid namespace's init */
 	bool shell_job;     /* attach the job to rtcr's terminal (files/tty.c) */
+	const char *netns;  /* restore the tree in this network namespace (name or path) */
 };
+
+/* rtcr unlock: remove the network lock an image records (netlock.h), in
+ * netns (name or path) if given. 0 or -errno (logged). */
+int restore_unlock(const char *dir, const char *netns);
 
 /* Restore the image in opts->dir. Without detach, waits for the process
  * and returns its exit status as rtcr's (>= 0); -errno on failure. */

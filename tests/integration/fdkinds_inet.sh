@@ -5,39 +5,6 @@
 # sockets with datagrams queued; native controls; the refusals, and the
 # connection left working by a refused or aborted dump.
 
-# The server target (fd_inet_tcp server FAM [extra]) and its client,
-# started outside the tree with its own trigger $T/go2. Sets PID, CPID.
-inet_server() { # fam [extra]
-	start fd_inet_tcp server "$@"
-	wait_for "$T/out" '^PORT' 5
-	PORT=$(sed -n 's/^PORT //p' "$T/out")
-	: > "$T/cli.out"
-	RTCR_TRIGGER="$T/go2" "$TGT/fd_inet_tcp" client "$1" "$PORT" > "$T/cli.out" 2>&1 &
-	CPID=$!
-	track_pid "$CPID"
-	wait_for "$T/out" '^READY' 10
-	wait_for "$T/cli.out" '^READY' 5
-}
-
-# Both triggers; both sides must pass. RPID: rtcr restore, or empty.
-inet_server_finish() {
-	touch "$T/go" "$T/go2"
-	wait "$CPID"
-	local crc=$?
-	if [ -n "${RPID:-}" ]; then
-		wait "$RPID"
-	else
-		wait "$PID"
-	fi
-	local rc=$?
-	[ $crc = 0 ] || { cat "$T/cli.out" >&2; cat "$T/out" >&2; cat "$T/restore.err" >&2 2>/dev/null; fail "the outside client failed (exit $crc)"; }
-	[ $rc = 0 ] || { cat "$T/out" >&2; cat "$T/restore.err" >&2 2>/dev/null; fail "the server failed (exit $rc)"; }
-	assert_contains "$T/cli.out" '^PASS' "client verdict"
-	assert_contains "$T/out" '^PASS' "server verdict"
-	# The client got every byte the server had written before the dump.
-	assert_eq "$(sed -n 's/^SENT //p' "$T/out")" "$(sed -n 's/^GOT //p' "$T/cli.out")" "pattern bytes"
-}
-
 inet_native() { # target args...
 	start_ready "$@"
 	touch "$T/go"
@@ -113,6 +80,7 @@ test_fdkinds_inet_leave_running() {
 
 test_fdkinds_inet_pair_native() { inet_native fd_inet_pair; }
 test_fdkinds_inet_pair_cycle() {
+	need_debian nft nftables
 	start_ready fd_inet_pair
 	dump --tcp-established
 	"$RTCR" inspect "$T/img" > "$T/inspect.txt" 2>&1 || fail "inspect: $(cat "$T/inspect.txt")"
@@ -125,6 +93,7 @@ test_fdkinds_inet_pair_cycle() {
 	assert_contains "$T/out" '^PASS' "target verdict"
 }
 test_fdkinds_inet_pair_cycle_static() {
+	need_debian nft nftables
 	start_ready fd_inet_pair-static
 	dump --tcp-established
 	restore_bg
@@ -201,50 +170,10 @@ test_fdkinds_inet_udp_cycle_static() { cycle fd_inet_udp-static; }
 # ---- a real server: redis, 100k keys, a client connection open across ----
 
 test_fdkinds_inet_redis() {
-	if ! command -v redis-server > /dev/null || ! command -v redis-cli > /dev/null; then
-		timeout 600 apt-get install -y redis-server redis-tools > "$T/apt.out" 2>&1 ||
-			skip "redis-server is not installed and apt-get install failed: $(tail -1 "$T/apt.out")"
-	fi
-	local port cli digest
+	local port digest
 	port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-	cli() { redis-cli -p "$port" "$@"; }
-	start "$(command -v redis-server)" --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
-		--protected-mode no --enable-debug-command yes --dir "$T"
-	local i
-	for ((i = 0; i < 500; i++)); do
-		[ "$(cli PING 2>/dev/null)" = PONG ] && break
-		sleep 0.01
-	done
-	[ "$(cli PING)" = PONG ] || { cat "$T/out" >&2; fail "redis did not start"; }
-	assert_eq OK "$(cli DEBUG POPULATE 100000)" "DEBUG POPULATE"
-	# A client outside the tree, its connection open across the checkpoint.
-	python3 - "$port" "$T/go2" > "$T/cli.out" 2>&1 <<'PY' &
-import os, socket, sys, time
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-f = s.makefile("rb")
-def cmd(*a):
-    s.sendall(b"*%d\r\n" % len(a) + b"".join(b"$%d\r\n%s\r\n" % (len(x), x) for x in a))
-    return f.readline().rstrip(b"\r\n")
-def bulk(*a):
-    h = cmd(*a)
-    assert h.startswith(b"$"), h
-    return f.read(int(h[1:]) + 2)[:-2]
-assert cmd(b"SET", b"conn-key", b"before") == b"+OK"
-print("READY", flush=True)
-while not os.path.exists(sys.argv[2]):
-    time.sleep(0.01)
-v = bulk(b"GET", b"conn-key")
-assert v == b"before", v
-assert cmd(b"SET", b"conn-key", b"after") == b"+OK"
-assert bulk(b"GET", b"key:4242") == b"value:4242"
-assert cmd(b"DBSIZE") == b":100001"
-assert cmd(b"PING") == b"+PONG"
-print("PASS", flush=True)
-PY
-	CPID=$!
-	track_pid "$CPID"
-	wait_for "$T/cli.out" '^READY' 10
-	digest=$(cli DEBUG DIGEST)
+	redis_up 127.0.0.1 "$port"
+	digest=$(redis_cli DEBUG DIGEST)
 	mkdir -p "$T/img"
 	if ! "$RTCR" dump -t "$PID" -D "$T/img" --tcp-established > "$T/dump.out" 2>&1; then
 		cat "$T/dump.out" >&2
@@ -257,31 +186,8 @@ PY
 	assert_contains "$T/inspect.txt" "tcp 127.0.0.1:$port <- 127.0.0.1:[0-9]* established, 0 bytes queued in, 0 out" "client connection"
 	assert_running "$CPID"
 	restore_bg
-	assert_eq "$digest" "$(cli DEBUG DIGEST)" "dataset digest after restore"
-	assert_eq 100001 "$(cli DBSIZE)" "keys"
-	assert_eq value:99999 "$(cli GET key:99999)" "a key"
-	touch "$T/go2"
-	wait "$CPID" || { cat "$T/cli.out" >&2; fail "the open connection failed after restore"; }
-	assert_contains "$T/cli.out" '^PASS' "client verdict"
-	assert_eq OK "$(cli SET new-key 1)" "a new connection"
+	redis_check "$digest"
 }
 
-# rtcr killed (SIGKILL) while the connection is in repair mode: its
-# guardian takes it out, and the server goes on with its client.
-test_fdkinds_inet_dump_killed() {
-	RPID=
-	inet_server 4
-	mkdir -p "$T/img"
-	RTCR_TEST_KILL_AT=written "$RTCR" dump -t "$PID" -D "$T/img" --tcp-established > "$T/dump.out" 2>&1 &
-	local d=$!
-	wait "$d"
-	[ $? = 137 ] || { cat "$T/dump.out" >&2; fail "rtcr was not killed at 'written'"; }
-	[ ! -e "$T/img/image.rtcr" ] || fail "an image was left behind"
-	local i
-	for ((i = 0; i < 200; i++)); do
-		[ "$(awk '/^TracerPid/ {print $2}' /proc/$PID/status)" = 0 ] && break
-		sleep 0.01
-	done
-	assert_running "$PID"
-	inet_server_finish
-}
+# rtcr killed (SIGKILL) while the connection is in repair mode: see
+# netns.sh (test_netns_lock_dump_killed).
