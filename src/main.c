@@ -3,7 +3,7 @@
  *
  *   rtcr dump -t PID -D DIR [--leave-running [--track-mem]] [--prev DIR0] [--stats]
  *             [--unix-reconnect] [--tcp-established]
- *   rtcr restore -D DIR [--detach] [--pidns] [--stats]
+ *   rtcr restore -D DIR [--detach] [--pidns] [--lazy] [--stats]
  *   rtcr merge -D DIR [-o OUTDIR] [--keep-id]
  *   rtcr inspect DIR [--json]
  *   rtcr check
@@ -42,12 +42,15 @@ static void usage(FILE *f)
 		"        checkpoint every MS ms, incrementally, leaving it running, into\n"
 		"        BASE/ckpt-NNNNNN (BASE/latest: the newest); keep the newest N\n"
 		"        restorable (older ones are merged into them, then removed)\n"
-		"  restore -D DIR [--detach] [--pidns] [--stats]\n"
+		"  restore -D DIR [--detach] [--pidns] [--lazy] [--stats]\n"
 		"        bring the processes back with their pids; wait for the root and exit\n"
 		"        with its status, or with --detach print its pid and return once all\n"
 		"        run. --pidns: under the init of a new pid namespace (and a mount\n"
 		"        namespace with its /proc), where the saved pids are free; the pid\n"
-		"        printed is the root's outside it\n"
+		"        printed is the root's outside it. --lazy: the processes run before their\n"
+		"        memory is back; private anonymous pages come on first touch and in\n"
+		"        the background from a page server (it outlives --detach), which\n"
+		"        reports on stderr when the last page arrived; DIR must stay until then\n"
 		"  merge -D DIR [-o OUTDIR] [--keep-id]\n"
 		"        fold DIR's incremental image and its parents into one self-contained\n"
 		"        image, over DIR's (its parents are then no longer needed by it) or in\n"
@@ -167,6 +170,7 @@ static int cmd_restore(int argc, char **argv)
 		{ "detach", no_argument, 0, 'd' },
 		{ "stats", no_argument, 0, 's' },
 		{ "pidns", no_argument, 0, 'p' },
+		{ "lazy", no_argument, 0, 'L' },
 		{ "verbose", no_argument, 0, 'v' },
 		{ 0, 0, 0, 0 },
 	};
@@ -179,6 +183,7 @@ static int cmd_restore(int argc, char **argv)
 		case 'd': o.detach = true; break;
 		case 's': o.stats = true; break;
 		case 'p': o.pidns = true; break;
+		case 'L': o.lazy = true; break;
 		case 'v': log_set_level(log_get_level() + 1); break;
 		default: usage(stderr); return 2;
 		}

@@ -8,6 +8,7 @@ struct restore_opts {
 	bool detach;
 	bool stats;
 	bool pidns;         /* restore the tree under a new pid namespace's init */
+	bool lazy;          /* memory on first touch and in the background (mem/lazy.h) */
 };
 
 /* Restore the image in opts->dir. Without detach, waits for the process
