@@ -87,6 +87,14 @@ int lazy_wait(struct lazy_client *lz);
 
 /* ---- the server (lazy_server.c), in the forked process ---- */
 
+/* Its sentinel (lazy_sentinel.c): forked by the server (closing keep_fd
+ * there); returns the socket to it, or -errno. */
+int lazy_sentinel_start(int keep_fd);
+/* A uffd and a pidfd of the process it serves, for the sentinel to hold. */
+void lazy_sentinel_give(int sock, int uffd, int pidfd);
+/* All pages are in (or the processes were killed): it exits quietly. */
+void lazy_sentinel_done(int sock);
+
 __attribute__((noreturn)) void lazy_serve(struct loaded_image *im, int sock, bool report_stats);
 
 #endif

@@ -22,6 +22,7 @@
  * runs, reporting how the pages came. If it cannot place a page it must
  * place (a corrupted PAGES record, an unexpected error), it kills the
  * restored processes: they must never read a zero page where data was.
+ * If it dies, its sentinel (lazy_sentinel.c) kills them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -61,6 +62,7 @@ struct server {
 	int sock;
 	bool running, report_stats;
 	uint64_t t_run;
+	int sentinel;               /* socket to the sentinel */
 	int *pidfds;                /* every process served, to kill if it must */
 	pid_t *pids;
 	size_t npids;
@@ -75,12 +77,14 @@ static __attribute__((noreturn)) void fatal(struct server *s, const char *why)
 	for (size_t k = 0; k < s->npids; k++)
 		if (s->pidfds[k] >= 0)
 			syscall(SYS_pidfd_send_signal, s->pidfds[k], SIGKILL, NULL, 0);
+	lazy_sentinel_done(s->sentinel);
 	pr_err("lazy restore: %s; the restored process%s killed: the rest of %s memory cannot "
 	       "be restored", why, s->npids == 1 ? " was" : "es were", s->npids == 1 ? "its" : "their");
 	_exit(1);
 }
 
-static void know_pid(struct server *s, pid_t pid)
+/* pid is served by space sp's uffd (or shares it): the sentinel holds both. */
+static void know_pid(struct server *s, pid_t pid, int uffd)
 {
 	for (size_t k = 0; k < s->npids; k++)
 		if (s->pids[k] == pid)
@@ -88,7 +92,8 @@ static void know_pid(struct server *s, pid_t pid)
 	s->pids = xrealloc(s->pids, (s->npids + 1) * sizeof(*s->pids));
 	s->pidfds = xrealloc(s->pidfds, (s->npids + 1) * sizeof(*s->pidfds));
 	s->pids[s->npids] = pid;
-	s->pidfds[s->npids++] = syscall(SYS_pidfd_open, pid, 0);
+	s->pidfds[s->npids] = syscall(SYS_pidfd_open, pid, 0);
+	lazy_sentinel_give(s->sentinel, uffd, s->pidfds[s->npids++]);
 }
 
 static struct space *add_space(struct server *s, int uffd, int32_t pid, pid_t hpid)
@@ -105,7 +110,7 @@ static struct space *add_space(struct server *s, int uffd, int32_t pid, pid_t hp
 	sp->pid = pid;
 	sp->hpid = hpid;
 	if (hpid > 0)
-		know_pid(s, hpid);
+		know_pid(s, hpid, uffd);
 	return sp;
 }
 
@@ -242,7 +247,8 @@ static void on_fork(struct server *s, struct space *parent, int ufd)
 	size_t pi = parent - s->sp;
 	struct space *sp;
 
-	/* Its pid, to kill it if it must: a child of the parent not known yet. */
+	/* Its pid, to kill it if it must: a child of the parent not known
+	 * yet (the parent waits in fork until this event is read). */
 	for (int k = 0; k < n; k++) {
 		bool known = false;
 		for (size_t j = 0; j < s->npids && !known; j++)
@@ -250,12 +256,13 @@ static void on_fork(struct server *s, struct space *parent, int ufd)
 		if (!known && !child)
 			child = kids[k];
 		if (!known)
-			know_pid(s, kids[k]);
+			know_pid(s, kids[k], ufd);
 	}
 	if (n > 0)
 		free(kids);
 	lazy_pending_copy(&copy, &parent->pend);
-	sp = add_space(s, ufd, parent->pid, child);   /* may move s->sp */
+	sp = add_space(s, ufd, parent->pid, 0);   /* may move s->sp */
+	sp->hpid = child;
 	sp->pend = copy;
 	sp->cursor = s->sp[pi].cursor;
 	s->total += copy.pages;
@@ -430,6 +437,7 @@ void lazy_serve(struct loaded_image *im, int sock, bool report_stats)
 	struct server s = { .im = im, .sock = sock, .report_stats = report_stats };
 	int devnull = open("/dev/null", O_RDWR);
 	struct pollfd *pfd = NULL;
+	const char *bg_delay;
 
 	/* Out of the terminal's process group (a ^C for the restored
 	 * process must not take its pages away); stdout free for rtcr. */
@@ -443,13 +451,20 @@ void lazy_serve(struct loaded_image *im, int sock, bool report_stats)
 		dup2(devnull, STDOUT_FILENO);
 		close(devnull);
 	}
+	s.sentinel = lazy_sentinel_start(sock);
+	if (s.sentinel < 0)
+		pr_warn("lazy restore: no sentinel (%s): if this server dies, the processes' missing "
+			"pages will read as zeros", strerror(-s.sentinel));
+	bg_delay = getenv("RTCR_TEST_LAZY_BG_DELAY_MS");
 	for (;;) {
 		size_t np = 0;
 		int timeout = -1, n;
 
 		if (s.running && complete(&s))
 			break;
-		if (s.running)
+		if (s.running && bg_delay && now_ns() < s.t_run + strtoull(bg_delay, NULL, 0) * 1000000)
+			timeout = 5;   /* tests: ranges stay unfilled a while */
+		else if (s.running)
 			timeout = 0;
 		pfd = xrealloc(pfd, (s.nsp + 1) * sizeof(*pfd));
 		for (size_t k = 0; k < s.nsp; k++)
@@ -467,7 +482,7 @@ void lazy_serve(struct loaded_image *im, int sock, bool report_stats)
 				read_msgs(&s, k);
 				serve_queue(&s, k);
 			}
-		if (s.running)
+		if (timeout == 0)
 			background_step(&s);
 	}
 	report(&s);
@@ -475,5 +490,6 @@ void lazy_serve(struct loaded_image *im, int sock, bool report_stats)
 	 * areas, and the processes run on without the server. */
 	for (size_t k = 0; k < s.nsp; k++)
 		close(s.sp[k].uffd);
+	lazy_sentinel_done(s.sentinel);
 	_exit(0);
 }
