@@ -3,7 +3,7 @@
  *
  *   rtcr dump -t PID -D DIR [--leave-running [--track-mem]] [--prev DIR0] [--stats]
  *             [--unix-reconnect] [--tcp-established] [--shell-job]
- *   rtcr restore -D DIR [--detach] [--pidns] [--shell-job] [--netns NAME|PATH] [--stats]
+ *   rtcr restore -D DIR [--detach] [--pidns] [--shell-job] [--netns NAME|PATH] [--lazy] [--stats]
  *   rtcr unlock -D DIR [--netns NAME|PATH]
  *   rtcr merge -D DIR [-o OUTDIR] [--keep-id]
  *   rtcr inspect DIR [--json]
@@ -50,7 +50,8 @@ static void usage(FILE *f)
 		"        checkpoint every MS ms, incrementally, leaving it running, into\n"
 		"        BASE/ckpt-NNNNNN (BASE/latest: the newest); keep the newest N\n"
 		"        restorable (older ones are merged into them, then removed)\n"
-		"  restore -D DIR [--detach] [--pidns] [--shell-job] [--netns NAME|PATH] [--stats]\n"
+		"  restore -D DIR [--detach] [--pidns] [--shell-job] [--netns NAME|PATH] [--lazy]\n"
+		"       [--stats]\n"
 		"        bring the processes back with their pids; wait for the root and exit\n"
 		"        with its status, or with --detach print its pid and return once all\n"
 		"        run. --pidns: under the init of a new pid namespace (and a mount\n"
@@ -60,7 +61,11 @@ static void usage(FILE *f)
 		"        the foreground and settings if it had them; ^Z stops rtcr too).\n"
 		"        --netns: in that network namespace\n"
 		"        (/run/netns/NAME, or a path such as /proc/PID/ns/net) instead of\n"
-		"        rtcr's; the addresses the sockets had must exist there\n"
+		"        rtcr's; the addresses the sockets had must exist there.\n"
+		"        --lazy: the processes run before their memory is back; private\n"
+		"        anonymous pages come on first touch and in the background from a\n"
+		"        page server (it outlives --detach), which reports on stderr when the\n"
+		"        last page arrived; DIR must stay until then\n"
 		"  unlock -D DIR [--netns NAME|PATH]\n"
 		"        remove the network lock of an image that will not be restored: its\n"
 		"        connections are given up\n"
@@ -191,6 +196,7 @@ static int cmd_restore(int argc, char **argv)
 		{ "pidns", no_argument, 0, 'p' },
 		{ "shell-job", no_argument, 0, 'j' },
 		{ "netns", required_argument, 0, 'N' },
+		{ "lazy", no_argument, 0, 'L' },
 		{ "verbose", no_argument, 0, 'v' },
 		{ 0, 0, 0, 0 },
 	};
@@ -205,6 +211,7 @@ static int cmd_restore(int argc, char **argv)
 		case 'p': o.pidns = true; break;
 		case 'j': o.shell_job = true; break;
 		case 'N': o.netns = optarg; break;
+		case 'L': o.lazy = true; break;
 		case 'v': log_set_level(log_get_level() + 1); break;
 		default: usage(stderr); return 2;
 		}

@@ -369,10 +369,10 @@ chain_step() { # k [file the target prints to, default $T/out]
 	wait_for "${2:-$T/out}" "^STEP $1\$"
 }
 
-# Restore DIR and check the target is at step K.
+# Restore DIR (with $RESTORE_ARGS) and check the target is at step K.
 chain_restore_check() { # dir k [file the target prints to, default $T/out]
 	rm -f "$T/go" "$T"/go.step*
-	"$RTCR" restore -D "$1" < /dev/null >> "$T/out" 2> "$T/restore.err" &
+	"$RTCR" restore -D "$1" ${RESTORE_ARGS:-} < /dev/null >> "$T/out" 2> "$T/restore.err" &
 	RPID=$!
 	track_pid "$RPID"
 	local i

@@ -67,10 +67,14 @@ int imgw_put_prepared(struct imgw *w, const struct imgw_pages_rec *pr,
  * object id) record from runs whose data lie anywhere: src[i].data holds
  * src[i].npages pages (e.g. mapped from other images, for merging them).
  */
+struct loaded_image;
 struct img_page_src {
 	uint64_t vaddr;
 	uint64_t npages;
 	const void *data;
+	/* image_resolve_pages(): the image and PAGES record data lies in */
+	struct loaded_image *from;
+	uint32_t rec;
 };
 int imgw_put_pages_src(struct imgw *w, uint32_t type, int32_t id, const struct img_page_src *src,
 		       uint32_t n) __must_check;

@@ -302,6 +302,36 @@ int image_pages(struct loaded_image *im, uint32_t i, const struct img_pages_hdr 
 			runs, data);
 }
 
+int image_pages_raw(struct loaded_image *im, uint32_t i, const struct img_pages_hdr **hdr,
+		    const struct img_page_run **runs, const void **data)
+{
+	const void *p = img_map(im->src, im->pages_off[i], im->pages_len[i]);
+
+	if (!p || img_pages_parse(p, im->pages_len[i], hdr, runs, data)) {
+		pr_err("%s: pages record at byte %llu is malformed", im->src->name,
+		       (unsigned long long)im->pages_off[i]);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int image_pages_check(struct loaded_image *im, uint32_t i)
+{
+	const struct img_pages_hdr *ph;
+	const struct img_page_run *runs;
+	const void *data;
+	int ret;
+
+	if (!im->pages_ok)
+		im->pages_ok = xzalloc(im->nr_pages_recs + 1);
+	if (im->pages_ok[i])
+		return 0;
+	ret = image_pages(im, i, &ph, &runs, &data);
+	if (!ret)
+		im->pages_ok[i] = 1;
+	return ret;
+}
+
 int image_obj_pages(struct loaded_image *im, uint32_t i, const struct img_pages_hdr **hdr,
 		    const struct img_page_run **runs, const void **data)
 {
@@ -391,6 +421,7 @@ void image_unload(struct loaded_image *im)
 	free(im->pages_off);
 	free(im->pages_len);
 	free(im->pages_csum);
+	free(im->pages_ok);
 	if (im->objects)
 		rtcr__mem_objects__free_unpacked(im->objects, NULL);
 	free(im->obj_pages_off);

@@ -25,6 +25,7 @@ struct loaded_image {
 	uint64_t *pages_len;
 	uint64_t *pages_csum;
 	int32_t *pages_pid;       /* whose pages */
+	uint8_t *pages_ok;        /* per record: checksum verified (image_pages_check()) */
 	uint32_t nr_pages_recs;
 	/* Memory objects (SysV segments, memfds, deleted files) and their
 	 * OBJ_PAGES records; objects is NULL if the image has none. */
@@ -52,6 +53,12 @@ int image_load(const char *dir, struct loaded_image *im) __must_check;
 /* The verified payload of PAGES record i (checksum checked now). */
 int image_pages(struct loaded_image *im, uint32_t i, const struct img_pages_hdr **hdr,
 		const struct img_page_run **runs, const void **data) __must_check;
+/* Its runs and data without reading the data (no checksum): for callers
+ * that verify each record with image_pages_check() before using it. */
+int image_pages_raw(struct loaded_image *im, uint32_t i, const struct img_pages_hdr **hdr,
+		    const struct img_page_run **runs, const void **data) __must_check;
+/* Verify PAGES record i's checksum, once (remembered in pages_ok). */
+int image_pages_check(struct loaded_image *im, uint32_t i) __must_check;
 /* The same for OBJ_PAGES record i (runs[].vaddr are object offsets). */
 int image_obj_pages(struct loaded_image *im, uint32_t i, const struct img_pages_hdr **hdr,
 		    const struct img_page_run **runs, const void **data) __must_check;

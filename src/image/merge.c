@@ -27,13 +27,14 @@ struct src_list {
 	size_t n, cap;
 };
 
-static void src_add(struct src_list *l, uint64_t vaddr, uint64_t npages, const void *data)
+static void src_add(struct src_list *l, uint64_t vaddr, uint64_t npages, const void *data,
+		    struct loaded_image *from, uint32_t rec)
 {
 	if (l->n == l->cap) {
 		l->cap = l->cap ? l->cap * 2 : 64;
 		l->v = xrealloc(l->v, l->cap * sizeof(*l->v));
 	}
-	l->v[l->n++] = (struct img_page_src){ vaddr, npages, data };
+	l->v[l->n++] = (struct img_page_src){ vaddr, npages, data, from, rec };
 }
 
 static int src_cmp(const void *a, const void *b)
@@ -45,6 +46,15 @@ static int src_cmp(const void *a, const void *b)
 static bool bit_test(const uint64_t *m, uint64_t i) { return m[i / 64] & (1ULL << (i % 64)); }
 static void bit_set(uint64_t *m, uint64_t i) { m[i / 64] |= 1ULL << (i % 64); }
 static void bit_clear(uint64_t *m, uint64_t i) { m[i / 64] &= ~(1ULL << (i % 64)); }
+
+static int pages_of(struct loaded_image *im, uint32_t r, unsigned flags,
+		    const struct img_pages_hdr **ph, const struct img_page_run **runs,
+		    const void **data)
+{
+	if (flags & IMG_RESOLVE_NO_VERIFY)
+		return image_pages_raw(im, r, ph, runs, data);
+	return image_pages(im, r, ph, runs, data);
+}
 
 int image_resolve_pages(struct loaded_image *im, size_t pi, unsigned flags,
 			struct img_page_src **out, size_t *nout)
@@ -99,7 +109,7 @@ int image_resolve_pages(struct loaded_image *im, size_t pi, unsigned flags,
 		const char *data;
 		if (im->pages_pid[r] != pid)
 			continue;
-		ret = image_pages(im, r, &ph, &runs, (const void **)&data);
+		ret = pages_of(im, r, flags, &ph, &runs, (const void **)&data);
 		for (uint32_t k = 0; !ret && k < ph->nr_runs; k++) {
 			long vi = image_area_index(mm, runs[k].vaddr);
 			const Rtcr__Vma *v = vi >= 0 ? mm->vmas[vi] : NULL;
@@ -119,7 +129,7 @@ int image_resolve_pages(struct loaded_image *im, size_t pi, unsigned flags,
 					ret = -EINVAL;
 					break;
 				}
-			src_add(&l, runs[k].vaddr, runs[k].npages, data);
+			src_add(&l, runs[k].vaddr, runs[k].npages, data, im, r);
 			data += runs[k].npages * PAGE_SIZE;
 		}
 	}
@@ -133,7 +143,7 @@ int image_resolve_pages(struct loaded_image *im, size_t pi, unsigned flags,
 			const char *data;
 			if (a->pages_pid[r] != pid)
 				continue;
-			ret = image_pages(a, r, &ph, &runs, (const void **)&data);
+			ret = pages_of(a, r, flags, &ph, &runs, (const void **)&data);
 			for (uint32_t k = 0; !ret && k < ph->nr_runs; k++) {
 				const char *src = data;
 				data += runs[k].npages * PAGE_SIZE;
@@ -156,7 +166,7 @@ int image_resolve_pages(struct loaded_image *im, size_t pi, unsigned flags,
 						p++;
 						continue;
 					}
-					src_add(&l, addr, n, src + p * PAGE_SIZE);
+					src_add(&l, addr, n, src + p * PAGE_SIZE, a, r);
 					missing -= n;
 					p += n;
 				}
@@ -195,6 +205,7 @@ int image_resolve_pages(struct loaded_image *im, size_t pi, unsigned flags,
 				ret = -EINVAL;
 			} else if (prev && prev_end == l.v[i].vaddr &&
 				   (const char *)prev->data + prev->npages * PAGE_SIZE == l.v[i].data &&
+				   prev->from == l.v[i].from && prev->rec == l.v[i].rec &&
 				   image_area_index(mm, prev->vaddr) == image_area_index(mm, l.v[i].vaddr)) {
 				prev->npages += l.v[i].npages;
 			} else {
@@ -225,7 +236,7 @@ static int put_proc_pages(struct imgw *w, int32_t pid, const struct img_page_src
 		while (done < s[i].npages && !ret) {
 			uint64_t take = MIN(s[i].npages - done, REC_MAX_PAGES - npages);
 			rec[nr++] = (struct img_page_src){ s[i].vaddr + done * PAGE_SIZE, take,
-				(const char *)s[i].data + done * PAGE_SIZE };
+				(const char *)s[i].data + done * PAGE_SIZE, s[i].from, s[i].rec };
 			npages += take;
 			done += take;
 			if (npages == REC_MAX_PAGES || nr == REC_MAX_RUNS) {

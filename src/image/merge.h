@@ -26,6 +26,10 @@ int image_resolve_pages(struct loaded_image *im, size_t pi, unsigned flags,
 /* Only the inherited pages (restore has placed im's own already; they are
  * then not read, nor checked against the inherited ones). */
 #define IMG_RESOLVE_INHERITED_ONLY 0x1u
+/* Records are parsed but their data not read nor checksummed (lazy
+ * restore verifies each record with image_pages_check() before it places
+ * a page from it; from/rec of each run say which). */
+#define IMG_RESOLVE_NO_VERIFY 0x2u
 
 /* Keep the image id: images made from DIR (with --prev DIR), and the
  * tracker of the still running process, go on treating the merged image

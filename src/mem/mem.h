@@ -19,6 +19,7 @@ struct mem_stats {
 	uint64_t pages;            /* stored */
 	uint64_t inherited;        /* incremental: left in the parent image */
 	uint64_t uffd_pages;       /* restore: placed with UFFDIO_COPY */
+	uint64_t lazy_pages;       /* restore --lazy: left to the lazy page server */
 	uint64_t scan_ns;          /* finding the pages */
 	uint64_t copy_ns;          /* reading + writing them */
 };
@@ -92,8 +93,18 @@ int mem_unmap_shared_sources(struct inject *in, const struct shm_place *mine, in
  * with process_vm_writev and /proc/PID/mem. pid selects the image's
  * records; in->tid is the process as rtcr sees it.
  */
+struct lazy_client;
 int mem_fill_pages(struct inject *in, struct loaded_image *im, pid_t pid,
 		   struct mem_stats *st) __must_check;
+/*
+ * Lazy restore: only the pages outside lazy areas (lazy_area()) are
+ * copied; the lazy areas stay registered (MISSING) on the process's
+ * userfaultfd, which goes to the lazy page server lz. Metadata problems
+ * (pages outside areas, inherited pages missing from the chain) fail
+ * here, before the process runs.
+ */
+int mem_fill_pages_lazy(struct inject *in, struct loaded_image *im, pid_t pid,
+			struct lazy_client *lz, struct mem_stats *st) __must_check;
 /* Protections, madvise state, locks, names, seals; then PR_SET_MM_MAP. */
 int mem_finish_areas(struct inject *in, const Rtcr__Mm *mm, const bool *extra_write,
 		     int exe_fd) __must_check;

@@ -8,7 +8,9 @@
  *                        the saved addresses (glibc caches them)
  *   mem_map_areas()      every saved area at its address, with its file
  *   mem_fill_pages()     saved pages copied in (two threads; UFFDIO_COPY
- *                        for anonymous memory)
+ *                        for anonymous memory); mem_fill_pages_lazy():
+ *                        the same but for lazy areas, left to the lazy
+ *                        page server (mem/lazy.h)
  *   mem_finish_areas()   protections, madvise state, PR_SET_MM_MAP
  */
 #include <errno.h>
@@ -29,6 +31,7 @@
 #include "common/util.h"
 #include "image/load.h"
 #include "image/merge.h"
+#include "mem/lazy.h"
 #include "mem/mem.h"
 
 #ifndef PR_SET_VMA
@@ -490,6 +493,20 @@ static int uffd_copy(struct fill_ctx *f, uint64_t dst, const void *src, uint64_t
 	return 0;
 }
 
+/* Can the image hold pages for area v? */
+static bool area_holds_pages(const Rtcr__Vma *v)
+{
+	return !is_vdso_kind(v->kind) && v->kind != RTCR__VMA_KIND__FILE_SHARED &&
+	       v->kind != RTCR__VMA_KIND__SYSV_SHM;
+}
+
+static int outside_areas(uint64_t npages, uint64_t vaddr)
+{
+	pr_err("image: %llu pages at %#llx lie outside any memory area that holds data",
+	       (unsigned long long)npages, (unsigned long long)vaddr);
+	return -EINVAL;
+}
+
 static int fill_record(struct fill_ctx *f, uint32_t i)
 {
 	const struct img_pages_hdr *ph;
@@ -505,12 +522,8 @@ static int fill_record(struct fill_ctx *f, uint32_t i)
 		uint64_t len = runs[k].npages * PAGE_SIZE;
 		long vi = image_area_index(f->mm, runs[k].vaddr);
 		const Rtcr__Vma *v = vi >= 0 ? f->mm->vmas[vi] : NULL;
-		if (!v || runs[k].vaddr + len > v->end || is_vdso_kind(v->kind) ||
-		    v->kind == RTCR__VMA_KIND__FILE_SHARED || v->kind == RTCR__VMA_KIND__SYSV_SHM) {
-			pr_err("image: %llu pages at %#llx lie outside any memory area that holds data",
-			       (unsigned long long)runs[k].npages, (unsigned long long)runs[k].vaddr);
-			return -EINVAL;
-		}
+		if (!v || runs[k].vaddr + len > v->end || !area_holds_pages(v))
+			return outside_areas(runs[k].npages, runs[k].vaddr);
 		if (f->uffd >= 0 && f->registered[vi]) {
 			ret = uffd_copy(f, runs[k].vaddr, data, len);
 			if (!ret)
@@ -575,9 +588,9 @@ static void *filler(void *arg)
  * Returns the fd, or -1 if this kernel or configuration does not allow it
  * (then pages are written the plain way).
  */
-static int open_child_uffd(struct inject *in, pid_t pid)
+static int open_child_uffd(struct inject *in, pid_t pid, uint64_t features)
 {
-	struct uffdio_api api = { .api = UFFD_API, .features = 0 };
+	struct uffdio_api api = { .api = UFFD_API, .features = features };
 	int pidfd, uffd = -1;
 	long rfd, r;
 
@@ -655,6 +668,98 @@ static int fill_inherited(struct fill_ctx *f)
 	return ret;
 }
 
+/* The areas userfaultfd can fill, registered in MISSING mode (reg[i]). */
+static void register_areas(struct fill_ctx *f, bool *reg)
+{
+	for (size_t i = 0; f->uffd >= 0 && i < f->mm->n_vmas; i++) {
+		const Rtcr__Vma *v = f->mm->vmas[i];
+		struct uffdio_register r = {
+			.range = { v->start, v->end - v->start }, .mode = UFFDIO_REGISTER_MODE_MISSING,
+		};
+		if (uffd_fillable(v))
+			reg[i] = ioctl(f->uffd, UFFDIO_REGISTER, &r) == 0;
+	}
+	f->registered = reg;
+}
+
+/* Unregister them again (keep_lazy: but the lazy areas). */
+static void unregister_areas(struct fill_ctx *f, const bool *reg, bool keep_lazy)
+{
+	for (size_t i = 0; f->uffd >= 0 && i < f->mm->n_vmas; i++) {
+		struct uffdio_range r = { f->mm->vmas[i]->start,
+					  f->mm->vmas[i]->end - f->mm->vmas[i]->start };
+		if (!reg[i] || (keep_lazy && lazy_area(f->mm->vmas[i])))
+			continue;
+		if (ioctl(f->uffd, UFFDIO_UNREGISTER, &r) < 0 && !f->err) {
+			pr_perror("UFFDIO_UNREGISTER %llx-%llx", (unsigned long long)r.start,
+				  (unsigned long long)(r.start + r.len));
+			f->err = -errno;
+		}
+	}
+}
+
+int mem_fill_pages_lazy(struct inject *in, struct loaded_image *im, pid_t pid,
+			struct lazy_client *lz, struct mem_stats *st)
+{
+	int pi = image_proc_index(im, pid);
+	const Rtcr__Mm *mm = im->mm[pi];
+	struct fill_ctx f = { .im = im, .pid = pid, .hpid = in->tid, .memfd = in->memfd, .mm = mm };
+	bool *reg = xzalloc((mm->n_vmas + 1) * sizeof(bool));
+	struct img_page_src *src = NULL;
+	uint64_t t0 = now_ns(), npages = 0, lazy = 0;
+	size_t n = 0;
+
+	f.uffd = open_child_uffd(in, in->tid, LAZY_UFFD_FEATURES);
+	if (f.uffd < 0) {
+		if (f.uffd == -1)
+			pr_err("pid %d: lazy restore: no userfaultfd with fork, remap, remove and unmap "
+			       "events in the new process", pid);
+		free(reg);
+		return f.uffd == -1 ? -ENOTSUP : -EIO;
+	}
+	register_areas(&f, reg);
+	for (size_t i = 0; i < mm->n_vmas && !f.err; i++)
+		if (lazy_area(mm->vmas[i]) && !reg[i]) {
+			char d[300];
+			area_name(mm->vmas[i], d, sizeof(d));
+			pr_err("pid %d: %s: cannot be registered with userfaultfd for lazy restore",
+			       pid, d);
+			f.err = -ENOTSUP;
+		}
+	/* Every page the chain holds, without reading them: those of lazy
+	 * areas are the server's, the others are copied now (each record
+	 * verified before its first use). */
+	if (!f.err)
+		f.err = image_resolve_pages(im, pi, IMG_RESOLVE_NO_VERIFY, &src, &n);
+	for (size_t k = 0; k < n && !f.err; k++) {
+		long vi = image_area_index(mm, src[k].vaddr);
+		if (vi < 0 || !area_holds_pages(mm->vmas[vi])) {
+			f.err = outside_areas(src[k].npages, src[k].vaddr);
+			break;
+		}
+		npages += src[k].npages;
+		if (reg[vi] && lazy_area(mm->vmas[vi])) {
+			lazy += src[k].npages;
+			continue;
+		}
+		f.err = image_pages_check(src[k].from, src[k].rec);
+		if (!f.err)
+			f.err = copy_range(&f, vi, src[k].vaddr, src[k].data, src[k].npages * PAGE_SIZE);
+	}
+	free(src);
+	unregister_areas(&f, reg, true);
+	if (!f.err)
+		f.err = lazy_add_space(lz, pid, in->tid, f.uffd);
+	else
+		close(f.uffd);
+	free(reg);
+	st->pages += npages;
+	st->lazy_pages += lazy;
+	st->uffd_pages += f.uffd_pages;
+	st->copy_ns += now_ns() - t0;
+	return f.err;
+}
+
 int mem_fill_pages(struct inject *in, struct loaded_image *im, pid_t pid, struct mem_stats *st)
 {
 	int pi = image_proc_index(im, pid);
@@ -673,20 +778,12 @@ int mem_fill_pages(struct inject *in, struct loaded_image *im, pid_t pid, struct
 	for (size_t k = 0; k < mm->n_vmas; k++)
 		npages += mm->vmas[k]->pages_stored;
 
-	f.uffd = open_child_uffd(in, in->tid);
+	f.uffd = open_child_uffd(in, in->tid, 0);
 	if (f.uffd == -2) {
 		free(reg);
 		return -EIO;
 	}
-	for (size_t i = 0; f.uffd >= 0 && i < mm->n_vmas; i++) {
-		const Rtcr__Vma *v = mm->vmas[i];
-		struct uffdio_register r = {
-			.range = { v->start, v->end - v->start }, .mode = UFFDIO_REGISTER_MODE_MISSING,
-		};
-		if (uffd_fillable(v))
-			reg[i] = ioctl(f.uffd, UFFDIO_REGISTER, &r) == 0;
-	}
-	f.registered = reg;
+	register_areas(&f, reg);
 	pthread_mutex_init(&f.lock, NULL);
 	if (two && pthread_create(&th, NULL, filler, &f))
 		two = false;
@@ -696,14 +793,7 @@ int mem_fill_pages(struct inject *in, struct loaded_image *im, pid_t pid, struct
 	pthread_mutex_destroy(&f.lock);
 	if (!f.err)
 		f.err = fill_inherited(&f);
-	for (size_t i = 0; f.uffd >= 0 && i < mm->n_vmas; i++) {
-		struct uffdio_range r = { mm->vmas[i]->start, mm->vmas[i]->end - mm->vmas[i]->start };
-		if (reg[i] && ioctl(f.uffd, UFFDIO_UNREGISTER, &r) < 0 && !f.err) {
-			pr_perror("UFFDIO_UNREGISTER %llx-%llx", (unsigned long long)r.start,
-				  (unsigned long long)(r.start + r.len));
-			f.err = -errno;
-		}
-	}
+	unregister_areas(&f, reg, false);
 	if (f.uffd >= 0)
 		close(f.uffd);
 	free(reg);

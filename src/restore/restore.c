@@ -66,6 +66,7 @@
 #include "files/locks.h"
 #include "files/netlock.h"
 #include "image/load.h"
+#include "mem/lazy.h"
 #include "mem/mem.h"
 #include "mem/memobj.h"
 #include "task/ptrace.h"
@@ -121,6 +122,8 @@ struct rctx {
 	pid_t init;                        /* that namespace's init (rtcr's child) */
 	bool shell_job;                    /* the job on rtcr's terminal (files/tty.c) */
 	struct tty_job tty;
+	bool lazy;                         /* --lazy: memory from the lazy page server */
+	struct lazy_client lz;
 };
 
 static int plan_file(struct rproc *rp, int base, const Rtcr__FileRef *ref, uint32_t obj, int oflags)
@@ -701,7 +704,9 @@ static int address_phase(struct rctx *c, int i, struct mem_stats *ms)
 	if (!ret)
 		ret = mem_map_shared(&rp->tin[0], proc->pid, rp->mm, rp->extra_write, find_shm, c, &rp->shm,
 				     &rp->nshm);
-	if (!ret)
+	if (!ret && c->lazy)
+		ret = mem_fill_pages_lazy(&rp->tin[0], c->im, proc->pid, &c->lz, ms);
+	else if (!ret)
 		ret = mem_fill_pages(&rp->tin[0], c->im, proc->pid, ms);
 	if (!ret)
 		ret = mem_finish_areas(&rp->tin[0], rp->mm, rp->extra_write, rp->exe_fd);
@@ -952,6 +957,7 @@ static int wait_child(pid_t pid, pid_t fwd_to, struct tty_job *tj)
 /* Kill everything built so far and reap what is ours to reap. */
 static void kill_tree(struct rctx *c)
 {
+	lazy_abort(&c->lz);       /* the server first: it is a child too */
 	if (c->init > 0)
 		kill(c->init, SIGKILL);     /* takes its whole namespace */
 	for (int i = 0; i < c->np; i++)
@@ -984,6 +990,8 @@ int restore_run(const struct restore_opts *o)
 	pid_t pid, want;
 
 	memset(&c, 0, sizeof(c));
+	c.lz.server = -1;
+	c.lz.sock = -1;
 	ret = image_load(o->dir, &im);
 	if (!ret)
 		ret = image_load_chain(&im);
@@ -1005,6 +1013,7 @@ int restore_run(const struct restore_opts *o)
 			return ret;
 		}
 	}
+	c.lazy = o->lazy;
 	ret = build_plan(&c);
 	if (!ret && o->shell_job) {
 		ret = tty_job_find(&c.tty, im.files, im.nprocs);
@@ -1012,6 +1021,10 @@ int restore_run(const struct restore_opts *o)
 	}
 	if (!ret)
 		ret = preflight(&c);
+	/* The lazy page server: forked now, before rtcr holds any of the
+	 * tree's fds (it must keep none of them open). */
+	if (!ret && c.lazy)
+		ret = lazy_start(&c.lz, &im, c.top_fd, o->stats);
 	if (ret)
 		goto out_plan;
 
@@ -1155,17 +1168,20 @@ int restore_run(const struct restore_opts *o)
 		goto kill_all;
 	t_run = now_ns();
 	tty_job_running(&c.tty);
+	if (c.lazy && lazy_resumed(&c.lz, t_run))
+		pr_warn("the lazy page server did not hear the processes run: it serves on");
 	if (o->stats) {
 		char b[32];
 		fprintf(stderr,
 			"rtcr restore: pid %d: %d process%s, %s in %llu pages\n"
 			"  until running %8.3f ms (fork to running %.3f ms)\n"
-			"  page copy     %8.3f ms (%.2f GiB/s, %llu pages by UFFDIO_COPY)\n",
+			"  page copy     %8.3f ms (%.2f GiB/s, %llu pages by UFFDIO_COPY, %llu left "
+			"to the lazy page server)\n",
 			pid, c.np, c.np == 1 ? "" : "es", fmt_bytes(b, sizeof(b), ms.pages * PAGE_SIZE),
 			(unsigned long long)ms.pages, (t_run - t0) / 1e6, (t_run - t_fork) / 1e6,
 			ms.copy_ns / 1e6,
 			ms.copy_ns ? ms.pages * PAGE_SIZE / (ms.copy_ns / 1e9) / (1ULL << 30) : 0.0,
-			(unsigned long long)ms.uffd_pages);
+			(unsigned long long)ms.uffd_pages, (unsigned long long)ms.lazy_pages);
 		fprintf(stderr, "STATS restore pid=%d processes=%d pages=%llu total_ns=%llu "
 			"fork_to_run_ns=%llu copy_ns=%llu\n", pid, c.np, (unsigned long long)ms.pages,
 			(unsigned long long)(t_run - t0), (unsigned long long)(t_run - t_fork),
@@ -1187,7 +1203,12 @@ int restore_run(const struct restore_opts *o)
 		fflush(stdout);
 		return 0;
 	}
-	return wait_child(c.pidns ? c.init : pid, pid, c.tty.pgid > 0 ? &c.tty : NULL);
+	ret = wait_child(c.pidns ? c.init : pid, pid, c.tty.pgid > 0 ? &c.tty : NULL);
+	/* The rest of the tree may still take pages: the server ends when
+	 * all are in or its processes are gone. */
+	if (c.lazy && lazy_wait(&c.lz) && ret == 0)
+		pr_warn("the lazy page server failed");
+	return ret;
 
 kill_all:
 	relay_child_messages(ctl[0]);
@@ -1214,6 +1235,7 @@ out_plan:
 			close(go[i]);
 	}
 	/* The processes are dead: what was made for them goes too. */
+	lazy_abort(&c.lz);
 	memobj_restore_done(&c.objs, true);
 	if (im.inv && im.inv->net_lock && !unlocked)
 		pr_err("the network lock (nft table inet %s) stays: the connections wait for a restore; "

@@ -10,6 +10,7 @@ struct restore_opts {
 	bool pidns;         /* restore the tree under a new pid namespace's init */
 	bool shell_job;     /* attach the job to rtcr's terminal (files/tty.c) */
 	const char *netns;  /* restore the tree in this network namespace (name or path) */
+	bool lazy;          /* memory on first touch and in the background (mem/lazy.h) */
 };
 
 /* rtcr unlock: remove the network lock an image records (netlock.h), in
