@@ -106,3 +106,14 @@ test_live_refusals() {
 	assert_running "$PID"
 	[ ! -e "$T/d/image.rtcr" ] || fail "an image was left"
 }
+
+# A live incremental chain restored lazily.
+test_live_chain_restored_lazily() {
+	OUT_PIPE=1 start_ready mem_incr 2048 10
+	chain_dump d1 --live
+	chain_step 1
+	chain_dump d2 --live --prev "$T/d1"
+	kill -9 "$PID"; wait "$PID" 2>/dev/null
+	wait_pid_free "$PID"
+	RESTORE_ARGS=--lazy chain_restore_check "$T/d2" 1
+}
