@@ -175,15 +175,14 @@ static void on_swapped(void *arg, uint64_t addr)
 {
 	struct swap_arg *w = arg;
 	struct round_scan *s = w->s;
+	int i = vma_list_seek(s->vl, &w->vi, addr);
 
-	while (w->vi < s->vl->nr && addr >= s->vl->v[w->vi].end)
-		w->vi++;
-	if (w->vi >= s->vl->nr || addr < s->vl->v[w->vi].start || !s->ma[w->vi])
+	if (i < 0 || !s->ma[i])
 		return;
-	if (s->whole[w->vi])
-		*mirror_state(s->ma[w->vi], addr) = MIR_DIRTY;
-	else if (s->inherit[w->vi] && *mirror_state(s->ma[w->vi], addr) == MIR_UNTOUCHED)
-		*mirror_state(s->ma[w->vi], addr) = MIR_INHERIT;
+	if (s->whole[i])
+		*mirror_state(s->ma[i], addr) = MIR_DIRTY;
+	else if (s->inherit[i] && *mirror_state(s->ma[i], addr) == MIR_UNTOUCHED)
+		*mirror_state(s->ma[i], addr) = MIR_INHERIT;
 }
 
 /* Copy every MIR_DIRTY page of the tracked areas; the number copied. */

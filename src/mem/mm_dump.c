@@ -128,10 +128,9 @@ struct sort_arg {
 static void add_swapped(void *arg, uint64_t addr)
 {
 	struct sort_arg *s = arg;
-	while (s->vi < s->vl->nr && addr >= s->vl->v[s->vi].end)
-		s->vi++;
-	if (s->vi < s->vl->nr && addr >= s->vl->v[s->vi].start)
-		prl_add(&s->vl->v[s->vi].pages, addr, 1);
+	int i = vma_list_seek(s->vl, &s->vi, addr);
+	if (i >= 0)
+		prl_add(&s->vl->v[i].pages, addr, 1);
 }
 
 static int sort_unsure(struct pagemap *pm, struct vma_list *vl, const struct page_run_list *u)

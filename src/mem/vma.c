@@ -256,6 +256,13 @@ int vma_list_read(pid_t pid, struct vma_list *vl, bool own_wp)
 	return ret;
 }
 
+int vma_list_seek(const struct vma_list *vl, int *cursor, uint64_t addr)
+{
+	while (*cursor < vl->nr && addr >= vl->v[*cursor].end)
+		(*cursor)++;
+	return *cursor < vl->nr && addr >= vl->v[*cursor].start ? *cursor : -1;
+}
+
 void vma_list_free(struct vma_list *vl)
 {
 	for (int i = 0; i < vl->nr; i++) {

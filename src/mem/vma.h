@@ -62,6 +62,9 @@ struct vma_list {
  * registrations are rtcr's own (not refused). */
 int vma_list_read(pid_t pid, struct vma_list *vl, bool own_wp) __must_check;
 void vma_list_free(struct vma_list *vl);
+/* The index of the area holding addr, for addresses visited in increasing
+ * order: *cursor moves forward only. -1 if no area holds it. */
+int vma_list_seek(const struct vma_list *vl, int *cursor, uint64_t addr);
 /* "7f12...-7f13... /usr/lib/x.so" for messages. */
 const char *vma_describe(const struct vma *v, char *buf, size_t len);
 const char *vma_kind_name(Rtcr__VmaKind k);
