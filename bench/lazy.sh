@@ -30,7 +30,9 @@ restore_once() {
 	: > "$W/r.err"
 	build/rtcr restore -D "$W/img" --stats "$@" > /dev/null 2> "$W/r.err" &
 	local r=$!
-	live+=("$r")
+	# rtcr, and the restored process (its pid is the dumped one's) with its
+	# page server under it, are killed on any exit.
+	live+=("$r" "$pid")
 	wait_line "$W/r.err" '^STATS restore' 60 || { cat "$W/r.err"; exit 1; }
 	RUN_NS=$(sed -n 's/^STATS restore .*total_ns=\([0-9]*\).*/\1/p' "$W/r.err")
 	LAST_NS=

@@ -230,6 +230,59 @@ wait_pid_free() { # pid
 	fail "pid $1 still exists (state $(proc_state "$1")) 5 s after its dump"
 }
 
+# The target run without a dump, as the control of a checkpoint test:
+# triggered at once, it must pass.
+native_run() { # target args...
+	start_ready "$@"
+	touch "$T/go"
+	wait "$PID" || { cat "$T/out" >&2; fail "$1 without a dump failed"; }
+	assert_contains "$T/out" '^PASS' "target verdict"
+}
+
+# The same, triggered after 0.3 s (timers, signals and leases settle), and
+# sent signal $NATIVE_SIG first if set.
+native_settled() { # target [args]
+	start_ready "$@"
+	sleep 0.3
+	[ "${NATIVE_SIG:-}" ] && kill "-$NATIVE_SIG" "$PID"
+	touch "$T/go"
+	wait "$PID"
+	local rc=$?
+	[ $rc = 0 ] || { cat "$T/out" >&2; fail "$1 without a dump exited $rc"; }
+	assert_contains "$T/out" '^PASS' "native verdict"
+}
+
+# A dump (with DUMP_ARGS) that must fail naming MESSAGE, leaving the
+# target running and still working (its check after the trigger passes),
+# with no image behind.
+dump_refused() { # message dump-args target args...
+	local msg=$1 dargs=$2; shift 2
+	start_ready "$@"
+	mkdir -p "$T/img"
+	if "$RTCR" dump -t "$PID" -D "$T/img" $dargs > "$T/dump.out" 2>&1; then
+		fail "dump of $* succeeded"
+	fi
+	assert_contains "$T/dump.out" "$msg" "refusal message"
+	[ ! -e "$T/img/image.rtcr" ] || fail "an image was left behind"
+	assert_running "$PID"
+	touch "$T/go"
+	wait "$PID"
+	local rc=$?
+	[ $rc = 0 ] || { cat "$T/out" >&2; fail "target exited $rc after the refused dump"; }
+	assert_contains "$T/out" '^PASS' "target verdict"
+}
+
+# rtcr inspect of $T/img into $T/inspect.txt (its output shown if it fails).
+inspect_img() {
+	"$RTCR" inspect "$T/img" > "$T/inspect.txt" 2>&1 || fail "inspect: $(cat "$T/inspect.txt")"
+}
+
+# Kill the target (SIGKILL), reap it, and wait until its pid is free for a restore.
+kill_target() {
+	kill -9 "$PID"; wait "$PID" 2>/dev/null
+	wait_pid_free "$PID"
+}
+
 # ---- TCP server and outside client (fdkinds_inet.sh, netns.sh) ----
 
 # The server target (fd_inet_tcp server FAM [extra]) and its client,

@@ -2,25 +2,14 @@
 # arming, pending ticks and signals, descriptions shared by dup and fork.
 # Each target also runs without a dump (native), as the control.
 
-native() { # target [args]
-	start_ready "$@"
-	sleep 0.3
-	[ "${NATIVE_SIG:-}" ] && kill "-$NATIVE_SIG" "$PID"
-	touch "$T/go"
-	wait "$PID"
-	local rc=$?
-	[ $rc = 0 ] || { cat "$T/out" >&2; fail "$1 without a dump exited $rc"; }
-	assert_contains "$T/out" '^PASS' "native verdict"
-}
-
 test_fdkinds_eventfd() { cycle fd_eventfd; }
 test_fdkinds_eventfd_static() { cycle fd_eventfd-static; }
-test_fdkinds_eventfd_native() { native fd_eventfd; }
+test_fdkinds_eventfd_native() { native_settled fd_eventfd; }
 
 test_fdkinds_eventfd_in_image() {
 	start_ready fd_eventfd
 	dump
-	"$RTCR" inspect "$T/img" > "$T/inspect.txt" 2>&1 || fail "inspect: $(cat "$T/inspect.txt")"
+	inspect_img
 	assert_contains "$T/inspect.txt" "fd 10 .*eventfd count 5 semaphore nonblock" "fd 10"
 	assert_contains "$T/inspect.txt" "fd 12 .*eventfd count 1099511627783, cloexec" "fd 12"
 	assert_contains "$T/inspect.txt" "fd 13 .*eventfd count 0 nonblock" "fd 13"
@@ -38,7 +27,7 @@ timerfd_cycle() { # target
 	start_ready "$1"
 	dump
 	assert_gone "$PID"
-	"$RTCR" inspect "$T/img" > "$T/inspect.txt" 2>&1 || fail "inspect: $(cat "$T/inspect.txt")"
+	inspect_img
 	sleep 2.5
 	restore_bg
 	finish
@@ -53,7 +42,7 @@ test_fdkinds_timerfd() {
 	assert_contains "$T/inspect.txt" "fd 10 .*timerfd boottime disarmed" "fd 10"
 }
 test_fdkinds_timerfd_static() { timerfd_cycle fd_timerfd-static; }
-test_fdkinds_timerfd_native() { native fd_timerfd; }
+test_fdkinds_timerfd_native() { native_settled fd_timerfd; }
 
 # SIGUSR1 is sent to the restored process; SIGTERM and SIGRTMIN+3 were
 # pending (blocked) at the dump.
@@ -61,7 +50,7 @@ test_fdkinds_signalfd() {
 	start_ready fd_signalfd
 	dump
 	assert_gone "$PID"
-	"$RTCR" inspect "$T/img" > "$T/inspect.txt" 2>&1 || fail "inspect: $(cat "$T/inspect.txt")"
+	inspect_img
 	assert_contains "$T/inspect.txt" "fd 7 .*signalfd mask SIGUSR1,SIGTERM,SIGRTMIN+3 nonblock" "fd 7"
 	assert_contains "$T/inspect.txt" "fd 8 .*signalfd mask SIGUSR2, cloexec" "fd 8"
 	restore_bg
@@ -77,7 +66,7 @@ test_fdkinds_signalfd_static() {
 	finish
 	assert_contains "$T/out" '^PASS' "target verdict"
 }
-test_fdkinds_signalfd_native() { NATIVE_SIG=USR1 native fd_signalfd; }
+test_fdkinds_signalfd_native() { NATIVE_SIG=USR1 native_settled fd_signalfd; }
 
 # All three in a parent and its child, one description each.
 test_fdkinds_event_tree() {
@@ -87,4 +76,4 @@ test_fdkinds_event_tree() {
 		{ cat "$T/inspect.txt" >&2; fail "eventfd not in both processes"; }
 }
 test_fdkinds_event_tree_static() { cycle fd_event_tree-static; }
-test_fdkinds_event_tree_native() { native fd_event_tree; }
+test_fdkinds_event_tree_native() { native_settled fd_event_tree; }

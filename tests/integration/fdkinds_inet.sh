@@ -5,13 +5,6 @@
 # sockets with datagrams queued; native controls; the refusals, and the
 # connection left working by a refused or aborted dump.
 
-inet_native() { # target args...
-	start_ready "$@"
-	touch "$T/go"
-	wait "$PID" || { cat "$T/out" >&2; fail "$1 without a dump failed"; }
-	assert_contains "$T/out" '^PASS' "target verdict"
-}
-
 # ---- a server with its client outside the tree ----
 
 test_fdkinds_inet_server_native() {
@@ -26,7 +19,7 @@ inet_server_cycle() { # fam
 	dump --tcp-established
 	assert_gone "$PID"
 	assert_running "$CPID"
-	"$RTCR" inspect "$T/img" > "$T/inspect.txt" 2>&1 || fail "inspect: $(cat "$T/inspect.txt")"
+	inspect_img
 	local lo=127.0.0.1; [ "$1" = 6 ] && lo='\[::1\]'
 	assert_contains "$T/inspect.txt" "fd 10 .*tcp $lo:$PORT listening, backlog 8, reuseaddr" "listener"
 	assert_contains "$T/inspect.txt" "fd 11 .*tcp $lo:$PORT <- $lo:[0-9]* established, 1000 bytes queued in, [1-9][0-9]* out" "connection"
@@ -78,12 +71,12 @@ test_fdkinds_inet_leave_running() {
 
 # ---- both ends inside the tree, IPv4 and IPv6 ----
 
-test_fdkinds_inet_pair_native() { inet_native fd_inet_pair; }
+test_fdkinds_inet_pair_native() { native_run fd_inet_pair; }
 test_fdkinds_inet_pair_cycle() {
 	need_debian nft nftables
 	start_ready fd_inet_pair
 	dump --tcp-established
-	"$RTCR" inspect "$T/img" > "$T/inspect.txt" 2>&1 || fail "inspect: $(cat "$T/inspect.txt")"
+	inspect_img
 	assert_contains "$T/inspect.txt" "fd 11 .*tcp 127.0.0.1:[0-9]* <- 127.0.0.1:[0-9]* established, [1-9][0-9]* bytes queued in, [1-9][0-9]* out" "accepted v4"
 	assert_contains "$T/inspect.txt" "fd 13 .*tcp \[::1\]:[0-9]* <- \[::1\]:[0-9]* established, 2 bytes queued in, 0 out" "accepted v6"
 	assert_contains "$T/inspect.txt" "fd 20 .*tcp 127.0.0.1:[0-9]* -> 127.0.0.1:[0-9]* established" "connected v4"
@@ -115,12 +108,12 @@ test_fdkinds_inet_pair_refused() {
 
 # ---- listeners and bound sockets; a new connection after restore ----
 
-test_fdkinds_inet_listen_native() { inet_native fd_inet_tcp listen; }
+test_fdkinds_inet_listen_native() { native_run fd_inet_tcp listen; }
 test_fdkinds_inet_listen_cycle() {
 	start_ready fd_inet_tcp listen
 	local ports; ports=($(sed -n 's/^PORTS //p' "$T/out"))
 	dump
-	"$RTCR" inspect "$T/img" > "$T/inspect.txt" 2>&1 || fail "inspect: $(cat "$T/inspect.txt")"
+	inspect_img
 	assert_contains "$T/inspect.txt" "fd 10 .*tcp 127.0.0.1:${ports[0]} listening, backlog 7, reuseaddr, nodelay, nonblock" "v4 listener"
 	assert_contains "$T/inspect.txt" "fd 11 .*tcp \[::\]:${ports[1]} listening, backlog 5, v6only" "v6 listener"
 	assert_contains "$T/inspect.txt" "fd 12 .*tcp 127.0.0.1:${ports[2]} bound" "bound"
@@ -152,11 +145,11 @@ time.sleep(30)" "${ports[0]}" > "$T/py.out" 2>&1 &
 
 # ---- UDP ----
 
-test_fdkinds_inet_udp_native() { inet_native fd_inet_udp; }
+test_fdkinds_inet_udp_native() { native_run fd_inet_udp; }
 test_fdkinds_inet_udp_cycle() {
 	start_ready fd_inet_udp
 	dump
-	"$RTCR" inspect "$T/img" > "$T/inspect.txt" 2>&1 || fail "inspect: $(cat "$T/inspect.txt")"
+	inspect_img
 	assert_contains "$T/inspect.txt" "fd 10 .*udp 127.0.0.1:[0-9]*, 4 datagrams queued (30023 bytes), nonblock" "fd 10"
 	assert_contains "$T/inspect.txt" "fd 11 .*udp \[::1\]:[0-9]*, 1 datagram queued (3 bytes)" "fd 11"
 	assert_contains "$T/inspect.txt" "fd 12 .*udp 127.0.0.1:[0-9]* -> 127.0.0.1:[0-9]*, 1 datagram queued (12 bytes)" "fd 12"
@@ -181,7 +174,7 @@ test_fdkinds_inet_redis() {
 	fi
 	wait "$PID" 2>/dev/null
 	assert_gone "$PID"
-	"$RTCR" inspect "$T/img" > "$T/inspect.txt" 2>&1 || fail "inspect: $(cat "$T/inspect.txt")"
+	inspect_img
 	assert_contains "$T/inspect.txt" "tcp 127.0.0.1:$port listening, backlog 511" "redis listener"
 	assert_contains "$T/inspect.txt" "tcp 127.0.0.1:$port <- 127.0.0.1:[0-9]* established, 0 bytes queued in, 0 out" "client connection"
 	assert_running "$CPID"

@@ -2,16 +2,6 @@
 # F_SETSIG, O_ASYNC) across a checkpoint. Each target also runs without
 # a dump (native), as the control.
 
-locks_native() { # target [args]
-	start_ready "$@"
-	sleep 0.3
-	touch "$T/go"
-	wait "$PID"
-	local rc=$?
-	[ $rc = 0 ] || { cat "$T/out" >&2; fail "$1 without a dump exited $rc"; }
-	assert_contains "$T/out" '^PASS' "native verdict"
-}
-
 # The target checks every lock from a fresh child (type, range, holder),
 # releases them, and its child blocked in F_SETLKW gets its lock.
 test_fdkinds_locks() {
@@ -24,7 +14,7 @@ test_fdkinds_locks() {
 	dump
 	assert_gone "$PID"
 	assert_gone "$waiter"
-	"$RTCR" inspect "$T/img" > "$T/inspect.txt" 2>&1 || fail "inspect: $(cat "$T/inspect.txt")"
+	inspect_img
 	assert_contains "$T/inspect.txt" "fd 10 .*$T/d/fl .*, flock exclusive lock whole file" "fd 10"
 	assert_contains "$T/inspect.txt" "fd 11 .*$T/d/fl2 .*, flock shared lock whole file" "fd 11"
 	assert_contains "$T/inspect.txt" "fd 12 .*$T/d/px .*, POSIX write lock bytes 10-29, POSIX read lock bytes 100-EOF" "fd 12"
@@ -35,7 +25,7 @@ test_fdkinds_locks() {
 	assert_contains "$T/out" '^PASS' "target verdict"
 }
 test_fdkinds_locks_static() { mkdir -p "$T/d"; cycle fd_locks-static "$T/d"; }
-test_fdkinds_locks_native() { mkdir -p "$T/d"; locks_native fd_locks "$T/d"; }
+test_fdkinds_locks_native() { mkdir -p "$T/d"; native_settled fd_locks "$T/d"; }
 
 # Someone outside took a lock the image holds: the restore fails, naming
 # the file, the lock and its range, and nothing is left running.
@@ -97,7 +87,7 @@ test_fdkinds_async() {
 	start_ready fd_async
 	dump
 	assert_gone "$PID"
-	"$RTCR" inspect "$T/img" > "$T/inspect.txt" 2>&1 || fail "inspect: $(cat "$T/inspect.txt")"
+	inspect_img
 	assert_contains "$T/inspect.txt" "fd 10 .*pipe.*, async, owner pid $PID, signal SIGRTMIN+2" "fd 10"
 	assert_contains "$T/inspect.txt" "fd 12 .*unix.*, async, owner thread $PID" "fd 12"
 	restore_bg
@@ -105,4 +95,4 @@ test_fdkinds_async() {
 	assert_contains "$T/out" '^PASS' "target verdict"
 }
 test_fdkinds_async_static() { cycle fd_async-static; }
-test_fdkinds_async_native() { locks_native fd_async; }
+test_fdkinds_async_native() { native_settled fd_async; }

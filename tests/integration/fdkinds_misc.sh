@@ -2,26 +2,12 @@
 # pidfds across a checkpoint. Each target also runs without a dump
 # (native), as the control.
 
-misc_native() { # target [args]
-	start_ready "$@"
-	sleep 0.3
-	touch "$T/go"
-	wait "$PID"
-	local rc=$?
-	[ $rc = 0 ] || { cat "$T/out" >&2; fail "$1 without a dump exited $rc"; }
-	assert_contains "$T/out" '^PASS' "native verdict"
-}
-
-misc_inspect() {
-	"$RTCR" inspect "$T/img" > "$T/inspect.txt" 2>&1 || fail "inspect: $(cat "$T/inspect.txt")"
-}
-
 # The gap between dump and restore (1 s) is not counted by the timers.
 test_fdkinds_posix_timer() {
 	start_ready posix_timer
 	dump
 	assert_gone "$PID"
-	misc_inspect
+	inspect_img
 	assert_contains "$T/inspect.txt" "POSIX timer 1: monotonic, SIGUSR1, value 0xdeadbeefcafe, interval 0.050s" "timer A"
 	assert_contains "$T/inspect.txt" "POSIX timer 2: monotonic, no signal, next in 29\.[0-9]*s" "timer B"
 	assert_contains "$T/inspect.txt" "POSIX timer 3: boottime, SIGRTMIN+2 to thread $PID, value 0x1092, next in 0\.[0-9]*s" "timer C"
@@ -32,7 +18,7 @@ test_fdkinds_posix_timer() {
 	assert_contains "$T/out" '^PASS' "target verdict"
 }
 test_fdkinds_posix_timer_static() { cycle posix_timer-static; }
-test_fdkinds_posix_timer_native() { misc_native posix_timer; }
+test_fdkinds_posix_timer_native() { native_settled posix_timer; }
 
 # memfds held as fds: one object with the mapping of it, one for an fd
 # alone; both stored once in the image's objects.
@@ -40,7 +26,7 @@ test_fdkinds_memfd() {
 	start_ready fd_memfd
 	dump
 	assert_gone "$PID"
-	misc_inspect
+	inspect_img
 	assert_contains "$T/inspect.txt" "fd 10 .*memfd shared rw offset 5 (object [0-9]*)" "fd 10"
 	assert_contains "$T/inspect.txt" "fd 11 .*memfd shared r offset 0 (object [0-9]*), cloexec" "fd 11"
 	assert_contains "$T/inspect.txt" "fd 12 .*memfd alone rw,append offset 1234 (object [0-9]*)" "fd 12"
@@ -55,7 +41,7 @@ test_fdkinds_memfd() {
 	assert_contains "$T/out" '^PASS' "target verdict"
 }
 test_fdkinds_memfd_static() { cycle fd_memfd-static; }
-test_fdkinds_memfd_native() { misc_native fd_memfd; }
+test_fdkinds_memfd_native() { native_settled fd_memfd; }
 # Restored twice from one image: each restore makes its own objects.
 test_fdkinds_memfd_twice() {
 	OUT_PIPE=1 start_ready fd_memfd
@@ -73,7 +59,7 @@ test_fdkinds_deleted() {
 	start_ready fd_deleted "$T/d"
 	dump
 	assert_gone "$PID"
-	misc_inspect
+	inspect_img
 	assert_contains "$T/inspect.txt" "fd 10 .*deleted $T/d/del-a rw offset 7 (object [0-9]*)" "fd 10"
 	assert_contains "$T/inspect.txt" "fd 11 .*deleted $T/d/del-a w,append offset 0 (object [0-9]*)" "fd 11"
 	assert_contains "$T/inspect.txt" "fd 12 .*deleted $T/d/del-b r offset 4096 (object [0-9]*)" "fd 12"
@@ -83,7 +69,7 @@ test_fdkinds_deleted() {
 	[ -z "$(ls -A "$T/d")" ] || fail "files left in the directory: $(ls -A "$T/d")"
 }
 test_fdkinds_deleted_static() { mkdir -p "$T/d"; cycle fd_deleted-static "$T/d"; }
-test_fdkinds_deleted_native() { mkdir -p "$T/d"; misc_native fd_deleted "$T/d"; }
+test_fdkinds_deleted_native() { mkdir -p "$T/d"; native_settled fd_deleted "$T/d"; }
 # The directory is gone at restore: refused before anything is made.
 test_fdkinds_deleted_no_dir() {
 	mkdir -p "$T/d"
@@ -100,7 +86,7 @@ test_fdkinds_fifo() {
 	start_ready fd_fifo "$T/d"
 	dump
 	assert_gone "$PID"
-	misc_inspect
+	inspect_img
 	assert_contains "$T/inspect.txt" "fd 10 .*fifo $T/d/f1 r,nonblock, 10 bytes in flight" "fd 10"
 	assert_contains "$T/inspect.txt" "fd 11 .*fifo $T/d/f1 w" "fd 11"
 	assert_contains "$T/inspect.txt" "fd 12 .*fifo $T/d/f2 rw, 5 bytes in flight" "fd 12"
@@ -109,7 +95,7 @@ test_fdkinds_fifo() {
 	assert_contains "$T/out" '^PASS' "target verdict"
 }
 test_fdkinds_fifo_static() { mkdir -p "$T/d"; cycle fd_fifo-static "$T/d"; }
-test_fdkinds_fifo_native() { mkdir -p "$T/d"; misc_native fd_fifo "$T/d"; }
+test_fdkinds_fifo_native() { mkdir -p "$T/d"; native_settled fd_fifo "$T/d"; }
 # Someone outside kept the FIFO open, with bytes in it: refused at restore.
 test_fdkinds_fifo_kept_outside() {
 	mkdir -p "$T/d"
@@ -127,7 +113,7 @@ test_fdkinds_pidfd() {
 	start_ready fd_pidfd
 	dump
 	assert_gone "$PID"
-	misc_inspect
+	inspect_img
 	assert_contains "$T/inspect.txt" "fd 10 .*pidfd of pid [0-9]* nonblock" "fd 10"
 	assert_contains "$T/inspect.txt" "fd 11 .*pidfd of pid $PID, cloexec" "fd 11"
 	assert_contains "$T/inspect.txt" "fd 12 .*pidfd of pid $PID" "fd 12 (child)"
@@ -136,4 +122,4 @@ test_fdkinds_pidfd() {
 	assert_contains "$T/out" '^PASS' "target verdict"
 }
 test_fdkinds_pidfd_static() { cycle fd_pidfd-static; }
-test_fdkinds_pidfd_native() { misc_native fd_pidfd; }
+test_fdkinds_pidfd_native() { native_settled fd_pidfd; }

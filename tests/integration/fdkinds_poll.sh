@@ -3,46 +3,20 @@
 # process on its own fd numbers, inotify watches with their wd numbers;
 # native controls run the same checks without a dump; and the refusals.
 
-# A dump that must fail naming MESSAGE, leaving the target running and
-# still working (its check after the trigger passes).
-poll_refused() { # message target args...
-	local msg=$1; shift
-	start_ready "$@"
-	mkdir -p "$T/img"
-	if "$RTCR" dump -t "$PID" -D "$T/img" > "$T/dump.out" 2>&1; then
-		fail "dump of $* succeeded"
-	fi
-	assert_contains "$T/dump.out" "$msg" "refusal message"
-	[ ! -e "$T/img/image.rtcr" ] || fail "an image was left behind"
-	assert_running "$PID"
-	touch "$T/go"
-	wait "$PID"
-	local rc=$?
-	[ $rc = 0 ] || { cat "$T/out" >&2; fail "target exited $rc after the refused dump"; }
-	assert_contains "$T/out" '^PASS' "target verdict"
-}
-
-native() { # target args...
-	start_ready "$@"
-	touch "$T/go"
-	wait "$PID" || { cat "$T/out" >&2; fail "$1 without a dump failed"; }
-	assert_contains "$T/out" '^PASS' "target verdict"
-}
-
 # ---- epoll ----
 
-test_fdkinds_epoll_native() { native fd_epoll; }
+test_fdkinds_epoll_native() { native_run fd_epoll; }
 test_fdkinds_epoll_cycle() { cycle fd_epoll; }
 test_fdkinds_epoll_cycle_static() { cycle fd_epoll-static; }
 
 # An epoll shared by a parent and its child: rebuilt once, in the parent.
-test_fdkinds_epoll_tree_native() { native fd_epoll tree; }
+test_fdkinds_epoll_tree_native() { native_run fd_epoll tree; }
 test_fdkinds_epoll_tree_cycle() { cycle fd_epoll tree; }
 
 test_fdkinds_epoll_in_image() {
 	start_ready fd_epoll
 	dump
-	"$RTCR" inspect "$T/img" > "$T/inspect.txt" 2>&1 || fail "inspect: $(cat "$T/inspect.txt")"
+	inspect_img
 	assert_contains "$T/inspect.txt" "fd 10 .*epoll 7 items: .*fd 20 (in) data 0xa1a1a1a1a1a1a1a1.*, cloexec" "outer epoll"
 	assert_contains "$T/inspect.txt" "fd 10 .*fd 24 (oneshot,disarmed) data 0xc3c3c3c300000000" "fired one-shot item"
 	assert_contains "$T/inspect.txt" "fd 10 .*fd 22 (in,et) data 0xb2" "edge-triggered item"
@@ -71,15 +45,15 @@ test_fdkinds_epoll_leave_running() {
 }
 
 test_fdkinds_epoll_stale_refused() {
-	poll_refused "fd 7: epoll: item for fd 9 whose file is no longer at that fd: not supported" fd_epoll stale
+	dump_refused "fd 7: epoll: item for fd 9 whose file is no longer at that fd: not supported" "" fd_epoll stale
 }
 test_fdkinds_epoll_reused_refused() {
-	poll_refused "fd 7: epoll: item for fd 9 whose file is no longer at that fd: not supported" fd_epoll reused
+	dump_refused "fd 7: epoll: item for fd 9 whose file is no longer at that fd: not supported" "" fd_epoll reused
 }
 
 # ---- inotify ----
 
-test_fdkinds_inotify_native() { mkdir "$T/data"; native fd_inotify "$T/data"; }
+test_fdkinds_inotify_native() { mkdir "$T/data"; native_run fd_inotify "$T/data"; }
 test_fdkinds_inotify_cycle() { mkdir "$T/data"; cycle fd_inotify "$T/data"; }
 test_fdkinds_inotify_cycle_static() { mkdir "$T/data"; cycle fd_inotify-static "$T/data"; }
 
@@ -87,7 +61,7 @@ test_fdkinds_inotify_in_image() {
 	mkdir "$T/data"
 	start_ready fd_inotify "$T/data"
 	dump
-	"$RTCR" inspect "$T/img" > "$T/inspect.txt" 2>&1 || fail "inspect: $(cat "$T/inspect.txt")"
+	inspect_img
 	assert_contains "$T/inspect.txt" "fd 15 .*inotify 4 watches: wd 1 $T/data/w (create,delete), wd 3 $T/data/w/f2 (modify,oneshot), wd 4 $T/data/w/f3 (modify,close_write), wd 10 $T/data/w/f4 (attrib,excl_unlink), nonblock, cloexec" "fd 15"
 	assert_contains "$T/inspect.txt" "fd 16 .*inotify 1 watch: wd 1 $T/data (all)$" "fd 16"
 	restore_bg
@@ -114,7 +88,7 @@ test_fdkinds_inotify_leave_running() {
 
 test_fdkinds_inotify_pending_refused() {
 	mkdir "$T/data"
-	poll_refused "fd 15: inotify: [0-9]* bytes of events not read yet: not supported" \
+	dump_refused "fd 15: inotify: [0-9]* bytes of events not read yet: not supported" "" \
 		fd_inotify "$T/data" pending
 }
 

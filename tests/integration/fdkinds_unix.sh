@@ -3,35 +3,9 @@
 # with an accepted and a waiting connection, named datagram sockets; the
 # same targets without a dump as controls; the refusals; --unix-reconnect.
 
-unix_native() { # target args...
-	start_ready "$@"
-	touch "$T/go"
-	wait "$PID" || { cat "$T/out" >&2; fail "$1 without a dump failed"; }
-	assert_contains "$T/out" '^PASS' "target verdict"
-}
-
-# A dump that must fail naming MESSAGE, leaving the target running and
-# still working.
-unix_refused() { # message dump-args target args...
-	local msg=$1 dargs=$2; shift 2
-	start_ready "$@"
-	mkdir -p "$T/img"
-	if "$RTCR" dump -t "$PID" -D "$T/img" $dargs > "$T/dump.out" 2>&1; then
-		fail "dump of $* succeeded"
-	fi
-	assert_contains "$T/dump.out" "$msg" "refusal message"
-	[ ! -e "$T/img/image.rtcr" ] || fail "an image was left behind"
-	assert_running "$PID"
-	touch "$T/go"
-	wait "$PID"
-	local rc=$?
-	[ $rc = 0 ] || { cat "$T/out" >&2; fail "target exited $rc after the refused dump"; }
-	assert_contains "$T/out" '^PASS' "target verdict"
-}
-
 # ---- socketpairs: stream, dgram, seqpacket, shutdown, closed peer ----
 
-test_fdkinds_unix_pair_native() { unix_native fd_unix_pair; }
+test_fdkinds_unix_pair_native() { native_run fd_unix_pair; }
 test_fdkinds_unix_pair_cycle() { cycle fd_unix_pair; }
 test_fdkinds_unix_pair_cycle_static() { cycle fd_unix_pair-static; }
 
@@ -39,7 +13,7 @@ test_fdkinds_unix_pair_in_image() {
 	start_ready fd_unix_pair
 	local child; child=$(sed -n 's/^pids [0-9]* //p' "$T/out")
 	dump
-	"$RTCR" inspect "$T/img" > "$T/inspect.txt" 2>&1 || fail "inspect: $(cat "$T/inspect.txt")"
+	inspect_img
 	assert_contains "$T/inspect.txt" "fd 10 .*unix stream socketpair with pid $child fd 11, 300 bytes queued in" "fd 10"
 	assert_contains "$T/inspect.txt" "fd 12 .*unix dgram socketpair with pid $child fd 13, 3 messages (2101 bytes) queued in, nonblock" "fd 12"
 	assert_contains "$T/inspect.txt" "fd 14 .*unix seqpacket @[0-9a-f]\{5\} connected to pid $child fd 15, passcred" "fd 14 (autobound by SO_PASSCRED)"
@@ -53,11 +27,11 @@ test_fdkinds_unix_pair_in_image() {
 
 # ---- a server: listening, one connection accepted, one waiting ----
 
-test_fdkinds_unix_server_native() { unix_native fd_unix_server "$T/srv.sock"; }
+test_fdkinds_unix_server_native() { native_run fd_unix_server "$T/srv.sock"; }
 test_fdkinds_unix_server_cycle() {
 	start_ready fd_unix_server "$T/srv.sock"
 	dump
-	"$RTCR" inspect "$T/img" > "$T/inspect.txt" 2>&1 || fail "inspect: $(cat "$T/inspect.txt")"
+	inspect_img
 	assert_contains "$T/inspect.txt" "fd 10 .*unix stream $T/srv.sock listening, backlog 16, 1 waiting" "listener"
 	assert_contains "$T/inspect.txt" "fd 11 .*unix stream $T/srv.sock connected to pid [0-9]* fd 20, 12 bytes queued in" "accepted"
 	assert_contains "$T/inspect.txt" "fd 21 .*unix stream connecting to pid $PID fd 10 (not accepted yet)" "waiting client"
@@ -86,11 +60,11 @@ test_fdkinds_unix_server_path_taken() {
 
 # ---- datagrams with names (abstract and path) ----
 
-test_fdkinds_unix_dgram_native() { unix_native fd_unix_dgram "$T"; }
+test_fdkinds_unix_dgram_native() { native_run fd_unix_dgram "$T"; }
 test_fdkinds_unix_dgram_cycle() {
 	start_ready fd_unix_dgram "$T"
 	dump
-	"$RTCR" inspect "$T/img" > "$T/inspect.txt" 2>&1 || fail "inspect: $(cat "$T/inspect.txt")"
+	inspect_img
 	assert_contains "$T/inspect.txt" "fd 10 .*unix dgram @rtcr-dgram-$PID, 4 messages (1513 bytes) queued in$" "abstract socket"
 	assert_contains "$T/inspect.txt" "fd 13 .*unix dgram connected to pid $PID fd 10$" "connected socket"
 	assert_contains "$T/inspect.txt" "fd 12 .*unix dgram $T/cli.sock" "path socket"
@@ -103,7 +77,7 @@ test_fdkinds_unix_dgram_cycle_static() { cycle fd_unix_dgram-static "$T"; }
 # ---- refusals ----
 
 test_fdkinds_unix_rights_refused() {
-	unix_refused "fd 11: unix dgram socket: a message in flight carries file descriptors (SCM_RIGHTS): not supported" \
+	dump_refused "fd 11: unix dgram socket: a message in flight carries file descriptors (SCM_RIGHTS): not supported" \
 		"" fd_unix_dgram rights
 }
 
@@ -118,7 +92,7 @@ unix_outside_server() {
 
 test_fdkinds_unix_outside_refused() {
 	unix_outside_server
-	unix_refused "fd 10: unix stream socket connected to a process outside the tree (peer ino [0-9]*, path $T/echo.sock): not supported" \
+	dump_refused "fd 10: unix stream socket connected to a process outside the tree (peer ino [0-9]*, path $T/echo.sock): not supported" \
 		"" fd_unix_server client "$T/echo.sock"
 	assert_contains "$T/dump.out" "--unix-reconnect" "the hint"
 }
@@ -127,7 +101,7 @@ test_fdkinds_unix_reconnect() {
 	unix_outside_server
 	start_ready fd_unix_server client "$T/echo.sock"
 	dump --unix-reconnect
-	"$RTCR" inspect "$T/img" > "$T/inspect.txt" 2>&1 || fail "inspect: $(cat "$T/inspect.txt")"
+	inspect_img
 	assert_contains "$T/inspect.txt" "fd 10 .*unix stream connected to $T/echo.sock outside the tree: reconnected at restore" "inspect"
 	restore_bg
 	finish

@@ -51,7 +51,7 @@ test_files_in_image() {
 	mkdir "$T/data"
 	start_ready files "$T/data"
 	dump
-	"$RTCR" inspect "$T/img" > "$T/inspect.txt" 2>&1 || fail "inspect: $(cat "$T/inspect.txt")"
+	inspect_img
 	assert_contains "$T/inspect.txt" "fd 100 .*$T/data/rw rw offset 17" "fd 100 in the image"
 	assert_contains "$T/inspect.txt" "fd 8 .*$T/data/app w,append offset 3" "fd 8 in the image"
 	assert_contains "$T/inspect.txt" "fd 20 .*$T/data/nb r,nonblock offset 0" "fd 20 in the image"

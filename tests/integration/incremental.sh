@@ -24,8 +24,7 @@ test_incr_chain_of_three() {
 	read -r stored inh _ <<< "$(chain_pages "$T/d3")"
 	echo "d3: $stored stored, $inh in the chain"
 	[ "$stored" -lt $((full / 4)) ] || fail "d3 stores $stored of $full pages: not incremental"
-	kill -9 "$PID"; wait "$PID" 2>/dev/null
-	wait_pid_free "$PID"
+	kill_target
 	chain_restore_check "$T/d3" 2
 }
 
@@ -43,8 +42,7 @@ test_incr_child_forked_after_tracking() {
 	read -r stored inh _ <<< "$(chain_pages "$T/d2")"
 	[ "$inh" -gt 0 ] || fail "the parent's dump is not incremental"
 	chain_dump d3 --prev "$T/d2"
-	kill -9 "$PID"; wait "$PID" 2>/dev/null
-	wait_pid_free "$PID"
+	kill_target
 	chain_restore_check "$T/d3" 3
 }
 
@@ -59,8 +57,7 @@ test_incr_many_regions() {
 	read -r stored inh _ <<< "$(chain_pages "$T/d2")"
 	echo "d2: $stored stored, $inh in d1"
 	[ "$inh" -gt 8000 ] || fail "d2 leaves only $inh pages to d1"
-	kill -9 "$PID"; wait "$PID" 2>/dev/null
-	wait_pid_free "$PID"
+	kill_target
 	chain_restore_check "$T/d2" 1
 }
 
@@ -71,8 +68,7 @@ test_incr_restore_middle_link() {
 	chain_step 1
 	chain_dump d2 --prev "$T/d1"
 	chain_step 2
-	kill -9 "$PID"; wait "$PID" 2>/dev/null
-	wait_pid_free "$PID"
+	kill_target
 	chain_restore_check "$T/d2" 1
 }
 
@@ -82,8 +78,7 @@ test_incr_after_restore() {
 	chain_dump d1 --track-mem
 	chain_step 1
 	chain_dump d2 --prev "$T/d1"
-	kill -9 "$PID"; wait "$PID" 2>/dev/null
-	wait_pid_free "$PID"
+	kill_target
 	"$TGT/reaper" "$RTCR" restore -D "$T/d2" --detach > "$T/detach.out" 2> "$T/detach.err" &
 	track_pid $!
 	wait_for "$T/detach.err" '^EXIT' 20
@@ -117,8 +112,7 @@ test_incr_fallback_without_tracking() {
 	assert_eq 0 "$inh" "pages left to the parent"
 	# A dump that was never finished resets nothing it can be trusted
 	# for: the state names an image that does not exist.
-	kill -9 "$PID"; wait "$PID" 2>/dev/null
-	wait_pid_free "$PID"
+	kill_target
 	chain_restore_check "$T/d2" 1
 }
 
@@ -134,8 +128,7 @@ test_incr_stale_parent_falls_back() {
 	assert_contains "$T/d3.out" "relative to another image" "fallback message"
 	read -r stored inh _ <<< "$(chain_pages "$T/d3")"
 	assert_eq 0 "$inh" "pages left to a stale parent"
-	kill -9 "$PID"; wait "$PID" 2>/dev/null
-	wait_pid_free "$PID"
+	kill_target
 	chain_restore_check "$T/d3" 2
 }
 
@@ -144,8 +137,7 @@ test_incr_missing_parent_at_restore() {
 	chain_dump d1 --track-mem
 	chain_step 1
 	chain_dump d2 --prev "$T/d1"
-	kill -9 "$PID"; wait "$PID" 2>/dev/null
-	wait_pid_free "$PID"
+	kill_target
 	mv "$T/d1" "$T/d1.moved"
 	"$RTCR" restore -D "$T/d2" > "$T/r.out" 2>&1 && fail "restore without its parent succeeded"
 	assert_contains "$T/r.out" "its parent image .*d1 cannot be used" "error names the parent"
@@ -158,8 +150,7 @@ test_incr_replaced_parent_at_restore() {
 	chain_step 1
 	chain_dump d2 --prev "$T/d1"
 	chain_dump d1 --track-mem          # another image where the parent was
-	kill -9 "$PID"; wait "$PID" 2>/dev/null
-	wait_pid_free "$PID"
+	kill_target
 	"$RTCR" restore -D "$T/d2" > "$T/r.out" 2>&1 && fail "restore with a replaced parent succeeded"
 	assert_contains "$T/r.out" "is not the one it was made from" "error says the parent changed"
 	assert_gone "$PID"
@@ -214,8 +205,7 @@ test_periodic_keep_three() {
 	# After the first, every checkpoint stored far less than the area.
 	awk '/^.*ckpt-00000[2-8]: frozen/ {if ($(NF-8) + 0 > 1024) bad = 1} END {exit bad}' "$T/periodic.out" ||
 		fail "an incremental checkpoint stored more than half the area"
-	kill -9 "$PID"; wait "$PID" 2>/dev/null
-	wait_pid_free "$PID"
+	kill_target
 	chain_restore_check "$T/base/latest" 1
 }
 
@@ -234,7 +224,6 @@ test_periodic_sigint() {
 	cat "$T/periodic.out"
 	[ $rc = 0 ] || fail "periodic dump exited $rc after SIGINT"
 	assert_running "$PID"
-	kill -9 "$PID"; wait "$PID" 2>/dev/null
-	wait_pid_free "$PID"
+	kill_target
 	chain_restore_check "$T/base/latest" 0
 }

@@ -73,8 +73,7 @@ test_lazy_incremental_chain_tree() {
 	chain_dump d3 --prev "$T/d2"
 	"$RTCR" inspect "$T/d3" > "$T/i3.txt"
 	assert_contains "$T/i3.txt" "^tree       2 processes" "the child is in the image"
-	kill -9 "$PID"; wait "$PID" 2>/dev/null
-	wait_pid_free "$PID"
+	kill_target
 	local before; before=$(find "$T/d1" "$T/d2" "$T/d3" -type f -exec sha256sum {} + | sort)
 	RESTORE_ARGS=--lazy chain_restore_check "$T/d3" 3
 	assert_contains "$T/restore.err" "rtcr restore: lazy: last page in .* after the processes ran" "report"
@@ -141,8 +140,7 @@ test_lazy_broken_chain() {
 	chain_dump d1 --track-mem
 	chain_step 1
 	chain_dump d2 --prev "$T/d1"
-	kill -9 "$PID"; wait "$PID" 2>/dev/null
-	wait_pid_free "$PID"
+	kill_target
 	mv "$T/d1" "$T/d1.away"
 	"$RTCR" restore -D "$T/d2" --lazy > "$T/r.out" 2> "$T/r.err" && fail "restore without its parent image succeeded"
 	assert_contains "$T/r.err" "d1" "error names the parent"

@@ -5,8 +5,7 @@
 
 # Live-dump the running target into $T/NAME, kill it, restore NAME, trigger.
 live_restore_check() { # name
-	kill -9 "$PID"; wait "$PID" 2>/dev/null
-	wait_pid_free "$PID"
+	kill_target
 	rm -rf "$T/img"
 	ln -s "$1" "$T/img"
 	restore_bg
@@ -54,8 +53,7 @@ test_live_incremental_chain() {
 	chain_step 3
 	chain_dump d4 --live --prev "$T/d3"
 	assert_contains "$T/d4.out" "2 processes" "the forked child is in the image"
-	kill -9 "$PID"; wait "$PID" 2>/dev/null
-	wait_pid_free "$PID"
+	kill_target
 	chain_restore_check "$T/d4" 3
 }
 
@@ -71,8 +69,7 @@ test_live_mixed_chain() {
 	chain_dump d3 --prev "$T/d2"
 	read -r _ inh _ <<< "$(chain_pages "$T/d3")"
 	[ "$inh" -gt 1000 ] || fail "an ordinary dump after a live one is not incremental ($inh)"
-	kill -9 "$PID"; wait "$PID" 2>/dev/null
-	wait_pid_free "$PID"
+	kill_target
 	chain_restore_check "$T/d3" 2
 }
 
@@ -113,7 +110,6 @@ test_live_chain_restored_lazily() {
 	chain_dump d1 --live
 	chain_step 1
 	chain_dump d2 --live --prev "$T/d1"
-	kill -9 "$PID"; wait "$PID" 2>/dev/null
-	wait_pid_free "$PID"
+	kill_target
 	RESTORE_ARGS=--lazy chain_restore_check "$T/d2" 1
 }

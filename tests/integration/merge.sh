@@ -6,11 +6,6 @@
 # The image id in the file header.
 mg_id() { od -An -tx1 -j16 -N16 "$1/image.rtcr" | tr -d ' \n'; }
 
-mg_kill_target() {
-	kill -9 "$PID"; wait "$PID" 2>/dev/null
-	wait_pid_free "$PID"
-}
-
 # d1 (full, tracking), d2 after step 1, d3 after step 2.
 mg_chain_of_three() { # pages
 	OUT_PIPE=1 start_ready mem_incr "$1" 5
@@ -40,7 +35,7 @@ test_merge_chain_in_place() {
 	"$RTCR" inspect "$T/d3" > "$T/inspect.txt" || fail "inspect of the merged image"
 	assert_not_contains "$T/inspect.txt" "^parent" "inspect shows no parent"
 	rm -rf "$T/d1" "$T/d2"
-	mg_kill_target
+	kill_target
 	chain_restore_check "$T/d3" 2
 }
 
@@ -57,7 +52,7 @@ test_merge_into_other_dir() {
 	assert_eq - "$p2" "parent of the merged image"
 	assert_eq $((stored + inh)) "$s2" "pages of the merged image"
 	mv "$T/d1" "$T/d1.gone"; mv "$T/d2" "$T/d2.gone"; mv "$T/d3" "$T/d3.gone"
-	mg_kill_target
+	kill_target
 	chain_restore_check "$T/m" 2
 }
 
@@ -83,7 +78,7 @@ test_merge_middle_link_keep_id() {
 	local stored inh parent
 	read -r stored inh parent <<< "$(chain_pages "$T/d4")"
 	[ "$inh" -gt 0 ] || fail "d4 inherits nothing"
-	mg_kill_target
+	kill_target
 	chain_restore_check "$T/d4" 3
 }
 
@@ -102,7 +97,7 @@ test_merge_full_image_is_noop() {
 	assert_eq "$s1" "$s2" "pages of the copy"
 	assert_eq - "$p2" "parent of the copy"
 	mv "$T/d1" "$T/d1.gone"
-	mg_kill_target
+	kill_target
 	chain_restore_check "$T/copy" 0
 }
 

@@ -107,7 +107,7 @@ dump_from_outside() { # ns
 		{ cat "$T/dump.out" >&2; fail "dump failed"; }
 	wait "$PID" 2>/dev/null
 	assert_gone "$PID"
-	"$RTCR" inspect "$T/img" > "$T/inspect.txt" 2>&1 || fail "inspect: $(cat "$T/inspect.txt")"
+	inspect_img
 	assert_contains "$T/inspect.txt" "^netns *$1, inode" "the namespace recorded"
 }
 
@@ -173,6 +173,7 @@ test_netns_lock_dump_killed() {
 	mkdir -p "$T/img"
 	RTCR_TEST_KILL_AT=written "$RTCR" dump -t "$PID" -D "$T/img" --tcp-established > "$T/dump.out" 2>&1 &
 	local d=$! i
+	track_pid "$d"
 	wait "$d"
 	[ $? = 137 ] || { cat "$T/dump.out" >&2; fail "rtcr was not killed at 'written'"; }
 	[ ! -e "$T/img/image.rtcr" ] || fail "an image was left behind"

@@ -36,6 +36,7 @@ test_sigterm_during_large_dump() {
 	mkdir -p "$T/img"
 	"$RTCR" dump -t "$PID" -D "$T/img" > "$T/dump.out" 2>&1 &
 	local d=$!
+	track_pid "$d"
 	sleep 0.05
 	kill -TERM $d
 	wait $d
@@ -60,7 +61,8 @@ test_restore_killed_leaves_nothing() {
 	start_ready bigmem 256
 	dump
 	"$RTCR" restore -D "$T/img" > /dev/null 2>&1 &
-	local r=$!
+	local r=$! i
+	track_pid "$r"
 	for i in $(seq 200); do [ -e /proc/$PID ] && break; sleep 0.005; done
 	kill -9 $r
 	wait $r 2>/dev/null

@@ -83,7 +83,7 @@ test_tty_foreground_job() {
 	term_wait a '^STATE echo=0 icanon=1 fg=1 nb9=1'
 	assert_eq "-echo" "$(echo_mode "$(term_tty a)")" "terminal a after the job turned echo off"
 	dump_job
-	"$RTCR" inspect "$T/img" > "$T/inspect.txt" 2>&1 || fail "inspect: $(cat "$T/inspect.txt")"
+	inspect_img
 	assert_contains "$T/inspect.txt" "fd 0 .*tty .*/dev/pts/[0-9]* rw: shell job terminal, 100x30, foreground, echo off" "fd 0 in the image"
 	assert_contains "$T/inspect.txt" "fd 9 .*tty .*rw,nonblock" "fd 9 in the image"
 
