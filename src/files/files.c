@@ -350,6 +350,7 @@ void files_collect_free(struct files_collect *fc)
 	free(fc->procs);
 	free(fc->pipes_stored);
 	memset(fc, 0, sizeof(*fc));
+	unix_dump_forget();
 }
 
 int files_dump(struct files_collect *fc, int i, Rtcr__Files **out)

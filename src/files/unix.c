@@ -81,6 +81,17 @@ static struct udiag *dtab;
 static int ndtab;
 static bool dloaded;
 
+/* The table is the sockets of one moment: each dump reads its own. */
+void unix_dump_forget(void)
+{
+	for (int i = 0; i < ndtab; i++)
+		free(dtab[i].icons);
+	free(dtab);
+	dtab = NULL;
+	ndtab = 0;
+	dloaded = false;
+}
+
 static int diag_load(void)
 {
 	struct {
@@ -99,6 +110,7 @@ static int diag_load(void)
 
 	if (dloaded)
 		return 0;
+	unix_dump_forget();     /* what a failed load left */
 	s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
 	if (s < 0 || send(s, &req, sizeof(req), 0) != sizeof(req)) {
 		ret = -errno;
