@@ -1,8 +1,9 @@
 /*
  * rtcr: checkpoint/restore for Linux processes.
  *
- *   rtcr dump -t PID -D DIR [--leave-running [--track-mem]] [--prev DIR0] [--stats]
+ *   rtcr dump -t PID -D DIR [--leave-running [--track-mem] [--live]] [--prev DIR0] [--stats]
  *             [--unix-reconnect] [--tcp-established] [--shell-job]
+ *   rtcr dump -t PID -D BASE --interval MS [--keep N] [--count K] [--live] [--shell-job] [--stats]
  *   rtcr restore -D DIR [--detach] [--pidns] [--shell-job] [--netns NAME|PATH] [--lazy] [--stats]
  *   rtcr unlock -D DIR [--netns NAME|PATH]
  *   rtcr merge -D DIR [-o OUTDIR] [--keep-id]
@@ -46,7 +47,8 @@ static void usage(FILE *f)
 		"        --shell-job: a job started from an interactive shell: its fds on\n"
 		"        its controlling terminal are saved with the terminal's settings\n"
 		"        (restore it with restore --shell-job, in a terminal)\n"
-		"  dump -t PID -D BASE --interval MS [--keep N] [--count K] [--live] [--stats]\n"
+		"  dump -t PID -D BASE --interval MS [--keep N] [--count K] [--live] [--shell-job]\n"
+		"       [--stats]\n"
 		"        checkpoint every MS ms, incrementally, leaving it running, into\n"
 		"        BASE/ckpt-NNNNNN (BASE/latest: the newest); keep the newest N\n"
 		"        restorable (older ones are merged into them, then removed)\n"
@@ -171,6 +173,11 @@ static int cmd_dump(int argc, char **argv)
 					    .live = o.live, .shell_job = o.shell_job };
 		if (o.prev || o.unix_reconnect) {
 			pr_err("--interval makes its own chain: --prev and --unix-reconnect do not apply");
+			return 2;
+		}
+		if (o.tcp_established) {
+			/* Not passed on: say so rather than refuse each dump later. */
+			pr_err("--interval with --tcp-established: not supported yet");
 			return 2;
 		}
 		return periodic_run(&po) ? 1 : 0;
