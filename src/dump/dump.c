@@ -96,6 +96,7 @@ struct dump_ctx {
 	uint64_t image_bytes;
 	uint64_t t_start, t_freeze, t_thaw;
 	struct live_proc *live;       /* --live: the root's pre-copy */
+	uint64_t vdso_hash;           /* of the root's [vdso], read while frozen */
 };
 
 /* For the emergency exit: what is held right now. */
@@ -311,18 +312,7 @@ static int freeze_threads(struct dump_ctx *c, struct pdump *p)
 			p->tids[p->ntids++] = now[k];
 			if (!c->t_freeze)
 				c->t_freeze = now_ns();
-			ret = task_interrupt(now[k]);
-			if (!ret)
-				ret = task_wait_stop_quiet(now[k], &st);
-			/* A signal being delivered as we stopped the thread must not
-			 * be lost: let it be delivered (its handler frame is then part
-			 * of the state) and take the next stop, ours. */
-			while (!ret && st.kind == STOP_SIGNAL) {
-				if (ptrace(PTRACE_CONT, now[k], 0, (void *)(long)st.sig) < 0)
-					ret = -errno;
-				else
-					ret = task_wait_stop_quiet(now[k], &st);
-			}
+			ret = task_stop(now[k], &st);
 			if (ret == -ESRCH) {
 				p->ntids--;       /* exited before it stopped */
 				if (now[k] != p->pid)
@@ -758,7 +748,7 @@ static int write_image(struct dump_ctx *c)
 	cpu_info_get(&ci);
 	uname(&u);
 	fill_inventory(&inv, &cpu, &ci, c->o->pid, id, realtime_ns(),
-		       vdso_hash_of(c->p[0].pid, &c->p[0].vl), c->o->leave_running, bootid, &u);
+		       c->vdso_hash, c->o->leave_running, bootid, &u);
 	/* The tree's network namespace (rtcr works in it), and the lock the
 	 * restore removes (a dump that leaves the tree running removed it). */
 	if (!netns_ino(0, &netns.ino)) {
@@ -982,39 +972,13 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 			ret = memobj_collect_fds(&c.objs, fl, c.np);
 			free(fl);
 		}
-		/* Live: the tracked areas of the root come from its copies; the
-		 * rest is found as usual. */
-		struct vma_list rest = { 0 };
-		int *rest_of = NULL;
-		if (!ret && c.live) {
-			struct pdump *r = find_proc(&c, c.live->pid);
-			ret = live_final(c.live, &r->vl, &c.ms);
-			rest.v = xzalloc((r->vl.nr ? r->vl.nr : 1) * sizeof(*rest.v));
-			rest_of = xzalloc((r->vl.nr ? r->vl.nr : 1) * sizeof(int));
-			for (int k = 0; k < r->vl.nr; k++)
-				if (!r->vl.v[k].mirror) {
-					rest_of[rest.nr] = k;
-					rest.v[rest.nr++] = r->vl.v[k];
-				}
-			for (int k = 0; k < nv; k++)
-				if (vls[k] == &r->vl) {
-					vls[k] = &rest;
-					inc[k] = false;
-				}
-		}
+		/* Live: the tracked areas of the root come from its copies
+		 * (live_final() marks them with their mirror); the rest is found
+		 * as usual. */
+		if (!ret && c.live)
+			ret = live_final(c.live, &c.p[0].vl, &c.ms);
 		if (!ret)
 			ret = mem_find_pages_tree(pids, vls, inc, nv, &c.ms);
-		if (c.live) {
-			struct pdump *r = find_proc(&c, c.live->pid);
-			/* The found pages back to the real list (the rest shares
-			 * everything else with it). */
-			for (int k = 0; k < rest.nr; k++) {
-				r->vl.v[rest_of[k]].pages = rest.v[k].pages;
-				r->vl.v[rest_of[k]].inherited = rest.v[k].inherited;
-			}
-			free(rest.v);
-			free(rest_of);
-		}
 		free(inc);
 		free(vls);
 		free(pids);
@@ -1030,6 +994,10 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 		ret = check_signalled();
 	if (ret)
 		goto abort;
+
+	/* Read while frozen: a live dump writes the image after the release,
+	 * when the root may be gone. */
+	c.vdso_hash = vdso_hash_of(c.p[0].pid, &c.p[0].vl);
 
 	/* Live: everything is copied into rtcr's memory while frozen, the
 	 * processes run again, then the image is written from the copies. */
@@ -1052,10 +1020,13 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 			ret = check_signalled();
 		if (ret)
 			goto abort;
+		if (inet_dump_done(INET_RESUME))   /* its per-dump state (no repair mode here) */
+			ret = -EIO;
 		detach_all(&c);
 		c.t_thaw = now_ns();
 		g_ctx = NULL;
-		ret = write_image(&c);
+		if (!ret)
+			ret = write_image(&c);
 		if (!ret && img_commit(c.sink))
 			ret = -EIO;
 		img_close(c.sink);   /* deletes it if not committed */

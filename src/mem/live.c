@@ -19,14 +19,28 @@
 #define LIVE_MAX_ROUNDS   8
 #define LIVE_ENOUGH_PAGES 256   /* written per round: freeze now (~0.5 ms of copying) */
 
-/* Make the tracker: the main thread alone is stopped for the injected call. */
-static int create_tracker(struct live_proc *lp)
+/* Take rtcr's copy of the tracker and record the image its bits are now
+ * being reset for. */
+static int take_tracker(struct live_proc *lp, bool fresh, const uint8_t id[16])
+{
+	lp->uffd = track_take(&lp->tr, fresh);
+	if (lp->uffd < 0)
+		return lp->uffd;
+	return track_set_image(&lp->tr, id);
+}
+
+/*
+ * Make the tracker and take it: the main thread alone is stopped for the
+ * injected calls. If it cannot be taken, it is closed again in the target
+ * before the thread runs on (a tracker no state names would make every
+ * later dump refuse an unknown userfaultfd).
+ */
+static int create_tracker(struct live_proc *lp, const uint8_t id[16])
 {
 	struct inject in;
 	struct stop st;
-	int ret, fin;
-
 	uint64_t gadget;
+	int ret, fin;
 
 	/* The areas, to find a syscall instruction (they are read again, in
 	 * each round). */
@@ -37,27 +51,27 @@ static int create_tracker(struct live_proc *lp)
 	if (!gadget)
 		return -ENOEXEC;
 	ret = task_seize(lp->pid, false);
-	if (ret)
-		return ret;
-	ret = task_interrupt(lp->pid);
 	if (!ret)
-		ret = task_wait_stop(lp->pid, &st);
-	/* A signal arriving as we stop it is delivered, not lost. */
-	while (!ret && st.kind == STOP_SIGNAL) {
-		if (ptrace(PTRACE_CONT, lp->pid, 0, (void *)(long)st.sig) < 0)
-			ret = -errno;
-		else
-			ret = task_wait_stop(lp->pid, &st);
-	}
+		ret = task_stop(lp->pid, &st);
+	if (ret == -ESRCH)
+		pr_err("pid %d exited", lp->pid);
 	if (!ret && st.kind != STOP_INTERRUPT) {
-		pr_err("pid %d: stopped (%s) while rtcr set up its tracking: try again", lp->pid,
-		       st.kind == STOP_GROUP ? "SIGSTOP" : "other stop");
+		pr_err("pid %d is stopped (%s): a live dump copies a running process; dump it "
+		       "without --live", lp->pid, st.kind == STOP_GROUP ? "SIGSTOP" : "other stop");
 		ret = -EAGAIN;
 	}
 	if (!ret) {
 		ret = inject_begin(&in, lp->pid, gadget);
 		if (!ret) {
 			ret = track_create(&lp->tr, &in);
+			if (ret > 0) {
+				pr_err("pid %d: a live dump needs userfaultfd write-protection", lp->pid);
+				ret = -ENOTSUP;
+			} else if (!ret) {
+				ret = take_tracker(lp, true, id);
+				if (ret && track_drop(&lp->tr, &in))
+					pr_err("pid %d: could not close rtcr's tracker in it", lp->pid);
+			}
 			fin = inject_finish(&in);
 			inject_abandon(&in);
 			if (!ret)
@@ -65,37 +79,25 @@ static int create_tracker(struct live_proc *lp)
 		}
 	}
 	task_detach(lp->pid, 0);
-	if (ret > 0) {
-		pr_err("pid %d: a live dump needs userfaultfd write-protection", lp->pid);
-		ret = -ENOTSUP;
-	}
 	return ret;
 }
 
 int live_begin(struct live_proc *lp, pid_t pid, const uint8_t *prev_id, const uint8_t id[16])
 {
-	bool fresh;
 	int ret;
 
 	memset(lp, 0, sizeof(*lp));
 	lp->pid = pid;
 	lp->uffd = -1;
-	lp->m.memfd = -1;
 	track_probe(&lp->tr, pid, prev_id);
 	lp->inc = prev_id && lp->tr.valid;
 	if (prev_id && !lp->inc)
 		pr_warn("pid %d: all its memory is stored: %s", pid, lp->tr.why);
-	fresh = lp->tr.target_fd < 0;
-	if (fresh) {
-		ret = create_tracker(lp);
-		if (ret)
-			return ret;
-	}
-	lp->uffd = track_take(&lp->tr, fresh);
-	if (lp->uffd < 0)
-		return lp->uffd;
 	/* From the first reset on, the bits are this image's. */
-	ret = track_set_image(&lp->tr, id);
+	if (lp->tr.target_fd < 0)
+		ret = create_tracker(lp, id);
+	else
+		ret = take_tracker(lp, false, id);
 	if (!ret)
 		ret = mirror_init(&lp->m, pid);
 	return ret;
@@ -103,7 +105,6 @@ int live_begin(struct live_proc *lp, pid_t pid, const uint8_t *prev_id, const ui
 
 /* Regions of a scan, distributed to the areas (they come in address order). */
 struct round_scan {
-	struct live_proc *lp;
 	struct vma_list *vl;
 	struct mirror_area **ma;   /* per area: its mirror, NULL if not tracked */
 	int vi;
@@ -111,8 +112,6 @@ struct round_scan {
 	bool *whole;               /* per area: take all its data (data scan) */
 	bool *inherit;             /* per area: mark unwritten data as in the parent */
 	struct page_run_list unsure;   /* data scan: not present, not written */
-	struct mirror_area **unsure_ma;
-	uint32_t unsure_cap;
 };
 
 static bool is_data(const struct vma *v, uint64_t cat)
@@ -186,8 +185,14 @@ static void on_swapped(void *arg, uint64_t addr)
 }
 
 /* Copy every MIR_DIRTY page of the tracked areas; the number copied. */
+/*
+ * Copy every MIR_DIRTY page of the tracked areas; *n: the number copied.
+ * Running, an area may go away under the copy (-EFAULT): its pages stay
+ * dirty, the other areas are copied on, and the next round (or the frozen
+ * one) sees it gone. Frozen, that is an error.
+ */
 static int copy_dirty(struct live_proc *lp, struct vma_list *vl, struct mirror_area **ma,
-		      uint64_t *n)
+		      bool frozen, uint64_t *n)
 {
 	uint64_t before = lp->m.copied;
 	int ret = 0;
@@ -207,11 +212,16 @@ static int copy_dirty(struct live_proc *lp, struct vma_list *vl, struct mirror_a
 			for (q = p; q < np && a->state[q] == MIR_DIRTY; q++)
 				;
 			ret = mirror_copy(&lp->m, a, &vl->v[i], a->start + p * PAGE_SIZE, q - p);
+			if (ret == -EFAULT && !frozen)
+				ret = 0;
 			p = q;
 		}
 	}
 	if (!ret)
 		ret = mirror_flush(&lp->m);
+	if (ret == -EFAULT && !frozen)
+		ret = 0;
+	mirror_drop_pending(&lp->m);
 	*n = lp->m.copied - before;
 	return ret;
 }
@@ -223,7 +233,7 @@ static int copy_dirty(struct live_proc *lp, struct vma_list *vl, struct mirror_a
  */
 static int round_run(struct live_proc *lp, struct vma_list *vl, bool frozen)
 {
-	struct round_scan s = { .lp = lp, .vl = vl };
+	struct round_scan s = { .vl = vl };
 	struct pagemap pm;
 	bool any_whole = false, any_inherit = false;
 	uint64_t n = 0;
@@ -308,11 +318,7 @@ static int round_run(struct live_proc *lp, struct vma_list *vl, bool frozen)
 		}
 	}
 	if (!ret) {
-		ret = copy_dirty(lp, vl, s.ma, &n);
-		/* Running, an area may go away under the copy: its pages stay
-		 * dirty and the next round (or the frozen one) sees it gone. */
-		if (ret == -EFAULT && !frozen)
-			ret = 0;
+		ret = copy_dirty(lp, vl, s.ma, frozen, &n);
 		if (ret)
 			pr_err("pid %d: copying its memory: %s", lp->pid, strerror(-ret));
 	}

@@ -29,7 +29,8 @@ struct mem_stats {
  * must be stored. A shared memory object's pages are stored once: each by
  * the first area, in tree order, that maps it. inc[p] (inc may be NULL):
  * process p is tracked since the parent image, so its private pages not
- * written since go to the areas' 'inherited' lists instead.
+ * written since go to the areas' 'inherited' lists instead. Areas with a
+ * mirror (a live dump's, mem/live.h) are left as they are.
  */
 int mem_find_pages_tree(const pid_t *pids, struct vma_list **vls, const bool *inc, int n,
 			struct mem_stats *st) __must_check;

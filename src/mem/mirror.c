@@ -19,6 +19,7 @@ int mirror_init(struct mirror *m, pid_t pid)
 
 	memset(m, 0, sizeof(*m));
 	m->pid = pid;
+	m->shmfd = -1;
 	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
 	m->memfd = open(path, O_RDONLY | O_CLOEXEC);
 	if (m->memfd < 0) {
@@ -41,6 +42,8 @@ static void area_free(struct mirror_area *a)
 
 void mirror_free(struct mirror *m)
 {
+	if (!m->pid)
+		return;         /* never initialised (all zero) */
 	for (int i = 0; i < m->n; i++) {
 		area_free(m->a[i]);
 		free(m->a[i]);
@@ -48,8 +51,10 @@ void mirror_free(struct mirror *m)
 	free(m->a);
 	if (m->memfd >= 0)
 		close(m->memfd);
+	if (m->shmfd >= 0)
+		close(m->shmfd);
 	memset(m, 0, sizeof(*m));
-	m->memfd = -1;
+	m->memfd = m->shmfd = -1;
 }
 
 /* Areas are kept sorted by start (they do not overlap within one list of
@@ -172,30 +177,38 @@ int mirror_copy(struct mirror *m, struct mirror_area *a, const struct vma *v, ui
 
 	if (v->kind == RTCR__VMA_KIND__ANON_SHARED || v->kind == RTCR__VMA_KIND__SYSV_SHM) {
 		/* The object, not this process's page tables. */
-		char link[96];
-		int fd;
-		snprintf(link, sizeof(link), "/proc/%d/map_files/%llx-%llx", m->pid,
-			 (unsigned long long)v->start, (unsigned long long)v->end);
-		fd = open(link, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			return -errno;
-		ret = pread_full(fd, dst, len, v->pgoff * PAGE_SIZE + (addr - v->start));
-		close(fd);
+		if (m->shmfd < 0 || m->shm_start != v->start) {
+			char link[96];
+			if (m->shmfd >= 0)
+				close(m->shmfd);
+			snprintf(link, sizeof(link), "/proc/%d/map_files/%llx-%llx", m->pid,
+				 (unsigned long long)v->start, (unsigned long long)v->end);
+			m->shmfd = open(link, O_RDONLY | O_CLOEXEC);
+			if (m->shmfd < 0)
+				return -errno;
+			m->shm_start = v->start;
+		}
+		ret = pread_full(m->shmfd, dst, len, v->pgoff * PAGE_SIZE + (addr - v->start));
 	} else if (!(v->prot & PROT_READ)) {
 		/* PROT_NONE & co: /proc/PID/mem reads with FOLL_FORCE. */
 		ret = pread_full(m->memfd, dst, len, addr);
 	} else {
-		if (m->nio == MIRROR_BATCH)
-			ret = mirror_flush(m);
+		if (m->nio == MIRROR_BATCH && (ret = mirror_flush(m)))
+			return ret;     /* this run is not queued: it stays as it was */
 		m->l[m->nio] = (struct iovec){ dst, len };
 		m->r[m->nio] = (struct iovec){ (void *)addr, len };
 		m->ioa[m->nio] = a;
 		m->nio++;
-		return ret;
+		return 0;
 	}
 	if (ret)
 		return ret;
 	memset(mirror_state(a, addr), MIR_COPIED, npages);
 	m->copied += npages;
 	return 0;
+}
+
+void mirror_drop_pending(struct mirror *m)
+{
+	m->nio = 0;
 }

@@ -38,6 +38,8 @@ struct mirror {
 	struct mirror_area **a;    /* each allocated alone: pointers to them stay valid */
 	int n;
 	int memfd;                 /* /proc/PID/mem, for areas the process cannot read */
+	int shmfd;                 /* map_files of the shared area at shm_start */
+	uint64_t shm_start;
 	/* pending process_vm_readv */
 	struct iovec l[MIRROR_BATCH], r[MIRROR_BATCH];
 	struct mirror_area *ioa[MIRROR_BATCH];
@@ -46,6 +48,7 @@ struct mirror {
 };
 
 int mirror_init(struct mirror *m, pid_t pid) __must_check;
+/* Also for a mirror left all zero (never initialised): nothing to free. */
 void mirror_free(struct mirror *m);
 /* The area for exactly [start, end); made empty (all untouched) if new,
  * *fresh then true. NULL if its buffer cannot be had. */
@@ -62,6 +65,8 @@ void mirror_sweep(struct mirror *m);
 int mirror_copy(struct mirror *m, struct mirror_area *a, const struct vma *v, uint64_t addr,
 		uint64_t npages) __must_check;
 int mirror_flush(struct mirror *m) __must_check;
+/* Forget reads queued and not flushed (after an error: their areas may go). */
+void mirror_drop_pending(struct mirror *m);
 /* Page state helpers. */
 static inline uint8_t *mirror_state(struct mirror_area *a, uint64_t addr)
 {

@@ -94,6 +94,10 @@ static void split_region(void *arg, uint64_t start, uint64_t end, uint64_t cat)
 		if (start < v->start)
 			start = v->start;
 		e = MIN(end, v->end);
+		if (v->mirror) {
+			start = e;      /* a live dump's copy has them (mem/live.h) */
+			continue;
+		}
 		/*
 		 * Tracked and not written since the parent image, and present:
 		 * its data is there (a page that was not data at that dump can
@@ -148,14 +152,27 @@ static int find_private_pages(pid_t pid, struct vma_list *vl, bool inc)
 	if (ret)
 		return ret;
 	/* One scan for all private areas (thousands of areas cost thousands
-	 * of ioctls otherwise). */
-	if (pm.scan && vl->nr)
-		ret = pagemap_scan_all(&pm, vl->v[0].start, vl->v[vl->nr - 1].end, split_region, &split);
+	 * of ioctls otherwise), from the first to the last whose pages are to
+	 * be found: a live dump found its tracked areas' already. */
+	int first = -1, last = -1;
+	for (int i = 0; i < vl->nr; i++)
+		if (!vl->v[i].mirror && (vl->v[i].kind == RTCR__VMA_KIND__ANON_PRIVATE ||
+					 vl->v[i].kind == RTCR__VMA_KIND__FILE_PRIVATE)) {
+			if (first < 0)
+				first = i;
+			last = i;
+		}
+	if (pm.scan && first >= 0) {
+		split.vi = first;
+		ret = pagemap_scan_all(&pm, vl->v[first].start, vl->v[last].end, split_region, &split);
+	}
 	if (!ret && split.unsure.nr)
 		ret = sort_unsure(&pm, vl, &split.unsure);
 	prl_free(&split.unsure);
 	for (int i = 0; i < vl->nr && !ret && !pm.scan; i++) {
 		struct vma *v = &vl->v[i];
+		if (v->mirror)
+			continue;
 		if (v->kind == RTCR__VMA_KIND__ANON_PRIVATE)
 			ret = pagemap_data_runs(&pm, v->start, v->end, false, &v->pages);
 		else if (v->kind == RTCR__VMA_KIND__FILE_PRIVATE)
@@ -192,6 +209,8 @@ int mem_find_pages_tree(const pid_t *pids, struct vma_list **vls, const bool *in
 		}
 		for (int i = 0; i < vls[p]->nr; i++) {
 			const struct vma *v = &vls[p]->v[i];
+			if (v->mirror)
+				continue;       /* counted by live_final() */
 			st->pages += v->pages.npages;
 			st->inherited += v->inherited.npages;
 		}

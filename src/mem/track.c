@@ -197,7 +197,7 @@ int track_create(struct track *t, struct inject *in)
 	return 0;
 }
 
-static int drop_tracker(struct track *t, struct inject *in)
+int track_drop(struct track *t, struct inject *in)
 {
 	long r;
 	int ret = inject_syscall(in, __NR_close, t->target_fd, 0, 0, 0, 0, 0, &r);
@@ -315,13 +315,13 @@ int track_arm(struct track *t, struct inject *in, const struct vma_list *vl,
 	}
 	uffd = track_take(t, fresh);
 	if (uffd < 0)
-		return drop_tracker(t, in);
+		return track_drop(t, in);
 	/* The state first: from now on the bits are being reset for new_id. */
 	ret = track_set_image(t, new_id);
 	if (ret) {
 		close(uffd);
 		pr_warn("pid %d: its memory is not tracked", t->pid);
-		return drop_tracker(t, in);
+		return track_drop(t, in);
 	}
 	for (int i = 0; i < vl->nr && ret >= 0; i++) {
 		const struct vma *v = &vl->v[i];

@@ -63,6 +63,8 @@ int track_take(struct track *t, bool fresh) __must_check;
 int track_protect(int uffd, const struct vma *v) __must_check;
 /* Areas rtcr tracks: private anonymous and private file mappings. */
 bool track_trackable(const struct vma *v);
+/* Close the tracker in the target (injected) and forget its state. */
+int track_drop(struct track *t, struct inject *in) __must_check;
 /* Record that the bits are now being reset for image id. */
 int track_set_image(const struct track *t, const uint8_t id[16]) __must_check;
 

@@ -175,3 +175,18 @@ int task_detach(pid_t tid, int sig)
 	}
 	return 0;
 }
+
+int task_stop(pid_t tid, struct stop *st)
+{
+	int ret = task_interrupt(tid);
+
+	if (!ret)
+		ret = task_wait_stop_quiet(tid, st);
+	while (!ret && st->kind == STOP_SIGNAL) {
+		if (ptrace(PTRACE_CONT, tid, 0, (void *)(long)st->sig) < 0)
+			ret = -errno;
+		else
+			ret = task_wait_stop_quiet(tid, st);
+	}
+	return ret;
+}

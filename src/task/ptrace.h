@@ -51,6 +51,13 @@ int task_interrupt(pid_t tid) __must_check;
 int task_wait_stop(pid_t tid, struct stop *st) __must_check;
 /* The same without a message when the task is gone (-ESRCH). */
 int task_wait_stop_quiet(pid_t tid, struct stop *st) __must_check;
+/*
+ * Stop a seized task (PTRACE_INTERRUPT) and wait for the stop. A signal
+ * being delivered as it stops is let through (its handler frame is then
+ * part of the state) and the next stop, ours, taken. -ESRCH (quiet) if
+ * it exited first.
+ */
+int task_stop(pid_t tid, struct stop *st) __must_check;
 int task_get_regs(pid_t tid, struct user_regs_struct *r) __must_check;
 int task_set_regs(pid_t tid, const struct user_regs_struct *r) __must_check;
 /* xstate into a malloc'ed buffer; returns length or -errno. */
