@@ -232,9 +232,9 @@ static int serve_fault(struct server *s, struct space *sp, uint64_t addr)
 	s->faults++;
 	s->fault_pages += placed;
 	sp->cursor = addr + n * PAGE_SIZE;
-	if (ret == -EAGAIN)
-		return serve_fault(s, sp, addr);   /* the rest after the events */
-	return ret;
+	/* -EAGAIN after some pages: the faulting one is in (the first placed);
+	 * the rest comes after the events. */
+	return ret == -EAGAIN ? 0 : ret;
 }
 
 /* ---- events ---- */
@@ -425,8 +425,12 @@ static bool read_sock(struct server *s)
 		s->t_run = n == (ssize_t)sizeof(m) ? m.t : now_ns();
 		return false;
 	}
-	if (m.type == LAZY_MSG_ABORT)
+	if (m.type == LAZY_MSG_ABORT) {
+		/* The restore failed and kills its processes itself: the
+		 * sentinel must not report a server death. */
+		lazy_sentinel_done(s->sentinel);
 		_exit(0);
+	}
 	if (m.type == LAZY_MSG_SPACE && fd >= 0)
 		new_space(s, fd, m.pid, m.hpid);
 	return true;
