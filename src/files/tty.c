@@ -335,8 +335,11 @@ void tty_job_release(struct tty_job *j)
 		return;
 	ttou(true, &old);
 	tcgetattr(j->fd, &j->job);
-	if (tcsetpgrp(j->fd, getpgrp()) < 0 || tcsetattr(j->fd, TCSADRAIN, &j->own) < 0)
+	/* Both, whatever the first did: the settings even if the group failed. */
+	if (tcsetpgrp(j->fd, getpgrp()) < 0)
 		pr_warn("--shell-job: giving %s back to rtcr restore: %s", j->path, strerror(errno));
+	if (tcsetattr(j->fd, TCSADRAIN, &j->own) < 0)
+		pr_warn("--shell-job: restoring the settings of %s: %s", j->path, strerror(errno));
 	ttou(false, &old);
 	j->fg = false;
 }
