@@ -36,14 +36,15 @@ static bool fifo_match(const struct fd_info *fi)
 	return S_ISFIFO(fi->st.st_mode) && fi->link[0] == '/';
 }
 
-/* Is fi the first fd on this FIFO in the tree? */
+/* Is fi the first fd dumped as a FIFO on this FIFO in the tree? (One on
+ * fds 0-2 is inherited stdio: it does not carry the bytes.) */
 static bool first_of_fifo(const struct files_collect *fc, const struct fd_info *fi)
 {
 	for (int i = 0; i < fc->nprocs; i++)
 		for (int j = 0; j < fc->procs[i].nfds; j++) {
 			const struct fd_info *o = &fc->procs[i].fds[j];
-			if (S_ISFIFO(o->st.st_mode) && o->st.st_dev == fi->st.st_dev &&
-			    o->st.st_ino == fi->st.st_ino && o->link[0] == '/')
+			if (o->st.st_dev == fi->st.st_dev && o->st.st_ino == fi->st.st_ino &&
+			    fd_ops_of(o) == &fifo_fd_ops)
 				return o == fi;
 		}
 	return true;

@@ -353,6 +353,14 @@ void files_collect_free(struct files_collect *fc)
 	unix_dump_forget();
 }
 
+const struct fd_ops *fd_ops_of(const struct fd_info *fi)
+{
+	for (size_t k = 0; k < ARRAY_SIZE(all_ops); k++)
+		if (all_ops[k]->match(fi))
+			return all_ops[k];
+	return NULL;
+}
+
 int files_dump(struct files_collect *fc, int i, Rtcr__Files **out)
 {
 	Rtcr__Files *f = xzalloc(sizeof(*f));
@@ -363,14 +371,9 @@ int files_dump(struct files_collect *fc, int i, Rtcr__Files **out)
 	f->fds = xzalloc((nfds ? nfds : 1) * sizeof(*f->fds));
 	for (int j = 0; j < nfds && !ret; j++) {
 		struct fd_info *fi = &fc->procs[i].fds[j];
-		const struct fd_ops *ops = NULL;
+		const struct fd_ops *ops = fd_ops_of(fi);
 		Rtcr__Fd *e;
 
-		for (size_t k = 0; k < ARRAY_SIZE(all_ops); k++)
-			if (all_ops[k]->match(fi)) {
-				ops = all_ops[k];
-				break;
-			}
 		if (!ops) {
 			char kb[160];
 			if (fc->nprocs > 1)

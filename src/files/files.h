@@ -166,6 +166,8 @@ int inet_dump_verify(void) __must_check;
  * FIN or RST. 0, or -EIO if data arrived after the verification. */
 enum inet_done { INET_RESUME, INET_KILLED };
 int inet_dump_done(enum inet_done how);
+/* The kind an fd is dumped as (the first in the table that matches), or NULL. */
+const struct fd_ops *fd_ops_of(const struct fd_info *fi);
 /* Forget the unix sockets read for this dump (unix.c; files_collect_free). */
 void unix_dump_forget(void);
 /* Closes rtcr's own O_RDWR opens of the FIFOs (fifo.c). */
