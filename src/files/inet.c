@@ -287,7 +287,7 @@ struct guard_msg {
 
 static void guardian(int s)
 {
-	int fds[512], reuse[512], n = 0;
+	int *fds = NULL, *reuse = NULL, n = 0;
 	char table[64] = "";
 	bool keep = false;
 	sigset_t all;
@@ -320,7 +320,10 @@ static void guardian(int s)
 		if (m.what == G_TABLE)
 			memcpy(table, m.table, sizeof(table) - 1);
 		c = CMSG_FIRSTHDR(&mh);
-		if (m.what == G_FD && c && c->cmsg_type == SCM_RIGHTS && n < 512) {
+		if (m.what == G_FD && c && c->cmsg_type == SCM_RIGHTS) {
+			/* Every connection: one left in repair mode is dead. */
+			fds = xrealloc(fds, (n + 1) * sizeof(*fds));
+			reuse = xrealloc(reuse, (n + 1) * sizeof(*reuse));
 			memcpy(&fds[n], CMSG_DATA(c), sizeof(int));
 			reuse[n++] = m.reuse;
 		}
@@ -380,9 +383,9 @@ static int guard_start(void)
 	}
 	if (guard_pid == 0) {
 		/* Only the socketpair end: nothing else of rtcr's stays open here. */
-		for (int fd = 0; fd < 1024; fd++)
-			if (fd != sv[1])
-				close(fd);
+		if (sv[1] > 0)
+			close_range(0, sv[1] - 1, 0);
+		close_range(sv[1] + 1, ~0U, 0);
 		guardian(sv[1]);
 	}
 	close(sv[1]);
@@ -593,7 +596,7 @@ static int dump_conn(int sfd, const struct fd_info *fi, Rtcr__InetSk *sk, const 
 		pr_perror("%sfd %d: %s established: TCP_REPAIR", who, fi->fd, ep);
 		return ret;
 	}
-	r->fd = dup(sfd);
+	r->fd = fcntl(sfd, F_DUPFD_CLOEXEC, 0);
 	if (r->fd < 0) {
 		ret = -errno;
 		setint(sfd, SOL_TCP, TCP_REPAIR, TCP_REPAIR_OFF_NO_WP);
