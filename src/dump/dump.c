@@ -1076,9 +1076,20 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 				while (waitpid(c.p[i].tids[t], NULL, __WALL) < 0 && errno == EINTR)
 					;
 		memobj_dumped_and_killed(&c.objs);
-		/* Connections closed in repair mode: the peers see nothing. */
-		if (inet_dump_done(INET_KILLED))
+		/* Connections closed in repair mode: the peers see nothing. If
+		 * one received bytes the image lacks, the image would restore
+		 * it wrong: it is taken out of the way, not left complete. */
+		if (inet_dump_done(INET_KILLED)) {
+			char *img = xasprintf("%s/" IMG_FILE_NAME, o->dir);
+			char *bad = xasprintf("%s/" IMG_FILE_NAME ".incomplete", o->dir);
+			if (rename(img, bad) == 0)
+				pr_err("%s renamed to %s: it lacks data a connection received", img, bad);
+			else
+				pr_perror("%s: it lacks data a connection received, and", img);
+			free(img);
+			free(bad);
 			ret = -EIO;
+		}
 	}
 	g_ctx = NULL;
 done:
