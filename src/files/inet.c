@@ -198,18 +198,6 @@ static int setint(int fd, int level, int opt, int v)
 	return setsockopt(fd, level, opt, &v, sizeof(v));
 }
 
-static int copy_fd(const struct fd_info *fi)
-{
-	int pfd = (int)syscall(SYS_pidfd_open, fi->pid, 0), sfd;
-	if (pfd < 0)
-		return -errno;
-	sfd = (int)syscall(SYS_pidfd_getfd, pfd, fi->fd, 0);
-	if (sfd < 0)
-		sfd = -errno;
-	close(pfd);
-	return sfd;
-}
-
 /* ---- dump ---- */
 
 static bool inet_match(const struct fd_info *fi)
@@ -219,7 +207,7 @@ static bool inet_match(const struct fd_info *fi)
 
 	if (!S_ISSOCK(fi->st.st_mode))
 		return false;
-	sfd = copy_fd(fi);
+	sfd = fd_copy(fi);
 	if (sfd < 0)
 		return false;
 	ok = !getint(sfd, SOL_SOCKET, SO_DOMAIN, &d) && !getint(sfd, SOL_SOCKET, SO_PROTOCOL, &p) &&
@@ -476,7 +464,7 @@ int inet_dump_lock(const struct files_collect *fc, const uint8_t id[16])
 			int sfd;
 			if (!S_ISSOCK(fi->st.st_mode) || !fi->desc_first)
 				continue;
-			sfd = copy_fd(fi);
+			sfd = fd_copy(fi);
 			if (sfd < 0)
 				continue;   /* its dump says why */
 			if (conn_tuple(sfd, &t)) {
@@ -803,7 +791,7 @@ static int inet_dump(struct files_collect *fc, const struct fd_info *fi, Rtcr__F
 	sk = u->sk = xzalloc(sizeof(*sk));
 	rtcr__inet_sk__init(sk);
 
-	sfd = copy_fd(fi);
+	sfd = fd_copy(fi);
 	if (sfd < 0) {
 		pr_err("%sfd %d: inet socket: pidfd_getfd: %s", who, fi->fd, strerror(-sfd));
 		return sfd;

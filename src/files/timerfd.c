@@ -114,18 +114,16 @@ static int timerfd_dump(struct files_collect *fc, const struct fd_info *fi, Rtcr
 			Rtcr__Files *files)
 {
 	Rtcr__TimerFd *t = xzalloc(sizeof(*t));
-	int pidfd, fd = -1, ret = 0;
+	int fd = -1, ret = 0;
 	char path[64], *info = NULL;
 
 	rtcr__timer_fd__init(t);
 	out->timerfd = t;
 	t->flags = fi->flags;
-	pidfd = syscall(SYS_pidfd_open, fi->pid, 0);
-	if (pidfd >= 0)
-		fd = syscall(SYS_pidfd_getfd, pidfd, fi->fd, 0);
+	fd = fd_copy(fi);
 	if (fd < 0) {
-		ret = -errno;
-		pr_perror("fd %d: timerfd: taking a copy of it (pidfd_getfd)", fi->fd);
+		ret = fd;
+		pr_err("fd %d: timerfd: taking a copy of it (pidfd_getfd): %s", fi->fd, strerror(-ret));
 		goto out;
 	}
 	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
@@ -171,8 +169,6 @@ out:
 	free(info);
 	if (fd >= 0)
 		close(fd);
-	if (pidfd >= 0)
-		close(pidfd);
 	return ret;
 }
 

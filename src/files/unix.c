@@ -258,16 +258,12 @@ static bool is_path(const unsigned char *n, size_t len)
 
 static bool unix_match(const struct fd_info *fi)
 {
-	int pfd, sfd, d = -1;
+	int sfd, d = -1;
 	socklen_t dl = sizeof(d);
 
 	if (!S_ISSOCK(fi->st.st_mode))
 		return false;
-	pfd = (int)syscall(SYS_pidfd_open, fi->pid, 0);
-	if (pfd < 0)
-		return false;
-	sfd = (int)syscall(SYS_pidfd_getfd, pfd, fi->fd, 0);
-	close(pfd);
+	sfd = fd_copy(fi);
 	if (sfd < 0)
 		return false;
 	if (getsockopt(sfd, SOL_SOCKET, SO_DOMAIN, &d, &dl) < 0)
@@ -426,7 +422,7 @@ static int unix_dump(struct files_collect *fc, const struct fd_info *fi, Rtcr__F
 	const struct udiag *d, *pd = NULL;
 	const struct fd_info *pfi = NULL;
 	char who[48] = "", nb[256], pb[256];
-	int pfd = -1, sfd = -1, ret = 0, v;
+	int sfd = -1, ret = 0, v;
 	socklen_t vl = sizeof(v);
 	const char *tn;
 
@@ -566,12 +562,10 @@ static int unix_dump(struct files_collect *fc, const struct fd_info *fi, Rtcr__F
 	}
 
 	/* Options and the queue, through a copy of the fd. */
-	pfd = (int)syscall(SYS_pidfd_open, fi->pid, 0);
-	if (pfd >= 0)
-		sfd = (int)syscall(SYS_pidfd_getfd, pfd, fi->fd, 0);
+	sfd = fd_copy(fi);
 	if (sfd < 0) {
-		ret = -errno;
-		pr_perror("%sfd %d: unix socket: pidfd_getfd", who, fi->fd);
+		ret = sfd;
+		pr_err("%sfd %d: unix socket: pidfd_getfd: %s", who, fi->fd, strerror(-ret));
 		goto out;
 	}
 	if (getsockopt(sfd, SOL_SOCKET, SO_PASSCRED, &v, &vl) == 0 && v) {
@@ -615,8 +609,6 @@ static int unix_dump(struct files_collect *fc, const struct fd_info *fi, Rtcr__F
 out:
 	if (sfd >= 0)
 		close(sfd);
-	if (pfd >= 0)
-		close(pfd);
 	return ret;
 }
 
