@@ -25,6 +25,10 @@
  *      v
  *   RELEASED    default: SIGKILL the tree; --leave-running: detach
  *
+ * --live (mem/live.h) adds LIVE before FROZEN (the root's memory copied
+ * while it runs) and, after CURED, CAPTURED (what the image needs copied
+ * into rtcr's memory); then RELEASED comes before WRITTEN.
+ *
  * Any failure from FROZEN on goes to ABORT: cure what is injecting, detach
  * everything, delete the partial image. Catchable signals to rtcr (SIGINT,
  * SIGTERM, SIGHUP, SIGQUIT) and crashes take the same way out.
