@@ -141,8 +141,9 @@ int periodic_run(const struct periodic_opts *o)
 					pr_err("three checkpoints in a row failed: stopping");
 				break;
 			}
-			/* The next one is a full one: the tracker's state names an
-			 * image that does not exist. */
+			/* The next one is relative to the same parent: it is a full
+			 * one if this one had reset the tracker (whose state then
+			 * names an image that does not exist), else incremental. */
 			next += period;
 			continue;
 		}
