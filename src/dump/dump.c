@@ -459,6 +459,15 @@ static int check_tree_ids(struct dump_ctx *c)
  * a vfork child before its exec. Restore forks each process, so it would
  * give them copies: refuse by name.
  */
+/* kcmp's order (a total order on the kernel objects) as a sort order. */
+static int kcmp_order(const void *a, const void *b, void *type)
+{
+	long r = syscall(SYS_kcmp, *(const pid_t *)a, *(const pid_t *)b, *(int *)type, 0, 0);
+	return r == 1 ? -1 : r == 2 ? 1 : 0;
+}
+
+/* Processes sharing what rtcr cannot restore shared: sorted by kcmp's
+ * order, sharers are neighbours (O(n log n) calls, not a pairwise search). */
 static int check_tree_sharing(struct dump_ctx *c)
 {
 	static const struct { int type; const char *what; } kinds[] = {
@@ -467,18 +476,24 @@ static int check_tree_sharing(struct dump_ctx *c)
 		{ KCMP_FS, "its root, cwd and umask (clone(CLONE_FS))" },
 		{ KCMP_SIGHAND, "its signal actions (clone(CLONE_SIGHAND))" },
 	};
+	pid_t *pids = xmalloc((c->np ? c->np : 1) * sizeof(*pids));
+	int n = 0, ret = 0;
+
 	for (int i = 0; i < c->np; i++)
-		for (int j = 0; j < i; j++) {
-			if (c->p[i].zombie || c->p[j].zombie)
-				continue;
-			for (size_t k = 0; k < ARRAY_SIZE(kinds); k++)
-				if (syscall(SYS_kcmp, c->p[i].pid, c->p[j].pid, kinds[k].type, 0, 0) == 0) {
-					pr_err("pid %d shares %s with pid %d: not supported yet",
-					       c->p[i].pid, kinds[k].what, c->p[j].pid);
-					return -ENOTSUP;
-				}
-		}
-	return 0;
+		if (!c->p[i].zombie)
+			pids[n++] = c->p[i].pid;
+	for (size_t k = 0; k < ARRAY_SIZE(kinds) && !ret && n > 1; k++) {
+		int type = kinds[k].type;
+		qsort_r(pids, n, sizeof(*pids), kcmp_order, &type);
+		for (int i = 1; i < n && !ret; i++)
+			if (syscall(SYS_kcmp, pids[i], pids[i - 1], type, 0, 0) == 0) {
+				pr_err("pid %d shares %s with pid %d: not supported yet",
+				       pids[i], kinds[k].what, pids[i - 1]);
+				ret = -ENOTSUP;
+			}
+	}
+	free(pids);
+	return ret;
 }
 
 /*
