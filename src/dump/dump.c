@@ -1121,8 +1121,6 @@ done:
 		res->pages = c.ms.pages;
 		res->inherited = c.ms.inherited;
 		res->image_bytes = c.image_bytes;
-		res->precopied = c.live ? c.live->precopied : 0;
-		res->rounds = c.live ? c.live->rounds + 1 : 0;
 	}
 	goto out;
 

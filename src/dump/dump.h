@@ -24,8 +24,6 @@ struct dump_result {
 	uint64_t pages;          /* stored */
 	uint64_t inherited;      /* left in the parent image */
 	uint64_t image_bytes;
-	uint64_t precopied;      /* live: pages copied while it ran */
-	int rounds;              /* live: copy rounds before the freeze */
 };
 
 /* Checkpoint opts->pid into opts->dir. 0 or -errno (logged). res may be

@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -288,7 +287,7 @@ static int cmp_description(const void *a, const void *b, void *arg)
 static int files_identify(struct files_collect *fc)
 {
 	int m = 0, k = 0, ncls = 0;
-	int (*v)[2], *cls, *cls_id;
+	int (*v)[2], *cls_id;
 	uint32_t next_id = 0;
 
 	for (int i = 0; i < fc->nprocs; i++)
@@ -301,7 +300,6 @@ static int files_identify(struct files_collect *fc)
 		}
 	qsort_r(v, m, sizeof(*v), cmp_description, fc);
 	/* Classes: runs of one description; groups: runs of one object. */
-	cls = xmalloc((m ? m : 1) * sizeof(int));
 	for (k = 0; k < m; k++) {
 		bool same = k && !cmp_description(v[k - 1], v[k], fc);
 		fc->procs[v[k][0]].fds[v[k][1]].file_id = same ? (uint32_t)ncls - 1 : (uint32_t)ncls++;
@@ -335,7 +333,6 @@ static int files_identify(struct files_collect *fc)
 			fi->file_id = (uint32_t)cls_id[c];
 		}
 	free(cls_id);
-	free(cls);
 	free(v);
 	return 0;
 }

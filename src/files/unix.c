@@ -531,7 +531,7 @@ static int unix_dump(struct files_collect *fc, const struct fd_info *fi, Rtcr__F
 		sk->has_peer_gone = 1;
 		sk->peer_gone = true;
 	}
-	if (pfi && !sk->waiting && !d->namelen && pfi) {
+	if (pfi && !sk->waiting && !d->namelen) {
 		const struct udiag *o = diag_find(d->peer);
 		if (o && o->peer == d->ino && !o->namelen) {
 			sk->has_socketpair = 1;
