@@ -38,6 +38,7 @@ int pagemap_open(struct pagemap *pm, int pid)
 	struct pm_scan_arg a = { .size = sizeof(a) };
 	char path[64];
 
+	pm->vec = NULL;         /* pagemap_close() is safe after a failed open */
 	snprintf(path, sizeof(path), "/proc/%d/pagemap", pid);
 	pm->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (pm->fd < 0) {

@@ -50,6 +50,7 @@ struct pagemap {
 	uint32_t vec_len;
 };
 
+/* pagemap_close() may be called after a failed open too. */
 int pagemap_open(struct pagemap *pm, int pid) __must_check;
 void pagemap_close(struct pagemap *pm);
 /*

@@ -206,45 +206,27 @@ int track_drop(struct track *t, struct inject *in)
 	return ret;
 }
 
+static void ignore_region(void *arg, uint64_t start, uint64_t end, uint64_t cat)
+{
+}
+
 /* Protect the written pages of every registered area again. */
 static int reset_written(pid_t pid, uint64_t start, uint64_t end)
 {
-	struct page_region vec[256];
-	struct pm_scan_arg a = {
-		.size = sizeof(a),
+	static const struct pm_scan_spec written = {
 		.flags = PM_SCAN_WP_MATCHING,
-		.start = start,
-		.end = end,
-		.vec = (uintptr_t)vec,
-		.vec_len = ARRAY_SIZE(vec),
 		.category_mask = PAGE_IS_WRITTEN,
 		.return_mask = PAGE_IS_WRITTEN,
 	};
-	char path[64];
-	int fd, ret = 0;
+	struct pagemap pm;
+	int ret = pagemap_open(&pm, pid);
 
-	snprintf(path, sizeof(path), "/proc/%d/pagemap", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		pr_perror("%s", path);
-		return -errno;
-	}
-	while (a.start < a.end) {
-		long n = ioctl(fd, PAGEMAP_SCAN, &a);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			ret = -errno;
-			pr_perror("pid %d: PAGEMAP_SCAN write-protecting %#llx-%#llx", pid,
-				  (unsigned long long)a.start, (unsigned long long)a.end);
-			break;
-		}
-		/* Stopped early only with the vector full (see pagemap.c). */
-		if (n < (long)a.vec_len || a.walk_end <= a.start)
-			break;
-		a.start = a.walk_end;
-	}
-	close(fd);
+	if (!ret)
+		ret = pagemap_scan_ex(&pm, &written, start, end, ignore_region, NULL);
+	if (ret)
+		pr_err("pid %d: write-protecting %#llx-%#llx again failed", pid,
+		       (unsigned long long)start, (unsigned long long)end);
+	pagemap_close(&pm);
 	return ret;
 }
 
