@@ -216,3 +216,18 @@ void test_kill_point(const char *point)
 	if (at && !strcmp(at, point))
 		raise(SIGKILL);
 }
+
+void test_pause_point(const char *point)
+{
+	const char *at = getenv("RTCR_TEST_PAUSE_AT"), *file = getenv("RTCR_TEST_PAUSE_FILE");
+	int fd;
+
+	if (!at || !file || strcmp(at, point))
+		return;
+	fd = open(file, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return;
+	close(fd);
+	for (int i = 0; i < 12000 && access(file, F_OK) == 0; i++)
+		usleep(5000);
+}

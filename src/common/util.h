@@ -54,3 +54,9 @@ const char *fmt_bytes(char *buf, size_t len, uint64_t bytes);
  * up after), so tests can prove a target survives any interruption.
  */
 void test_kill_point(const char *point);
+/*
+ * Also for tests: if $RTCR_TEST_PAUSE_AT names this point, rtcr creates
+ * the file $RTCR_TEST_PAUSE_FILE and waits (at most 60 s) until the test
+ * removes it, so the test can act at that exact moment.
+ */
+void test_pause_point(const char *point);

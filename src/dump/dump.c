@@ -53,6 +53,7 @@
 #include "arch/x86/cpu.h"
 #include "arch/x86/scratch_layout.h"
 #include "common/proc.h"
+#include "common/phases.h"
 #include "common/util.h"
 #include "common/version.h"
 #include "files/files.h"
@@ -99,6 +100,7 @@ struct dump_ctx {
 	char *prev_rel;               /* its directory, relative to ours */
 	uint64_t image_bytes;
 	uint64_t t_start, t_freeze, t_thaw;
+	struct phases ph;             /* where the frozen time went (--stats) */
 	struct live_proc *live;       /* --live: the root's pre-copy */
 	uint64_t vdso_hash;           /* of the root's [vdso], read while frozen */
 };
@@ -314,8 +316,10 @@ static int freeze_threads(struct dump_ctx *c, struct pdump *p)
 			}
 			p->tids = xrealloc(p->tids, (p->ntids + 1) * sizeof(pid_t));
 			p->tids[p->ntids++] = now[k];
-			if (!c->t_freeze)
+			if (!c->t_freeze) {
 				c->t_freeze = now_ns();
+				phase_start(&c->ph);
+			}
 			ret = task_stop(now[k], &st);
 			if (ret == -ESRCH) {
 				p->ntids--;       /* exited before it stopped */
@@ -549,20 +553,26 @@ static int do_inject(struct dump_ctx *c, struct pdump *p)
 		return ret;
 	test_kill_point("injecting");
 
+	phase_mark(&c->ph, "inject-begin");
 	ret = attrs_dump(&p->in, p->pid, p->proc);
+	phase_mark(&c->ph, "attrs");
 	if (!ret)
 		ret = timers_dump(&p->in, p->pid, p->proc);
+	phase_mark(&c->ph, "timers");
 	if (!ret)
 		ret = note_stops_reported(c, p);
 	if (!ret)
 		ret = signals_dump(&p->in, p->pid, p->proc);
+	phase_mark(&c->ph, "signals");
 	test_kill_point("queried");
 	if (!ret)
 		ret = creds_dump(&p->in, p->pid, &p->proc->creds);
 	if (!ret)
 		ret = thread_dump_inj(&p->in, t);
+	phase_mark(&c->ph, "creds+thread");
 	if (!ret)
 		ret = mem_dump_mm(&p->in, p->pid, &p->vl, &p->mm);
+	phase_mark(&c->ph, "mm");
 	/* Dirty tracking for the next incremental dump: after the pages to
 	 * store were found, before the process runs again. */
 	if (!ret && (c->o->track_mem || c->o->prev || c->o->live) && c->o->leave_running &&
@@ -611,8 +621,12 @@ static int dump_process(struct dump_ctx *c, struct pdump *p, int fi)
 	ret = task_preflight(p->pid);
 	if (!ret)
 		ret = files_dump(&c->fc, fi, &p->files);
-	if (!ret)
+	phase_mark(&c->ph, "fds");
+	if (!ret && c->live && p->pid == c->live->pid)
+		ret = live_areas(c->live, &p->vl);
+	else if (!ret)
 		ret = vma_list_read(p->pid, &p->vl, p->tr.target_fd >= 0);
+	phase_mark(&c->ph, "areas");
 	if (ret)
 		return ret;
 	p->proc = xzalloc(sizeof(*p->proc));
@@ -849,6 +863,9 @@ static void print_stats(struct dump_ctx *c)
 			" %llu written in the last\n", c->live->precopy_ns / 1e6,
 			(unsigned long long)c->live->precopied, c->live->rounds + 1,
 			(unsigned long long)c->live->last_written);
+	if (c->live && c->live->areas_how)
+		fprintf(stderr, "  areas       %s\n", c->live->areas_how);
+	phases_print(&c->ph, stderr, "  frozen in:  ");
 	if (c->has_prev)
 		fprintf(stderr, "  incremental: %llu pages unchanged since %s (left there)\n",
 			(unsigned long long)c->ms.inherited, c->o->prev);
@@ -918,6 +935,7 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 		ret = live_begin(c.live, o->pid, c.has_prev ? c.prev_id : NULL, c.id);
 		if (!ret)
 			ret = live_precopy(c.live);
+		test_pause_point("live-rounds-done");
 		if (!ret)
 			ret = check_signalled();
 		if (ret)
@@ -930,9 +948,11 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 	if (ret)
 		goto abort;
 	test_kill_point("seized");
+	phase_mark(&c.ph, "seize");
 	ret = check_tree_sharing(&c);
 	if (ret)
 		goto abort;
+	phase_mark(&c.ph, "sharing");
 	/* Our own trackers (mem/track.h), and copies of them children got
 	 * through fork, are not the processes' handles. */
 	live = xmalloc(c.np * sizeof(pid_t));
@@ -957,6 +977,7 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 		free(own);
 	}
 	free(live);
+	phase_mark(&c.ph, "fd-collect");
 	c.fc.unix_reconnect = o->unix_reconnect;
 	c.fc.tcp_established = o->tcp_established;
 	c.fc.shell_job = o->shell_job;
@@ -969,6 +990,7 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 		ret = check_tree_ids(&c);
 	if (ret)
 		goto abort;
+	phase_mark(&c.ph, "registers");
 	/* Pages with data; a shared memory object's only once in the tree. */
 	{
 		struct vma_list **vls = xmalloc(c.np * sizeof(*vls));
@@ -991,13 +1013,17 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 			ret = memobj_collect_fds(&c.objs, fl, c.np);
 			free(fl);
 		}
+		phase_mark(&c.ph, "memobj");
 		/* Live: the tracked areas of the root come from its copies
 		 * (live_final() marks them with their mirror); the rest is found
 		 * as usual. */
-		if (!ret && c.live)
+		if (!ret && c.live) {
 			ret = live_final(c.live, &c.p[0].vl, &c.ms);
+			phase_mark(&c.ph, "live-final");
+		}
 		if (!ret)
 			ret = mem_find_pages_tree(pids, vls, inc, nv, &c.ms);
+		phase_mark(&c.ph, "page-scan");
 		free(inc);
 		free(vls);
 		free(pids);
@@ -1013,10 +1039,12 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 		ret = check_signalled();
 	if (ret)
 		goto abort;
+	phase_mark(&c.ph, "inject");
 
 	/* Read while frozen: a live dump writes the image after the release,
 	 * when the root may be gone. */
 	c.vdso_hash = vdso_hash_of(c.p[0].pid, &c.p[0].vl);
+	phase_mark(&c.ph, "vdso");
 
 	/* Live: everything is copied into rtcr's memory while frozen, the
 	 * processes run again, then the image is written from the copies. */
@@ -1033,17 +1061,25 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 					ret = live_capture(&p->mir, &p->vl, &c.ms);
 			}
 		}
+		phase_mark(&c.ph, "capture");
 		if (!ret)
 			ret = memobj_snapshot(&c.objs);
 		if (!ret)
 			ret = check_signalled();
 		if (ret)
 			goto abort;
+		phase_mark(&c.ph, "memobj-copy");
 		if (inet_dump_done(INET_RESUME))   /* its per-dump state (no repair mode here) */
 			ret = -EIO;
 		detach_all(&c);
 		c.t_thaw = now_ns();
+		phase_mark(&c.ph, "release");
 		g_ctx = NULL;
+		live_unwatch(c.live);
+		if (!ret)
+			ret = live_pages(c.live, &c.p[0].vl, &c.ms);
+		if (!ret)
+			mem_mm_pages(c.p[0].mm, &c.p[0].vl);
 		if (!ret)
 			ret = write_image(&c);
 		if (!ret && img_commit(c.sink))
@@ -1061,6 +1097,7 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 	ret = write_image(&c);
 	if (ret)
 		goto abort;
+	phase_mark(&c.ph, "write");
 	if (!o->leave_running) {
 		img_close(c.sink);
 		c.sink = NULL;
@@ -1073,6 +1110,7 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 			ret = -EIO;
 		detach_all(&c);
 		c.t_thaw = now_ns();
+		phase_mark(&c.ph, "release");
 		/* The processes run on: the image's fsync and rename are not
 		 * frozen time. (A dump that kills them commits first.) */
 		if (!ret && img_commit(c.sink))
@@ -1087,6 +1125,7 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 				kill(c.p[i].pid, SIGKILL);
 			}
 		c.t_thaw = now_ns();
+		phase_mark(&c.ph, "kill");
 		/* Reap the traces so the pids are free when rtcr returns (once
 		 * the real parents reap the zombies). Threads before their
 		 * leader: a traced leader is only reapable after them. */

@@ -21,6 +21,7 @@
 #include <sys/types.h>
 
 #include "common/log.h"
+#include "mem/mapwatch.h"
 #include "mem/mem.h"
 #include "mem/mirror.h"
 #include "mem/track.h"
@@ -37,6 +38,10 @@ struct live_proc {
 	uint64_t last_written;   /* pages written during the latest round */
 	uint64_t precopied;      /* pages copied while the process ran */
 	uint64_t precopy_ns;
+	struct mapwatch mw;      /* its memory-map calls, counted */
+	bool watching;
+	uint64_t mw_base;        /* the count before the latest round read the areas */
+	const char *areas_how;   /* how the freeze got the areas (for --stats) */
 };
 
 /*
@@ -50,18 +55,32 @@ int live_begin(struct live_proc *lp, pid_t pid, const uint8_t *prev_id,
  * round (or no progress, or a round limit). */
 int live_precopy(struct live_proc *lp) __must_check;
 /*
- * Frozen, with vl the areas read now: the final round. Sets, for every
- * area the tracker covers, its pages to store (copied now into rtcr's
- * memory, v->mirror) and, incremental, the pages left in the parent.
- * Areas it does not cover are left with no pages and no mirror: the
- * caller finds theirs (mem_find_pages_tree) and captures them.
+ * Frozen: the areas now. Those the latest round read from smaps if no
+ * memory-map call was made since and /proc/PID/maps shows the same
+ * bounds (mem/mapwatch.h); else smaps is read now.
+ */
+int live_areas(struct live_proc *lp, struct vma_list *vl) __must_check;
+/*
+ * Frozen, with vl the areas read now: the final round. Every area the
+ * tracker covers gets its copy in rtcr's memory (v->mirror), complete
+ * now. Areas it does not cover are left with no mirror: the caller finds
+ * their pages (mem_find_pages_tree) and captures them.
  */
 int live_final(struct live_proc *lp, struct vma_list *vl, struct mem_stats *st) __must_check;
+/*
+ * After the release (nothing is read from the process): the pages to
+ * store of every area with a mirror and, incremental, the pages left in
+ * the parent, from the copies' page states.
+ */
+int live_pages(struct live_proc *lp, struct vma_list *vl, struct mem_stats *st) __must_check;
 /*
  * Frozen: copy the found pages of every area without a mirror into m,
  * so nothing is read from the process after its release.
  */
 int live_capture(struct mirror *m, struct vma_list *vl, struct mem_stats *st) __must_check;
+/* After the release: stop counting its calls (they make every system
+ * call of the machine take the slow path). */
+void live_unwatch(struct live_proc *lp);
 void live_end(struct live_proc *lp);
 
 #endif

@@ -36,6 +36,9 @@ int mem_find_pages_tree(const pid_t *pids, struct vma_list **vls, const bool *in
 			struct mem_stats *st) __must_check;
 /* Build the Mm record (layout from /proc, brk from an injected brk(0)). */
 int mem_dump_mm(struct inject *in, pid_t pid, const struct vma_list *vl, Rtcr__Mm **out) __must_check;
+/* (Again) the stored and inherited pages of every area of mm, from vl's
+ * lists (a live dump knows them only after the release). */
+void mem_mm_pages(Rtcr__Mm *mm, const struct vma_list *vl);
 /* Copy the found pages into PAGES records. */
 int mem_dump_pages(struct imgw *w, pid_t pid, const struct vma_list *vl,
 		   struct mem_stats *st) __must_check;

@@ -285,17 +285,6 @@ int mem_dump_mm(struct inject *in, pid_t pid, const struct vma_list *vl, Rtcr__M
 		e->locked = v->locked;
 		e->lock_onfault = v->lock_onfault;
 		e->sealed = v->sealed;
-		e->pages_stored = v->pages.npages;
-		if (v->inherited.nr) {
-			e->has_pages_inherited = 1;
-			e->pages_inherited = v->inherited.npages;
-			e->n_inherited = 2 * v->inherited.nr;
-			e->inherited = xmalloc(e->n_inherited * sizeof(uint64_t));
-			for (uint32_t k = 0; k < v->inherited.nr; k++) {
-				e->inherited[2 * k] = v->inherited.v[k].start;
-				e->inherited[2 * k + 1] = v->inherited.v[k].npages;
-			}
-		}
 		if (v->anon_name)
 			e->anon_name = xstrdup(v->anon_name);
 		if (v->kind == RTCR__VMA_KIND__ANON_SHARED) {
@@ -317,11 +306,37 @@ int mem_dump_mm(struct inject *in, pid_t pid, const struct vma_list *vl, Rtcr__M
 		}
 		mm->vmas[mm->n_vmas++] = e;
 	}
+	mem_mm_pages(mm, vl);
 	*out = mm;
 	return 0;
 err:
 	mm_free(mm);
 	return ret;
+}
+
+void mem_mm_pages(Rtcr__Mm *mm, const struct vma_list *vl)
+{
+	for (size_t i = 0; i < mm->n_vmas && i < (size_t)vl->nr; i++) {
+		const struct vma *v = &vl->v[i];
+		Rtcr__Vma *e = mm->vmas[i];
+
+		e->pages_stored = v->pages.npages;
+		free(e->inherited);
+		e->inherited = NULL;
+		e->n_inherited = 0;
+		e->has_pages_inherited = 0;
+		e->pages_inherited = 0;
+		if (v->inherited.nr) {
+			e->has_pages_inherited = 1;
+			e->pages_inherited = v->inherited.npages;
+			e->n_inherited = 2 * v->inherited.nr;
+			e->inherited = xmalloc(e->n_inherited * sizeof(uint64_t));
+			for (uint32_t k = 0; k < v->inherited.nr; k++) {
+				e->inherited[2 * k] = v->inherited.v[k].start;
+				e->inherited[2 * k + 1] = v->inherited.v[k].npages;
+			}
+		}
+	}
 }
 
 void mm_free(Rtcr__Mm *mm)

@@ -275,3 +275,68 @@ void vma_list_free(struct vma_list *vl)
 	vl->v = NULL;
 	vl->nr = 0;
 }
+
+void vma_list_copy(struct vma_list *dst, const struct vma_list *src)
+{
+	dst->nr = src->nr;
+	dst->v = xzalloc((src->nr ? src->nr : 1) * sizeof(*dst->v));
+	for (int i = 0; i < src->nr; i++) {
+		struct vma *v = &dst->v[i];
+		*v = src->v[i];
+		v->path = v->path ? xstrdup(v->path) : NULL;
+		v->anon_name = v->anon_name ? xstrdup(v->anon_name) : NULL;
+		memset(&v->pages, 0, sizeof(v->pages));
+		memset(&v->inherited, 0, sizeof(v->inherited));
+		v->mirror = NULL;
+	}
+}
+
+int vma_list_same_layout(pid_t pid, const struct vma_list *vl)
+{
+	char path[64], *buf, *line, *next;
+	int i = 0, same = 1;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	n = read_file(path, &buf);
+	if (n < 0) {
+		pr_err("%s: %s", path, strerror((int)-n));
+		return (int)n;
+	}
+	for (line = buf; line && *line && same; line = next) {
+		unsigned long long s, e, off;
+		unsigned maj, min;
+		unsigned long ino;
+		char perms[8];
+		const char *p;
+		const struct vma *v;
+		int pos = 0;
+
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = 0;
+		if (sscanf(line, "%llx-%llx %7s %llx %x:%x %lu %n", &s, &e, perms, &off, &maj, &min,
+			   &ino, &pos) < 7) {
+			same = 0;
+			break;
+		}
+		p = pos && line[pos] ? line + pos : NULL;
+		if (p && !strcmp(p, "[vsyscall]"))
+			continue;   /* left out of the list (classify()) */
+		if (i == vl->nr) {
+			same = 0;
+			break;
+		}
+		v = &vl->v[i++];
+		same = v->start == s && v->end == e && v->pgoff == off / PAGE_SIZE &&
+		       v->prot == ((perms[0] == 'r' ? PROT_READ : 0) |
+				   (perms[1] == 'w' ? PROT_WRITE : 0) |
+				   (perms[2] == 'x' ? PROT_EXEC : 0)) &&
+		       v->shared == (perms[3] == 's') && v->map_dev == makedev(maj, min) &&
+		       v->map_ino == ino && !p == !v->path && (!p || !strcmp(p, v->path));
+	}
+	if (same && i != vl->nr)
+		same = 0;
+	free(buf);
+	return same;
+}

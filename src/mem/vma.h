@@ -62,6 +62,15 @@ struct vma_list {
  * registrations are rtcr's own (not refused). */
 int vma_list_read(pid_t pid, struct vma_list *vl, bool own_wp) __must_check;
 void vma_list_free(struct vma_list *vl);
+/* A copy of src without its page lists and mirrors. */
+void vma_list_copy(struct vma_list *dst, const struct vma_list *src);
+/*
+ * 1 if /proc/PID/maps (no page walk, unlike smaps) shows exactly the areas
+ * of vl, with the same bounds, protection, offset, file and name; 0 if
+ * not; -errno if it cannot be read. The flags smaps alone shows
+ * (VmFlags, ProtectionKey) are not compared: see mem/mapwatch.h.
+ */
+int vma_list_same_layout(pid_t pid, const struct vma_list *vl) __must_check;
 /* The index of the area holding addr, for addresses visited in increasing
  * order: *cursor moves forward only. -1 if no area holds it. */
 int vma_list_seek(const struct vma_list *vl, int *cursor, uint64_t addr);

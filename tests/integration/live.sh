@@ -39,6 +39,50 @@ test_live_writer_static() {
 	live_restore_check d1
 }
 
+# Dump with --live while rtcr pauses between its last copy round and the
+# freeze (RTCR_TEST_PAUSE_AT); with CHANGE, the target changes its memory
+# map right then (tests/targets/live_ops.c).
+live_dump_paused() { # name [change]
+	local d="$T/$1" dpid i
+	mkdir -p "$d"
+	RTCR_TEST_PAUSE_AT=live-rounds-done RTCR_TEST_PAUSE_FILE="$T/paused" \
+		"$RTCR" dump -t "$PID" -D "$d" --leave-running --live --stats > "$d.out" 2>&1 &
+	dpid=$!
+	track_pid "$dpid"
+	for ((i = 0; i < 1000; i++)); do
+		[ -e "$T/paused" ] && break
+		kill -0 "$dpid" 2>/dev/null || break
+		sleep 0.01
+	done
+	[ -e "$T/paused" ] || { cat "$d.out" >&2; fail "rtcr did not reach the pause point"; }
+	if [ -n "${2:-}" ]; then
+		kill -USR1 "$PID"
+		wait_for "$T/out" '^CHANGED'
+	fi
+	rm -f "$T/paused"
+	wait "$dpid" || { cat "$d.out" >&2; fail "rtcr dump exited $?"; }
+}
+
+# No memory-map call since the last round read the areas: the freeze
+# takes them from that round (no smaps page walk while frozen).
+test_live_areas_from_last_round() {
+	start_ready live_ops
+	live_dump_paused d1
+	assert_contains "$T/d1.out" "^  areas *from the last round" "areas taken from the last round"
+	live_restore_check d1
+}
+
+# Pages dropped and a flag set after the last round read the areas: the
+# freeze sees the calls, reads the areas again, and the image has the
+# dropped pages as zeros and the flag.
+test_live_map_change_after_last_round() {
+	start_ready live_ops
+	live_dump_paused d1 change
+	assert_contains "$T/d1.out" "^  areas *read frozen (it made memory-map calls" \
+		"the calls were seen"
+	live_restore_check d1
+}
+
 # Live incremental dumps through drops, a replaced area and a fork.
 test_live_incremental_chain() {
 	OUT_PIPE=1 start_ready mem_incr 4096 5

@@ -1,0 +1,227 @@
+/*
+ * Counting a process's memory-map system calls. See mapwatch.h.
+ */
+#include "mem/mapwatch.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/perf_event.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/proc.h"
+#include "common/util.h"
+
+/* 64-bit numbers (also counted with the x32 bit): what can add, remove or
+ * move an area, or change its protection, flags or policy. */
+static const int native_nrs[] = {
+	9,   /* mmap */          10,  /* mprotect */       11,  /* munmap */
+	12,  /* brk */           25,  /* mremap */         28,  /* madvise */
+	30,  /* shmat */         59,  /* execve */         67,  /* shmdt */
+	149, /* mlock */         150, /* munlock */        151, /* mlockall */
+	152, /* munlockall */    157, /* prctl */          158, /* arch_prctl */
+	216, /* remap_file_pages */ 237, /* mbind */      322, /* execveat */
+	325, /* mlock2 */        329, /* pkey_mprotect */  440, /* process_madvise */
+	450, /* set_mempolicy_home_node */ 453, /* map_shadow_stack */ 462, /* mseal */
+};
+/* i386 numbers (int 0x80) that change flags with no change /proc/PID/maps
+ * shows, or map over an area in place; the others change the bounds. */
+static const int i386_nrs[] = {
+	90,  /* mmap */          91,  /* munmap */         125, /* mprotect */
+	150, /* mlock */         151, /* munlock */        152, /* mlockall */
+	153, /* munlockall */    163, /* mremap */         172, /* prctl */
+	192, /* mmap2 */         219, /* madvise */        376, /* mlock2 */
+	380, /* pkey_mprotect */ 440, /* process_madvise */ 453, /* map_shadow_stack */
+	462, /* mseal */
+};
+#define X32_BIT 0x40000000
+
+static char *filter_string(void)
+{
+	size_t cap = 4096, len = 0;
+	char *f = xmalloc(cap);
+
+	f[0] = 0;
+#define ADD(nr) len += snprintf(f + len, cap - len, "%sid == %d", len ? " || " : "", (nr))
+	for (size_t i = 0; i < ARRAY_SIZE(native_nrs); i++) {
+		ADD(native_nrs[i]);
+		ADD(native_nrs[i] | X32_BIT);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(i386_nrs); i++) {
+		bool dup = false;
+		for (size_t j = 0; j < ARRAY_SIZE(native_nrs); j++)
+			dup |= native_nrs[j] == i386_nrs[i];
+		if (!dup)
+			ADD(i386_nrs[i]);
+	}
+#undef ADD
+	return f;
+}
+
+static int read_ids(const char *root, int ids[2])
+{
+	static const char *ev[2] = { "sys_enter", "sys_exit" };
+
+	for (int i = 0; i < 2; i++) {
+		char path[128], *buf;
+		snprintf(path, sizeof(path), "%s/events/raw_syscalls/%s/id", root, ev[i]);
+		if (read_file(path, &buf) < 0)
+			return -ENOENT;
+		ids[i] = atoi(buf);
+		free(buf);
+		if (ids[i] <= 0)
+			return -ENOENT;
+	}
+	return 0;
+}
+
+/*
+ * The tracepoints' ids, from tracefs. Where it is not mounted, a child
+ * mounts it in a mount namespace of its own, so nothing changes for the
+ * rest of the system.
+ */
+static int tracepoint_ids(int ids[2])
+{
+	static int cached[2], state;   /* 0 unknown, 1 known, -1 none */
+	int p[2], st;
+	pid_t c;
+
+	if (state) {
+		memcpy(ids, cached, sizeof(cached));
+		return state > 0 ? 0 : -ENOENT;
+	}
+	state = -1;
+	if (!read_ids("/sys/kernel/tracing", cached) ||
+	    !read_ids("/sys/kernel/debug/tracing", cached)) {
+		state = 1;
+	} else if (!pipe2(p, O_CLOEXEC)) {
+		c = fork();
+		if (c == 0) {
+			int got[2] = { 0, 0 };
+			if (!unshare(CLONE_NEWNS) &&
+			    !mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) &&
+			    !mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, NULL) &&
+			    !read_ids("/sys/kernel/tracing", got) && write(p[1], got, sizeof(got)))
+				_exit(0);
+			_exit(1);
+		}
+		close(p[1]);
+		if (c > 0) {
+			if (read_full(p[0], cached, sizeof(cached)) == 0)
+				state = 1;
+			while (waitpid(c, &st, 0) < 0 && errno == EINTR)
+				;
+		}
+		close(p[0]);
+	}
+	memcpy(ids, cached, sizeof(cached));
+	return state > 0 ? 0 : -ENOENT;
+}
+
+static int open_counter(int id, pid_t tid, const char *filter)
+{
+	struct perf_event_attr a;
+	int fd;
+
+	memset(&a, 0, sizeof(a));
+	a.size = sizeof(a);
+	a.type = PERF_TYPE_TRACEPOINT;
+	a.config = id;
+	a.inherit = 1;
+	fd = syscall(SYS_perf_event_open, &a, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (ioctl(fd, PERF_EVENT_IOC_SET_FILTER, filter) < 0) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	return fd;
+}
+
+int mapwatch_open(struct mapwatch *w, pid_t pid)
+{
+	pid_t *tids = NULL, *seen = NULL;
+	int ids[2], nseen = 0, ret = 0;
+	char *filter;
+
+	memset(w, 0, sizeof(*w));
+	w->pid = pid;
+	if (tracepoint_ids(ids)) {
+		pr_debug("pid %d: no raw_syscalls tracepoints: its areas are read frozen", pid);
+		return -ENOTSUP;
+	}
+	filter = filter_string();
+	/* A thread made before its maker's counter existed is not counted by
+	 * inheritance: list the threads again until none is new. */
+	for (bool added = true; added && !ret; ) {
+		int n = proc_tasks(pid, &tids);
+		added = false;
+		if (n < 0) {
+			ret = n;
+			break;
+		}
+		for (int k = 0; k < n && !ret; k++) {
+			bool known = false;
+			for (int j = 0; j < nseen && !known; j++)
+				known = seen[j] == tids[k];
+			if (known)
+				continue;
+			for (int e = 0; e < 2 && !ret; e++) {
+				int fd = open_counter(ids[e], tids[k], filter);
+				if (fd == -ESRCH)
+					break;   /* a thread that exited: it calls nothing more */
+				if (fd < 0) {
+					ret = fd;
+					break;
+				}
+				w->fds = xrealloc(w->fds, (w->nfd + 1) * sizeof(int));
+				w->fds[w->nfd++] = fd;
+			}
+			seen = xrealloc(seen, (nseen + 1) * sizeof(pid_t));
+			seen[nseen++] = tids[k];
+			added = true;
+		}
+		free(tids);
+		tids = NULL;
+	}
+	free(seen);
+	free(filter);
+	if (ret) {
+		pr_debug("pid %d: cannot count its calls (%s): its areas are read frozen", pid,
+			 strerror(-ret));
+		mapwatch_close(w);
+		return -ENOTSUP;
+	}
+	return 0;
+}
+
+int mapwatch_count(struct mapwatch *w, uint64_t *count)
+{
+	*count = 0;
+	if (!w->nfd)
+		return -ENOTSUP;
+	for (int i = 0; i < w->nfd; i++) {
+		uint64_t v;
+		if (read_full(w->fds[i], &v, sizeof(v)))
+			return -EIO;
+		*count += v;
+	}
+	return 0;
+}
+
+void mapwatch_close(struct mapwatch *w)
+{
+	for (int i = 0; i < w->nfd; i++)
+		close(w->fds[i]);
+	free(w->fds);
+	w->fds = NULL;
+	w->nfd = 0;
+}

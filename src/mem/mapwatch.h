@@ -1,0 +1,45 @@
+/*
+ * Did a process change its memory map? Counts, without stopping it, the
+ * system calls its threads make that can change its areas or their flags
+ * (mmap, mprotect, madvise, mlock, prctl, ...; the full list in
+ * mapwatch.c), at their entry and at their exit.
+ *
+ * A live dump reads /proc/PID/smaps (the areas and their VmFlags) while
+ * the process runs, in its last copy round. If no such call entered or
+ * left between that read and the freeze, the flags it read are the ones
+ * at the freeze: every flag change is made by such a call, between its
+ * entry and its exit, and a frozen thread has left its call through the
+ * exit. The freeze then reads only /proc/PID/maps (no page walk; smaps
+ * walks every page, ~12 ms/GiB) to check the bounds, which also move by
+ * themselves (a stack growing).
+ *
+ * The counters are perf events on the raw_syscalls tracepoints, filtered
+ * by syscall number, one pair per thread, inherited by the threads and
+ * children made after. Numbers of the 64-bit, x32 and i386 (int 0x80)
+ * system calls are counted, so an i386 number that is also a 64-bit one
+ * (restart_syscall is i386 madvise) counts too: a false alarm only costs
+ * the smaps read.
+ */
+#ifndef RTCR_MEM_MAPWATCH_H
+#define RTCR_MEM_MAPWATCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/log.h"
+
+struct mapwatch {
+	pid_t pid;
+	int *fds;
+	int nfd;
+};
+
+/* Start counting pid's calls. -ENOTSUP (with a debug message) if the
+ * kernel cannot (no tracepoints, no perf events): the caller reads smaps. */
+int mapwatch_open(struct mapwatch *w, pid_t pid);
+/* The calls counted so far (entries and exits); -errno if unreadable. */
+int mapwatch_count(struct mapwatch *w, uint64_t *count) __must_check;
+void mapwatch_close(struct mapwatch *w);
+
+#endif
