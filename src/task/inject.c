@@ -12,6 +12,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <sched.h>
+
 #include "arch/x86/regs.h"
 #include "common/util.h"
 #include "task/ptrace.h"
@@ -233,11 +235,76 @@ int inject_read(struct inject *in, uint64_t raddr, void *buf, size_t len)
 	return 0;
 }
 
+/*
+ * rtcr's own CPU set while it drives tasks pinned to its CPU (npinned of
+ * them), given back when the last is unpinned.
+ */
+static cpu_set_t own_cpus;
+static int npinned, pin_cpu = -1;
+
+/* The CPU to pin tid to (rtcr's, if tid may run there), with tid's own
+ * CPU set in in->saved_cpus; -1: do not pin. */
+static int pin_choose(struct inject *in)
+{
+	cpu_set_t cs;
+	int cpu = npinned ? pin_cpu : sched_getcpu();
+
+	if (getenv("RTCR_NO_PIN") || cpu < 0 || cpu >= (int)(8 * sizeof(in->saved_cpus)))
+		return -1;
+	CPU_ZERO(&cs);
+	if (sched_getaffinity(in->tid, sizeof(in->saved_cpus), (cpu_set_t *)in->saved_cpus) ||
+	    !CPU_ISSET(cpu, (cpu_set_t *)in->saved_cpus))
+		return -1;
+	return cpu;
+}
+
+static void pin(struct inject *in, int cpu)
+{
+	cpu_set_t one;
+
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	if (!npinned) {
+		if (sched_getaffinity(0, sizeof(own_cpus), &own_cpus) ||
+		    sched_setaffinity(0, sizeof(one), &one))
+			return;
+		pin_cpu = cpu;
+	}
+	if (sched_setaffinity(in->tid, sizeof(one), &one)) {
+		if (!npinned)
+			sched_setaffinity(0, sizeof(own_cpus), &own_cpus);
+		return;
+	}
+	in->pinned = true;
+	npinned++;
+}
+
+/* Give tid its own CPU set back (and rtcr its own, after the last). */
+static int unpin(struct inject *in)
+{
+	int err = 0;
+
+	if (!in->pinned)
+		return 0;
+	if (sched_setaffinity(in->tid, sizeof(in->saved_cpus), (cpu_set_t *)in->saved_cpus) &&
+	    errno != ESRCH) {
+		err = -errno;
+		pr_perror("pid %d: giving back its CPU set", in->tid);
+	}
+	in->pinned = false;
+	if (--npinned == 0) {
+		sched_setaffinity(0, sizeof(own_cpus), &own_cpus);
+		pin_cpu = -1;
+	}
+	return err;
+}
+
 /* Plant slot's rollback frame (if xstate), then step onto its stub: from
  * here on the instruction after the thread's syscall is its rollback. */
 static int take_slot(struct inject *in, struct scratch *sc, unsigned slot, const void *xstate,
 		     size_t xstate_len)
 {
+	int cpu = -1;
 	long ret;
 	int err;
 
@@ -246,9 +313,14 @@ static int take_slot(struct inject *in, struct scratch *sc, unsigned slot, const
 	if (xstate) {
 		size_t flen = scratch_frame_size(sc->xsave_size);
 		uint64_t remote = sc->base + scratch_frame_off(sc->xsave_size, slot);
-		void *frame = xzalloc(flen);
+		uint8_t *frame = xzalloc(flen);
 		err = scratch_frame(frame, flen, remote, &in->saved, xstate, xstate_len,
 				    in->saved_sigmask);
+		/* The rollback gives the task its CPU set back (an empty set,
+		 * if it is not moved, changes nothing). */
+		if (!err && (cpu = pin_choose(in)) >= 0)
+			memcpy(frame + scratch_cpuset_off(sc->xsave_size), in->saved_cpus,
+			       SCRATCH_CPUSET_LEN);
 		if (!err)
 			err = inject_write(in, remote, frame, flen);
 		free(frame);
@@ -258,7 +330,11 @@ static int take_slot(struct inject *in, struct scratch *sc, unsigned slot, const
 		}
 	}
 	in->gadget = sc->base + scratch_stub_off(slot);
-	return inject_syscall(in, __NR_getpid, 0, 0, 0, 0, 0, 0, &ret);
+	err = inject_syscall(in, __NR_getpid, 0, 0, 0, 0, 0, 0, &ret);
+	/* On its stub now, with a rollback that restores its CPU set. */
+	if (!err && cpu >= 0)
+		pin(in, cpu);
+	return err;
 }
 
 int inject_map_scratch(struct inject *in, struct scratch *sc, uint64_t addr, unsigned nslots,
@@ -318,6 +394,10 @@ int inject_unmap_scratch(struct inject *in)
 
 	if (!in->sc || !in->sc->base)
 		return 0;
+	/* No rollback once it is unmapped: the CPU set first. */
+	err = unpin(in);
+	if (err)
+		return err;
 	/* The call runs on the thread's own stub; the task never returns to
 	 * the unmapped code after it: the tracer takes it at the syscall exit. */
 	err = inject_syscall(in, __NR_munmap, in->sc->base, in->sc->len, 0, 0, 0, 0, &ret);
@@ -337,6 +417,9 @@ int inject_finish(struct inject *in)
 	struct stop st;
 	int err;
 
+	err = unpin(in);
+	if (err)
+		return err;
 	if (in->resumed) {
 		/* Take the task from its syscall-exit stop into a stop inside
 		 * signal delivery; registers written there go through the
@@ -380,6 +463,9 @@ int inject_finish(struct inject *in)
 
 void inject_abandon(struct inject *in)
 {
+	if (unpin(in)) {
+		/* logged */
+	}
 	if (in->memfd >= 0)
 		close(in->memfd);
 	in->memfd = -1;

@@ -20,6 +20,13 @@
  *
  * All signals are blocked in the task while calls run (PTRACE_SETSIGMASK);
  * nothing is delivered or lost, and the original mask comes back at the end.
+ *
+ * Once the scratch's rollback is in place, the task and rtcr are moved to
+ * the CPU rtcr runs on, until the scratch is unmapped or the task put back.
+ * Each call is two ptrace stops; with the task on another CPU, each stop
+ * wakes that CPU from idle (~100 us in a VM: 200 us a call), on one CPU it
+ * is a context switch (~30 us a call). The task's own CPU set is in its
+ * rollback frame: if rtcr dies, the rollback restores it too.
  */
 #ifndef RTCR_TASK_INJECT_H
 #define RTCR_TASK_INJECT_H
@@ -30,6 +37,7 @@
 #include <sys/types.h>
 #include <sys/user.h>
 
+#include "arch/x86/scratch_layout.h"
 #include "common/log.h"
 
 /* The scratch area of one process, shared by its threads' contexts. */
@@ -50,6 +58,8 @@ struct inject {
 	unsigned slot;                   /* this thread's stub and frame */
 	unsigned nr_calls;
 	bool resumed;                    /* the task ran since inject_begin() */
+	bool pinned;                     /* moved to rtcr's CPU; its own set: */
+	uint8_t saved_cpus[SCRATCH_CPUSET_LEN];
 	bool group_stop;                 /* a SIGSTOP arrived while we worked */
 };
 

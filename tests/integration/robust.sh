@@ -2,15 +2,20 @@
 # target stopped, traced or damaged, and never leaves a complete-looking
 # image.
 
+cpus_of() { awk '/^Cpus_allowed_list/ {print $2}' "/proc/$1/status"; }
+
 killed_at() { # point
 	start_ready counter
 	mkdir -p "$T/img"
+	local cpus; cpus=$(cpus_of "$PID")
 	RTCR_TEST_KILL_AT=$1 "$RTCR" dump -t "$PID" -D "$T/img" > "$T/dump.out" 2>&1
 	local rc=$?
 	[ $rc = 137 ] || { cat "$T/dump.out" >&2; fail "rtcr was not killed at '$1' (exit $rc)"; }
 	[ ! -e "$T/img/image.rtcr" ] || fail "killed dump left image.rtcr"
 	sleep 0.05
 	assert_running "$PID"
+	# rtcr moves a task it drives to its own CPU: the rollback moves it back.
+	assert_eq "$cpus" "$(cpus_of "$PID")" "the target's CPU set after rtcr was killed at '$1'"
 	touch "$T/go"
 	wait "$PID" || { cat "$T/out" >&2; fail "target broken after rtcr was killed at '$1'"; }
 	assert_contains "$T/out" '^PASS' "target verdict"

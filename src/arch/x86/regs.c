@@ -119,19 +119,42 @@ size_t scratch_code(uint8_t *code, size_t xsave_size, unsigned nslots)
 
 	_Static_assert(SCRATCH_MAX_SLOTS * SCRATCH_STUB_SIZE <= SCRATCH_BATCH_OFF, "stubs fit");
 	_Static_assert(SCRATCH_BATCH_OFF + SCRATCH_BATCH_MAX <= SCRATCH_DATA_OFF, "batch fits");
+	_Static_assert(SCRATCH_BATCH_OFF + SCRATCH_BATCH_MAX <= SCRATCH_ROLLBACK_OFF &&
+		       SCRATCH_ROLLBACK_OFF + 64 <= SCRATCH_DATA_OFF, "rollback fits");
 	memset(code, 0xcc, SCRATCH_DATA_OFF);
 	for (unsigned i = 0; i < nslots && i < SCRATCH_MAX_SLOTS; i++) {
 		uint8_t *c = code + scratch_stub_off(i);
 		/* lea disp32(%rip), %rsp: relative to the end of the lea, at +9 */
 		int32_t disp = (int32_t)(scratch_frame_off(xsave_size, i) - (scratch_stub_off(i) + 9));
+		/* jmp rel32: relative to the end of the jmp, at +14 */
+		int32_t jmp = (int32_t)(SCRATCH_ROLLBACK_OFF - (scratch_stub_off(i) + 14));
 		c[0] = 0x0f; c[1] = 0x05;                            /* syscall */
 		c[2] = 0x48; c[3] = 0x8d; c[4] = 0x25;               /* lea ...,%rsp */
 		memcpy(c + 5, &disp, 4);
-		c[9] = 0xb8; c[10] = 0x0f; c[11] = 0; c[12] = 0; c[13] = 0; /* mov $15,%eax */
-		c[14] = 0x0f; c[15] = 0x05;                          /* syscall */
+		c[9] = 0xe9;                                         /* jmp rollback */
+		memcpy(c + 10, &jmp, 4);
 	}
 	memcpy(code + SCRATCH_BATCH_OFF, rtcr_batch_code, n);
-	return SCRATCH_BATCH_OFF + n;
+	{
+		/* The rollback: the thread's CPU set, then its saved state. */
+		static const uint8_t head[] = {
+			0xb8, 0xcb, 0x00, 0x00, 0x00,            /* mov $203,%eax (sched_setaffinity) */
+			0x31, 0xff,                              /* xor %edi,%edi */
+			0xbe, SCRATCH_CPUSET_LEN, 0x00, 0x00, 0x00, /* mov $128,%esi */
+			0x48, 0x8d, 0x94, 0x24,                  /* lea disp32(%rsp),%rdx */
+		};
+		static const uint8_t tail[] = {
+			0x0f, 0x05,                              /* syscall */
+			0xb8, 0x0f, 0x00, 0x00, 0x00,            /* mov $15,%eax (rt_sigreturn) */
+			0x0f, 0x05,                              /* syscall */
+		};
+		uint8_t *c = code + SCRATCH_ROLLBACK_OFF;
+		int32_t mask = (int32_t)scratch_cpuset_off(xsave_size);
+		memcpy(c, head, sizeof(head));
+		memcpy(c + sizeof(head), &mask, 4);
+		memcpy(c + sizeof(head) + 4, tail, sizeof(tail));
+	}
+	return SCRATCH_ROLLBACK_OFF + 64;
 }
 
 /* The kernel's x86-64 struct sigcontext and ucontext layout. */
@@ -182,7 +205,7 @@ int scratch_frame(void *buf, size_t len, uint64_t remote, const struct user_regs
 	struct user_regs_struct rr = *r;
 	uint32_t magic2 = FP_XSTATE_MAGIC2;
 
-	if (fp_off + xstate_len + 4 > len || xstate_len < 576)
+	if (fp_off + xstate_len + 4 + SCRATCH_CPUSET_LEN > len || xstate_len < 576)
 		return -EINVAL;
 	/* rt_sigreturn leaves orig_rax at -1: apply the restart rule now. */
 	regs_resume_syscall(&rr);

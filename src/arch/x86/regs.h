@@ -50,6 +50,12 @@ static inline uint64_t scratch_frame_off(size_t xsave_size, unsigned slot)
 {
 	return SCRATCH_FRAMES_OFF + (uint64_t)slot * scratch_frame_size(xsave_size);
 }
+/* Where in a slot's frame its saved CPU set is (SCRATCH_CPUSET_LEN bytes
+ * at the end, after the xsave area and its magic). */
+static inline uint64_t scratch_cpuset_off(size_t xsave_size)
+{
+	return scratch_frame_size(xsave_size) - SCRATCH_CPUSET_LEN;
+}
 /* The code part of a scratch area: nslots stubs, each returning to its own
  * frame, then the batch executor. code must hold SCRATCH_DATA_OFF bytes;
  * returns how many were written. */
