@@ -863,6 +863,11 @@ static void print_stats(struct dump_ctx *c)
 			" %llu written in the last\n", c->live->precopy_ns / 1e6,
 			(unsigned long long)c->live->precopied, c->live->rounds + 1,
 			(unsigned long long)c->live->last_written);
+	if (c->live && c->live->throttle_stops)
+		fprintf(stderr, "  throttled   %llu stops while it ran, %.3f ms in all, the longest "
+			"%.3f ms (it wrote faster than rtcr copies)\n",
+			(unsigned long long)c->live->throttle_stops, c->live->throttle_ns / 1e6,
+			c->live->throttle_max_ns / 1e6);
 	if (c->live && c->live->areas_how)
 		fprintf(stderr, "  areas       %s\n", c->live->areas_how);
 	phases_print(&c->ph, stderr, "  frozen in:  ");
@@ -872,13 +877,16 @@ static void print_stats(struct dump_ctx *c)
 	/* One machine-readable line for benchmarks. */
 	fprintf(stderr, "STATS dump pid=%d processes=%d threads=%d pages=%llu bytes=%llu image=%llu "
 		"frozen_ns=%llu copy_ns=%llu scan_ns=%llu total_ns=%llu inherited=%llu precopied=%llu "
-		"final_pages=%llu\n", c->o->pid,
+		"final_pages=%llu throttle_stops=%llu throttle_ns=%llu throttle_max_ns=%llu\n", c->o->pid,
 		c->np, nthr, (unsigned long long)c->ms.pages, (unsigned long long)bytes,
 		(unsigned long long)c->image_bytes, (unsigned long long)(c->t_thaw - c->t_freeze),
 		(unsigned long long)c->ms.copy_ns, (unsigned long long)c->ms.scan_ns,
 		(unsigned long long)(now_ns() - c->t_start), (unsigned long long)c->ms.inherited,
 		(unsigned long long)(c->live ? c->live->precopied : 0),
-		(unsigned long long)(c->live ? c->live->last_written : 0));
+		(unsigned long long)(c->live ? c->live->last_written : 0),
+		(unsigned long long)(c->live ? c->live->throttle_stops : 0),
+		(unsigned long long)(c->live ? c->live->throttle_ns : 0),
+		(unsigned long long)(c->live ? c->live->throttle_max_ns : 0));
 }
 
 bool dump_interrupted(void)

@@ -11,6 +11,7 @@
 #include <sys/ptrace.h>
 #include <unistd.h>
 
+#include "common/proc.h"
 #include "common/util.h"
 #include "mem/pagemap.h"
 #include "task/inject.h"
@@ -18,6 +19,16 @@
 
 #define LIVE_MAX_ROUNDS   8
 #define LIVE_ENOUGH_PAGES 256   /* written per round: freeze now (~0.5 ms of copying) */
+/*
+ * Throttling a process that writes faster than rtcr copies: its rounds
+ * are then copied in slices, each with the process stopped, and between
+ * slices it runs a window that halves while it does not slow down.
+ */
+#define LIVE_FREEZE_PAGES 2048   /* the freeze may copy this many (~2-3 ms) */
+#define LIVE_SLICE_PAGES  512    /* copied per stop (~1 ms with the stop) */
+#define LIVE_FIRST_RUN_US 4000
+#define LIVE_MIN_RUN_US   250
+#define LIVE_MAX_THROTTLED 12
 
 /* Take rtcr's copy of the tracker and record the image its bits are now
  * being reset for. */
@@ -222,33 +233,33 @@ static void on_swapped(void *arg, uint64_t addr)
 		*mirror_state(s->ma[i], addr) = MIR_INHERIT;
 }
 
-/* Copy every MIR_DIRTY page of the tracked areas; the number copied. */
 /*
- * Copy every MIR_DIRTY page of the tracked areas; *n: the number copied.
- * Running, an area may go away under the copy (-EFAULT): its pages stay
- * dirty, the other areas are copied on, and the next round (or the frozen
- * one) sees it gone. Frozen, that is an error.
+ * Copy the MIR_DIRTY pages of the tracked areas, at most limit of them;
+ * *n: the number copied. Running, an area may go away under the copy
+ * (-EFAULT): its pages stay dirty, the other areas are copied on, and the
+ * next round (or the frozen one) sees it gone. Frozen, that is an error.
  */
 static int copy_dirty(struct live_proc *lp, struct vma_list *vl, struct mirror_area **ma,
-		      bool frozen, uint64_t *n)
+		      bool frozen, uint64_t limit, uint64_t *n)
 {
 	uint64_t before = lp->m.copied;
 	int ret = 0;
 
-	for (int i = 0; i < vl->nr && !ret; i++) {
+	for (int i = 0; i < vl->nr && !ret && limit; i++) {
 		struct mirror_area *a = ma[i];
 		uint64_t np;
 		if (!a)
 			continue;
 		np = (a->end - a->start) / PAGE_SIZE;
-		for (uint64_t p = 0; p < np && !ret; ) {
+		for (uint64_t p = 0; p < np && !ret && limit; ) {
 			const uint8_t *hit = memchr(a->state + p, MIR_DIRTY, np - p);
 			uint64_t q;
 			if (!hit)
 				break;
 			p = hit - a->state;
-			for (q = p; q < np && a->state[q] == MIR_DIRTY; q++)
+			for (q = p; q < np && q - p < limit && a->state[q] == MIR_DIRTY; q++)
 				;
+			limit -= q - p;
 			ret = mirror_copy(&lp->m, a, &vl->v[i], a->start + p * PAGE_SIZE, q - p);
 			if (ret == -EFAULT && !frozen)
 				ret = 0;
@@ -262,6 +273,73 @@ static int copy_dirty(struct live_proc *lp, struct vma_list *vl, struct mirror_a
 	mirror_drop_pending(&lp->m);
 	*n = lp->m.copied - before;
 	return ret;
+}
+
+/*
+ * Stop every thread of the process (seized for it; the process cannot
+ * tell) and give them back: a throttled round copies while it is held.
+ */
+static int hold(struct live_proc *lp, pid_t **held, int *nheld)
+{
+	pid_t *tids;
+	int n = proc_tasks(lp->pid, &tids), ret = 0;
+
+	*nheld = 0;
+	if (n < 0)
+		return n;
+	*held = xmalloc((n ? n : 1) * sizeof(pid_t));
+	for (int k = 0; k < n && !ret; k++) {
+		struct stop st;
+		ret = task_seize(tids[k], false);
+		if (ret == -ESRCH) {
+			ret = 0;      /* a thread that just exited */
+			continue;
+		}
+		if (ret)
+			break;
+		(*held)[(*nheld)++] = tids[k];
+		ret = task_stop(tids[k], &st);
+		if (ret == -ESRCH) {
+			(*nheld)--;
+			ret = 0;
+		}
+	}
+	free(tids);
+	return ret;
+}
+
+static void unhold(pid_t *held, int nheld)
+{
+	for (int k = 0; k < nheld; k++)
+		task_detach(held[k], 0);
+	free(held);
+}
+
+/* Throttled: copy the dirty pages in slices, the process held in each. */
+static int copy_throttled(struct live_proc *lp, struct vma_list *vl, struct mirror_area **ma,
+			  uint64_t *n)
+{
+	int ret = 0;
+
+	*n = 0;
+	for (;;) {
+		uint64_t t0 = now_ns(), k = 0, dt;
+		pid_t *held = NULL;
+		int nheld;
+
+		ret = hold(lp, &held, &nheld);
+		if (!ret)
+			ret = copy_dirty(lp, vl, ma, false, LIVE_SLICE_PAGES, &k);
+		unhold(held, nheld);
+		dt = now_ns() - t0;
+		lp->throttle_stops++;
+		lp->throttle_ns += dt;
+		lp->throttle_max_ns = MAX(lp->throttle_max_ns, dt);
+		*n += k;
+		if (ret || k < LIVE_SLICE_PAGES)
+			return ret;
+		usleep(lp->run_us);   /* it runs */
+	}
 }
 
 /*
@@ -366,7 +444,10 @@ static int round_run(struct live_proc *lp, struct vma_list *vl, bool frozen)
 	pr_debug("pid %d: round %d%s: setup+scan %.3f ms", lp->pid, lp->rounds,
 		 frozen ? " (frozen)" : "", (now_ns() - t0) / 1e6);
 	if (!ret) {
-		ret = copy_dirty(lp, vl, s.ma, frozen, &n);
+		if (lp->run_us && !frozen)
+			ret = copy_throttled(lp, vl, s.ma, &n);
+		else
+			ret = copy_dirty(lp, vl, s.ma, frozen, UINT64_MAX, &n);
 		if (ret)
 			pr_err("pid %d: copying its memory: %s", lp->pid, strerror(-ret));
 	}
@@ -394,7 +475,7 @@ int live_precopy(struct live_proc *lp)
 	uint64_t t0 = now_ns(), prev = UINT64_MAX;
 	int ret = 0;
 
-	for (lp->rounds = 0; lp->rounds < LIVE_MAX_ROUNDS; lp->rounds++) {
+	for (lp->rounds = 0; lp->rounds < LIVE_MAX_ROUNDS + LIVE_MAX_THROTTLED; lp->rounds++) {
 		vma_list_free(&lp->vl);
 		if (lp->watching && mapwatch_count(&lp->mw, &lp->mw_base))
 			lp->watching = false;
@@ -410,9 +491,22 @@ int live_precopy(struct live_proc *lp)
 			 (unsigned long long)lp->last_written);
 		if (lp->last_written <= LIVE_ENOUGH_PAGES)
 			break;
-		/* Not converging: the process writes as fast as rtcr copies. */
-		if (lp->rounds >= 2 && lp->last_written * 10 > prev * 9)
-			break;
+		if (lp->run_us) {
+			/* Throttled: until the freeze would copy little, with
+			 * shorter windows while the process does not slow down. */
+			if (lp->last_written <= LIVE_FREEZE_PAGES ||
+			    ++lp->throttled_rounds >= LIVE_MAX_THROTTLED)
+				break;
+			if (lp->last_written * 2 > prev && lp->run_us > LIVE_MIN_RUN_US)
+				lp->run_us /= 2;
+		} else if ((lp->rounds >= 2 && lp->last_written * 10 > prev * 9) ||
+			   lp->rounds + 1 >= LIVE_MAX_ROUNDS) {
+			/* Not converging: the process writes as fast as rtcr
+			 * copies. Too much for the freeze: throttle it. */
+			if (lp->last_written <= LIVE_FREEZE_PAGES)
+				break;
+			lp->run_us = LIVE_FIRST_RUN_US;
+		}
 		prev = lp->last_written;
 	}
 	lp->precopy_ns = now_ns() - t0;

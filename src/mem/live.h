@@ -42,6 +42,9 @@ struct live_proc {
 	bool watching;
 	uint64_t mw_base;        /* the count before the latest round read the areas */
 	const char *areas_how;   /* how the freeze got the areas (for --stats) */
+	unsigned run_us;         /* throttled: its run window between held slices */
+	int throttled_rounds;
+	uint64_t throttle_stops, throttle_ns, throttle_max_ns;   /* held slices */
 };
 
 /*
@@ -52,7 +55,12 @@ struct live_proc {
 int live_begin(struct live_proc *lp, pid_t pid, const uint8_t *prev_id,
 	       const uint8_t id[16]) __must_check;
 /* Copy rounds while the process runs, until few pages are written per
- * round (or no progress, or a round limit). */
+ * round (or no progress, or a round limit). A process that writes more
+ * than the freeze should copy, round after round, is throttled: its
+ * rounds are copied in slices of ~1 ms with it held (stopped), and
+ * between slices it runs in windows that shrink until it writes little
+ * enough (or 12 throttled rounds). Each hold is a short pause of its own,
+ * counted in throttle_*. */
 int live_precopy(struct live_proc *lp) __must_check;
 /*
  * Frozen: the areas now. Those the latest round read from smaps if no
