@@ -66,6 +66,7 @@
 #include "files/locks.h"
 #include "files/netlock.h"
 #include "image/load.h"
+#include "common/phases.h"
 #include "mem/lazy.h"
 #include "mem/mem.h"
 #include "mem/memobj.h"
@@ -817,6 +818,10 @@ static int rebuild(struct rctx *c, struct mem_stats *ms)
 	for (int i = 0; i < c->np; i++)
 		for (size_t t = 0; t < c->p[i].ready; t++)
 			inject_abandon(&c->p[i].tin[t]);
+	/* Driven on rtcr's CPU until now (task/inject.h): their own sets. */
+	for (int i = 0; i < c->np && !ret; i++)
+		for (size_t t = 0; t < c->p[i].proc->n_threads && !ret && !c->p[i].zombie; t++)
+			ret = thread_restore_affinity(c->p[i].htid[t], c->p[i].proc->threads[t]);
 	if (ret)
 		return ret;
 	/* Children first: a parent never runs before its whole tree is back. */
@@ -987,8 +992,10 @@ int restore_run(const struct restore_opts *o)
 	int sync[2] = { -1, -1 }, ctl[2] = { -1, -1 }, go[2] = { -1, -1 }, ret, nlive = 0;
 	uint64_t t0 = now_ns(), t_fork = 0, t_run = 0;
 	bool unlocked = false;
+	struct phases ph = { 0 };
 	pid_t pid, want;
 
+	phase_start(&ph);
 	memset(&c, 0, sizeof(c));
 	c.lz.server = -1;
 	c.lz.sock = -1;
@@ -999,6 +1006,7 @@ int restore_run(const struct restore_opts *o)
 		image_unload(&im);
 		return ret;
 	}
+	phase_mark(&ph, "load");
 	c.im = &im;
 	c.detach = o->detach;
 	c.pidns = o->pidns;
@@ -1021,12 +1029,14 @@ int restore_run(const struct restore_opts *o)
 	}
 	if (!ret)
 		ret = preflight(&c);
+	phase_mark(&ph, "plan");
 	/* The lazy page server: forked now, before rtcr holds any of the
 	 * tree's fds (it must keep none of them open). */
 	if (!ret && c.lazy)
 		ret = lazy_start(&c.lz, &im, c.top_fd, o->stats);
 	if (ret)
 		goto out_plan;
+	phase_mark(&ph, "lazy-server");
 
 	/* rtcr's own pipes above every slot planned below, so placing the
 	 * carriers and the error pipe cannot land on them. */
@@ -1074,6 +1084,7 @@ int restore_run(const struct restore_opts *o)
 	if (ret)
 		goto out_carriers;
 	unlocked = true;
+	phase_mark(&ph, "prepare");
 	if (dup2(ctl[1], c.ctl_fd) < 0) {
 		ret = -errno;
 		pr_perror("error pipe");
@@ -1152,11 +1163,13 @@ int restore_run(const struct restore_opts *o)
 		goto kill_all;
 	}
 
+	phase_mark(&ph, "fork");
 	/* HOSTED */
 	ret = host_loop(&c, ctl[0]);
 	relay_child_messages(ctl[0]);
 	if (ret)
 		goto kill_all;
+	phase_mark(&ph, "hosted");
 	/* The job's group exists, none of it runs: it takes the terminal. */
 	if (c.tty.img && (ret = tty_job_attach(&c.tty, getpgid(pid), o->detach)))
 		goto kill_all;
@@ -1167,6 +1180,7 @@ int restore_run(const struct restore_opts *o)
 	if (ret)
 		goto kill_all;
 	t_run = now_ns();
+	phase_mark(&ph, "rebuild");
 	tty_job_running(&c.tty);
 	if (c.lazy && lazy_resumed(&c.lz, t_run))
 		pr_warn("the lazy page server did not hear the processes run: it serves on");
@@ -1182,6 +1196,7 @@ int restore_run(const struct restore_opts *o)
 			ms.copy_ns / 1e6,
 			ms.copy_ns ? ms.pages * PAGE_SIZE / (ms.copy_ns / 1e9) / (1ULL << 30) : 0.0,
 			(unsigned long long)ms.uffd_pages, (unsigned long long)ms.lazy_pages);
+		phases_print(&ph, stderr, "  until running: ");
 		fprintf(stderr, "STATS restore pid=%d processes=%d pages=%llu total_ns=%llu "
 			"fork_to_run_ns=%llu copy_ns=%llu\n", pid, c.np, (unsigned long long)ms.pages,
 			(unsigned long long)(t_run - t0), (unsigned long long)(t_run - t_fork),

@@ -246,14 +246,13 @@ static int npinned, pin_cpu = -1;
  * CPU set in in->saved_cpus; -1: do not pin. */
 static int pin_choose(struct inject *in)
 {
-	cpu_set_t cs;
 	int cpu = npinned ? pin_cpu : sched_getcpu();
 
-	if (getenv("RTCR_NO_PIN") || cpu < 0 || cpu >= (int)(8 * sizeof(in->saved_cpus)))
+	_Static_assert(sizeof(in->saved_cpus) == SCRATCH_CPUSET_LEN, "CPU set in the frame");
+	if (getenv("RTCR_NO_PIN") || cpu < 0 || cpu >= CPU_SETSIZE)
 		return -1;
-	CPU_ZERO(&cs);
-	if (sched_getaffinity(in->tid, sizeof(in->saved_cpus), (cpu_set_t *)in->saved_cpus) ||
-	    !CPU_ISSET(cpu, (cpu_set_t *)in->saved_cpus))
+	if (sched_getaffinity(in->tid, sizeof(in->saved_cpus), &in->saved_cpus) ||
+	    !CPU_ISSET(cpu, &in->saved_cpus))
 		return -1;
 	return cpu;
 }
@@ -286,7 +285,7 @@ static int unpin(struct inject *in)
 
 	if (!in->pinned)
 		return 0;
-	if (sched_setaffinity(in->tid, sizeof(in->saved_cpus), (cpu_set_t *)in->saved_cpus) &&
+	if (sched_setaffinity(in->tid, sizeof(in->saved_cpus), &in->saved_cpus) &&
 	    errno != ESRCH) {
 		err = -errno;
 		pr_perror("pid %d: giving back its CPU set", in->tid);
@@ -319,7 +318,7 @@ static int take_slot(struct inject *in, struct scratch *sc, unsigned slot, const
 		/* The rollback gives the task its CPU set back (an empty set,
 		 * if it is not moved, changes nothing). */
 		if (!err && (cpu = pin_choose(in)) >= 0)
-			memcpy(frame + scratch_cpuset_off(sc->xsave_size), in->saved_cpus,
+			memcpy(frame + scratch_cpuset_off(sc->xsave_size), &in->saved_cpus,
 			       SCRATCH_CPUSET_LEN);
 		if (!err)
 			err = inject_write(in, remote, frame, flen);
@@ -328,6 +327,9 @@ static int take_slot(struct inject *in, struct scratch *sc, unsigned slot, const
 			pr_err("pid %d: cannot build the rollback frame", in->tid);
 			return err;
 		}
+	} else {
+		/* A restoring child, without a rollback: it dies with rtcr. */
+		cpu = pin_choose(in);
 	}
 	in->gadget = sc->base + scratch_stub_off(slot);
 	err = inject_syscall(in, __NR_getpid, 0, 0, 0, 0, 0, 0, &ret);

@@ -26,11 +26,14 @@
  * Each call is two ptrace stops; with the task on another CPU, each stop
  * wakes that CPU from idle (~100 us in a VM: 200 us a call), on one CPU it
  * is a context switch (~30 us a call). The task's own CPU set is in its
- * rollback frame: if rtcr dies, the rollback restores it too.
+ * rollback frame: if rtcr dies, the rollback restores it too. (A
+ * restoring child has no rollback: it dies with rtcr. Its saved CPU set
+ * is rtcr's, inherited; restore sets the image's once all are unpinned.)
  */
 #ifndef RTCR_TASK_INJECT_H
 #define RTCR_TASK_INJECT_H
 
+#include <sched.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -59,7 +62,7 @@ struct inject {
 	unsigned nr_calls;
 	bool resumed;                    /* the task ran since inject_begin() */
 	bool pinned;                     /* moved to rtcr's CPU; its own set: */
-	uint8_t saved_cpus[SCRATCH_CPUSET_LEN];
+	cpu_set_t saved_cpus;
 	bool group_stop;                 /* a SIGSTOP arrived while we worked */
 };
 

@@ -61,6 +61,9 @@ int thread_restore_inj(struct inject *in, const Rtcr__Thread *t, uint64_t xcomp_
 /* Scheduling policy, priority, nice value, CPU affinity: set from outside. */
 int thread_dump_sched(pid_t tid, Rtcr__Thread *t) __must_check;
 int thread_restore_sched(pid_t tid, const Rtcr__Thread *t) __must_check;
+/* Its CPU set (the CPUs of it this machine has, or all), set once rtcr
+ * no longer drives it on rtcr's CPU (task/inject.h). */
+int thread_restore_affinity(pid_t tid, const Rtcr__Thread *t) __must_check;
 
 void process_free(Rtcr__Process *p);
 

@@ -119,20 +119,29 @@ int thread_restore_sched(pid_t tid, const Rtcr__Thread *t)
 		pr_perror("tid %d: restoring nice value %d", tid, t->nice);
 		return -errno;
 	}
+	return 0;
+}
+
+int thread_restore_affinity(pid_t tid, const Rtcr__Thread *t)
+{
+	cpu_set_t cpus, online;
+
+	if (sched_getaffinity(0, sizeof(online), &online) < 0) {
+		pr_perror("rtcr's CPU affinity");
+		return -errno;
+	}
+	cpus = online;
 	if (t->has_affinity) {
-		cpu_set_t cpus, online;
 		CPU_ZERO(&cpus);
 		memcpy(&cpus, t->affinity.data, MIN(t->affinity.len, sizeof(cpus)));
 		/* CPUs this machine lacks cannot be kept; none left: all. */
-		if (sched_getaffinity(0, sizeof(online), &online) == 0) {
-			CPU_AND(&cpus, &cpus, &online);
-			if (!CPU_COUNT(&cpus))
-				cpus = online;
-		}
-		if (sched_setaffinity(tid, sizeof(cpus), &cpus) < 0) {
-			pr_perror("tid %d: restoring CPU affinity", tid);
-			return -errno;
-		}
+		CPU_AND(&cpus, &cpus, &online);
+		if (!CPU_COUNT(&cpus))
+			cpus = online;
+	}
+	if (sched_setaffinity(tid, sizeof(cpus), &cpus) < 0) {
+		pr_perror("tid %d: restoring CPU affinity", tid);
+		return -errno;
 	}
 	return 0;
 }

@@ -232,29 +232,47 @@ static void test_scratch_code(void **state)
 	static const uint8_t want[] = {
 		0x0f, 0x05,                               /* syscall */
 		0x48, 0x8d, 0x25, 0, 0, 0, 0,             /* lea disp32(%rip),%rsp */
+		0xe9, 0, 0, 0, 0,                         /* jmp rollback */
+	};
+	static const uint8_t rollback_head[] = {
+		0xb8, 0xcb, 0x00, 0x00, 0x00,             /* mov $203,%eax */
+		0x31, 0xff,                               /* xor %edi,%edi */
+		0xbe, SCRATCH_CPUSET_LEN, 0x00, 0x00, 0x00, /* mov $128,%esi */
+		0x48, 0x8d, 0x94, 0x24,                   /* lea disp32(%rsp),%rdx */
+	};
+	static const uint8_t rollback_tail[] = {
+		0x0f, 0x05,                               /* syscall */
 		0xb8, 0x0f, 0x00, 0x00, 0x00,             /* mov $15,%eax */
 		0x0f, 0x05,                               /* syscall */
 	};
 	const size_t xs = 832;
-	uint8_t *code = malloc(SCRATCH_DATA_OFF);
+	uint8_t *code = malloc(SCRATCH_DATA_OFF), *rb = code + SCRATCH_ROLLBACK_OFF;
+	int32_t disp;
 	size_t n;
 
-	_Static_assert(sizeof(want) == SCRATCH_STUB_SIZE, "stub size");
+	_Static_assert(sizeof(want) <= SCRATCH_STUB_SIZE, "stub size");
 	n = scratch_code(code, xs, 3);
-	assert_true(n > SCRATCH_BATCH_OFF && n <= SCRATCH_BATCH_OFF + SCRATCH_BATCH_MAX);
+	assert_true(n > SCRATCH_ROLLBACK_OFF && n <= SCRATCH_DATA_OFF);
 	for (unsigned slot = 0; slot < 3; slot++) {
 		const uint8_t *c = code + scratch_stub_off(slot);
-		int32_t disp;
 		assert_memory_equal(c, want, 5);
-		assert_memory_equal(c + 9, want + 9, sizeof(want) - 9);
+		assert_int_equal(c[9], 0xe9);
 		/* The lea ends at +9 of the stub; %rsp must land on the slot's frame. */
 		memcpy(&disp, c + 5, 4);
 		assert_int_equal(scratch_stub_off(slot) + 9 + disp, scratch_frame_off(xs, slot));
-		assert_int_equal(c[10], SYS_rt_sigreturn);
+		/* The jmp ends at +14: every stub goes to the one rollback. */
+		memcpy(&disp, c + 10, 4);
+		assert_int_equal(scratch_stub_off(slot) + 14 + disp, SCRATCH_ROLLBACK_OFF);
 	}
-	/* No stub for slot 3; the batch executor ends in int3. */
+	/* The rollback: the CPU set at the frame's end, then rt_sigreturn. */
+	assert_memory_equal(rb, rollback_head, sizeof(rollback_head));
+	memcpy(&disp, rb + sizeof(rollback_head), 4);
+	assert_int_equal(disp, scratch_cpuset_off(xs));
+	assert_int_equal(scratch_cpuset_off(xs), scratch_frame_size(xs) - SCRATCH_CPUSET_LEN);
+	assert_memory_equal(rb + sizeof(rollback_head) + 4, rollback_tail, sizeof(rollback_tail));
+	assert_int_equal(rollback_tail[3], SYS_rt_sigreturn);
+	/* No stub for slot 3. */
 	assert_int_equal(code[scratch_stub_off(3)], 0xcc);
-	assert_int_equal(code[n - 1], 0xcc);
 	free(code);
 }
 
@@ -267,8 +285,9 @@ static void test_scratch_size(void **state)
 	for (size_t i = 0; i < ARRAY_SIZE(sizes); i++) {
 		size_t sz = scratch_size(sizes[i], 1), fs = scratch_frame_size(sizes[i]);
 		assert_int_equal(sz % PAGE_SIZE, 0);
-		/* ucontext (304) rounded to 64, the xsave area and magic2. */
-		assert_true(fs >= 320 + sizes[i] + 4);
+		/* ucontext (304) rounded to 64, the xsave area, magic2, and
+		 * the saved CPU set at the end. */
+		assert_true(fs >= 320 + sizes[i] + 4 + SCRATCH_CPUSET_LEN);
 		assert_int_equal(fs % 64, 0);
 		assert_true(sz >= SCRATCH_FRAMES_OFF + fs);
 		assert_true(scratch_size(sizes[i], 8) >= SCRATCH_FRAMES_OFF + 8 * fs);
@@ -349,7 +368,7 @@ static void test_scratch_frame_layout(void **state)
 static void test_scratch_frame_restart_and_sizes(void **state)
 {
 	const size_t xs = 576;
-	size_t len = 320 + xs + 4;   /* exactly enough */
+	size_t len = 320 + xs + 4 + SCRATCH_CPUSET_LEN;   /* exactly enough */
 	uint8_t *buf = malloc(len), *x = xs_pattern(xs, 0x3);
 	struct user_regs_struct r = base_regs();
 	uint32_t sw[2] = { MAGIC1, 0 };
