@@ -51,6 +51,8 @@ enum img_rec_type {
 	REC_MM        = 3,
 	REC_FILES     = 4,
 	REC_OBJECTS   = 5,    /* MemObjects: SysV segments, memfds, deleted files */
+	REC_INDEX     = 6,    /* optional: every record before it, for readers
+			       * that seek (struct img_index_ent[]) */
 	REC_PAGES     = 16,
 	REC_OBJ_PAGES = 17,   /* PAGES layout: pid = object id, vaddr = offset */
 	REC_END       = 255,
@@ -80,7 +82,28 @@ struct img_page_run {
 	uint64_t npages;
 } __attribute__((packed));
 
+/*
+ * One entry of the INDEX record, per record before it, in order: what
+ * its header says, where it is, and for PAGES / OBJ_PAGES the owner, the
+ * page count and the span of its runs (0 for the others). END's index_off
+ * points at the INDEX record; the INDEX and END together are enough to
+ * rebuild END's chain hash over every record header, so a reader that
+ * seeks checks the same layout as one that walks every record.
+ */
+struct img_index_ent {
+	uint32_t type;
+	uint32_t flags;
+	uint64_t off;             /* of the record header */
+	uint64_t len;
+	uint64_t csum;
+	int32_t  pid;
+	uint32_t pad;
+	uint64_t npages;
+	uint64_t vstart, vend;    /* PAGES: the addresses its runs lie in */
+} __attribute__((packed));
+
 _Static_assert(sizeof(struct img_file_hdr) == 64, "file header size");
+_Static_assert(sizeof(struct img_index_ent) == 64, "index entry size");
 _Static_assert(sizeof(struct img_rec_hdr) == 32, "record header size");
 
 const char *img_rec_name(uint32_t type);

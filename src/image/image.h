@@ -29,7 +29,13 @@ struct imgw {
 	uint64_t payload_bytes;
 	uint64_t pages;
 	XXH3_state_t *chain;
+	struct img_index_ent *idx;   /* every record written, for INDEX */
+	size_t nidx, capidx;
 };
+
+/* A record header for these fields, with its own checksum. */
+void img_rec_hdr_fill(struct img_rec_hdr *h, uint32_t type, uint32_t flags, uint64_t len,
+		      uint64_t csum);
 
 int imgw_begin(struct imgw *w, struct img_stream *s, const uint8_t image_id[16]) __must_check;
 int imgw_put(struct imgw *w, uint32_t type, uint32_t flags, const void *payload, size_t len) __must_check;
@@ -107,6 +113,14 @@ struct imgr {
 };
 
 int imgr_begin(struct imgr *r, struct img_stream *s) __must_check;
+/*
+ * The INDEX of a mapped image, checked against its END (the records lie
+ * back to back, their headers hash to END's chain hash, counts match):
+ * 0 and a malloc'ed copy of the entries, or -ENOENT (quietly) if there is
+ * none or it does not hold; the caller then walks the records, which
+ * names what is wrong.
+ */
+int imgr_index(struct img_stream *s, struct img_index_ent **ents, size_t *n) __must_check;
 /* 1: *rec filled; 0: END reached and valid; <0: error (logged). */
 int imgr_next(struct imgr *r, struct img_rec *rec) __must_check;
 /* Verified payload of the record last returned by imgr_next(). The

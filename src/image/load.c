@@ -151,6 +151,108 @@ static int check_objects(struct loaded_image *im)
 	return 0;
 }
 
+/* A PAGES or OBJ_PAGES record found at payload offset off. */
+static void add_pages_rec(struct loaded_image *im, uint32_t type, uint64_t off, uint64_t len,
+			  uint64_t csum, int32_t id, uint64_t npages, uint32_t *cap,
+			  const struct img_index_ent *e)
+{
+	if (type == REC_OBJ_PAGES) {
+		uint32_t k = im->nr_obj_pages_recs;
+		im->obj_pages_off = xrealloc(im->obj_pages_off, (k + 1) * sizeof(uint64_t));
+		im->obj_pages_len = xrealloc(im->obj_pages_len, (k + 1) * sizeof(uint64_t));
+		im->obj_pages_csum = xrealloc(im->obj_pages_csum, (k + 1) * sizeof(uint64_t));
+		im->obj_pages_id = xrealloc(im->obj_pages_id, (k + 1) * sizeof(uint32_t));
+		im->obj_pages_off[k] = off;
+		im->obj_pages_len[k] = len;
+		im->obj_pages_csum[k] = csum;
+		im->obj_pages_id[k] = (uint32_t)id;
+		im->nr_obj_pages_recs++;
+	} else {
+		if (im->nr_pages_recs == *cap) {
+			*cap = *cap ? *cap * 2 : 64;
+			im->pages_off = xrealloc(im->pages_off, *cap * sizeof(uint64_t));
+			im->pages_len = xrealloc(im->pages_len, *cap * sizeof(uint64_t));
+			im->pages_csum = xrealloc(im->pages_csum, *cap * sizeof(uint64_t));
+			im->pages_pid = xrealloc(im->pages_pid, *cap * sizeof(int32_t));
+			im->pages_vstart = xrealloc(im->pages_vstart, *cap * sizeof(uint64_t));
+			im->pages_vend = xrealloc(im->pages_vend, *cap * sizeof(uint64_t));
+		}
+		/* Unknown span (walked): 0..max, never skipped. */
+		im->pages_vstart[im->nr_pages_recs] = e ? e->vstart : 0;
+		im->pages_vend[im->nr_pages_recs] = e ? e->vend : UINT64_MAX;
+		im->pages_pid[im->nr_pages_recs] = id;
+		im->pages_off[im->nr_pages_recs] = off;
+		im->pages_len[im->nr_pages_recs] = len;
+		im->pages_csum[im->nr_pages_recs] = csum;
+		im->nr_pages_recs++;
+	}
+	im->total_pages += npages;
+}
+
+/* A metadata record's verified payload. */
+static int load_meta(struct loaded_image *im, const struct img_rec *rec, const void *data)
+{
+	switch (rec->type) {
+	case REC_INVENTORY:
+		return take((void **)&im->inv, "inventory", rec, &rtcr__inventory__descriptor, data);
+	case REC_PROCESS:
+		return add_proc(im, rec, data);
+	case REC_MM:
+	case REC_FILES:
+		return add_part(im, rec, data);
+	case REC_OBJECTS:
+		return take((void **)&im->objects, "objects", rec, &rtcr__mem_objects__descriptor,
+			    data);
+	default:
+		return 0;   /* optional record of a newer rtcr, or the index */
+	}
+}
+
+/*
+ * Through the INDEX (image/format.h): metadata records are read where it
+ * says, PAGES records are only located; nothing else of the file is
+ * touched (a walk reads a header in every PAGES record: 512 of them for
+ * 2 GiB). 1 if the index cannot be used (no index, or something does not
+ * hold: the walk then says what), 0, or -errno.
+ */
+static int load_indexed(struct loaded_image *im, uint32_t *cap)
+{
+	struct img_index_ent *e;
+	size_t n;
+	int ret = 0;
+
+	if (getenv("RTCR_IMAGE_WALK") || imgr_index(im->src, &e, &n))
+		return 1;
+	/* Every metadata record's header and payload as the index says,
+	 * before anything is taken from them. */
+	for (size_t i = 0; i < n; i++) {
+		const struct img_rec_hdr *h;
+		struct img_rec_hdr want;
+		const void *p;
+		if (e[i].type == REC_PAGES || e[i].type == REC_OBJ_PAGES)
+			continue;
+		img_rec_hdr_fill(&want, e[i].type, e[i].flags, e[i].len, e[i].csum);
+		h = img_map(im->src, e[i].off, sizeof(*h));
+		p = img_map(im->src, e[i].off + sizeof(*h), e[i].len);
+		if (!h || !p || memcmp(h, &want, sizeof(want)) || XXH3_64bits(p, e[i].len) != e[i].csum) {
+			free(e);
+			return 1;
+		}
+	}
+	for (size_t i = 0; i < n && !ret; i++) {
+		struct img_rec rec = { .type = e[i].type, .flags = e[i].flags, .len = e[i].len,
+				       .csum = e[i].csum, .off = e[i].off + sizeof(struct img_rec_hdr) };
+		if (e[i].type == REC_PAGES || e[i].type == REC_OBJ_PAGES)
+			add_pages_rec(im, e[i].type, rec.off, rec.len, rec.csum, e[i].pid, e[i].npages,
+				      cap, &e[i]);
+		else
+			ret = load_meta(im, &rec, img_map(im->src, rec.off, rec.len));
+	}
+	free(e);
+	im->indexed = !ret;
+	return ret;
+}
+
 int image_load(const char *dir, struct loaded_image *im)
 {
 	struct imgr r;
@@ -176,74 +278,30 @@ int image_load(const char *dir, struct loaded_image *im)
 	if (ret)
 		goto out;
 	memcpy(im->image_id, r.image_id, 16);
-	while ((ret = imgr_next(&r, &rec)) > 0) {
+	ret = load_indexed(im, &cap);
+	if (ret < 0)
+		goto out;
+	while (ret == 1 && (ret = imgr_next(&r, &rec)) > 0) {
 		const void *data;
-		if (rec.type == REC_OBJ_PAGES) {
-			const struct img_pages_hdr *ph = img_map(im->src, rec.off, sizeof(*ph));
-			uint32_t id = ph ? (uint32_t)ph->pid : 0;
-			uint64_t n;
-			uint32_t k = im->nr_obj_pages_recs;
-			ret = imgr_skip_pages(&r, &rec, &n);
-			if (ret)
-				break;
-			im->obj_pages_off = xrealloc(im->obj_pages_off, (k + 1) * sizeof(uint64_t));
-			im->obj_pages_len = xrealloc(im->obj_pages_len, (k + 1) * sizeof(uint64_t));
-			im->obj_pages_csum = xrealloc(im->obj_pages_csum, (k + 1) * sizeof(uint64_t));
-			im->obj_pages_id = xrealloc(im->obj_pages_id, (k + 1) * sizeof(uint32_t));
-			im->obj_pages_off[k] = rec.off;
-			im->obj_pages_len[k] = rec.len;
-			im->obj_pages_csum[k] = rec.csum;
-			im->obj_pages_id[k] = id;
-			im->nr_obj_pages_recs++;
-			im->total_pages += n;
-			continue;
-		}
-		if (rec.type == REC_PAGES) {
+		if (rec.type == REC_PAGES || rec.type == REC_OBJ_PAGES) {
 			/* Located now, verified when restore copies it. */
 			const struct img_pages_hdr *ph = img_map(im->src, rec.off, sizeof(*ph));
+			int32_t id = ph ? ph->pid : 0;
 			uint64_t n;
-			int32_t pid = ph ? ph->pid : 0;
 			ret = imgr_skip_pages(&r, &rec, &n);
 			if (ret)
 				break;
-			if (im->nr_pages_recs == cap) {
-				cap = cap ? cap * 2 : 64;
-				im->pages_off = xrealloc(im->pages_off, cap * sizeof(uint64_t));
-				im->pages_len = xrealloc(im->pages_len, cap * sizeof(uint64_t));
-				im->pages_csum = xrealloc(im->pages_csum, cap * sizeof(uint64_t));
-				im->pages_pid = xrealloc(im->pages_pid, cap * sizeof(int32_t));
-			}
-			im->pages_pid[im->nr_pages_recs] = pid;
-			im->pages_off[im->nr_pages_recs] = rec.off;
-			im->pages_len[im->nr_pages_recs] = rec.len;
-			im->pages_csum[im->nr_pages_recs] = rec.csum;
-			im->nr_pages_recs++;
-			im->total_pages += n;
+			add_pages_rec(im, rec.type, rec.off, rec.len, rec.csum, id, n, &cap, NULL);
+			ret = 1;
 			continue;
 		}
 		ret = imgr_payload(&r, &rec, &data);
 		if (ret)
 			break;
-		switch (rec.type) {
-		case REC_INVENTORY:
-			ret = take((void **)&im->inv, "inventory", &rec, &rtcr__inventory__descriptor, data);
-			break;
-		case REC_PROCESS:
-			ret = add_proc(im, &rec, data);
-			break;
-		case REC_MM:
-		case REC_FILES:
-			ret = add_part(im, &rec, data);
-			break;
-		case REC_OBJECTS:
-			ret = take((void **)&im->objects, "objects", &rec, &rtcr__mem_objects__descriptor,
-				   data);
-			break;
-		default:
-			break;   /* optional record of a newer rtcr */
-		}
+		ret = load_meta(im, &rec, data);
 		if (ret)
 			break;
+		ret = 1;
 	}
 	if (ret == 0) {
 		if (!im->inv || !im->nprocs) {
@@ -280,8 +338,17 @@ static int pages_at(struct loaded_image *im, const char *what, uint64_t off, uin
 		    uint64_t csum, const struct img_pages_hdr **hdr, const struct img_page_run **runs,
 		    const void **data)
 {
+	const struct img_rec_hdr *h = off >= sizeof(*h) ? img_map(im->src, off - sizeof(*h), sizeof(*h))
+						       : NULL;
 	const void *p = img_map(im->src, off, len);
 
+	/* Its header too: a load through the INDEX did not read it. */
+	if (!h || h->hcsum != XXH3_64bits(h, offsetof(struct img_rec_hdr, hcsum)) || h->len != len ||
+	    h->csum != csum) {
+		pr_err("%s: record header at byte %llu is corrupted", im->src->name,
+		       (unsigned long long)(off - sizeof(*h)));
+		return -EINVAL;
+	}
 	if (!p || XXH3_64bits(p, len) != csum) {
 		pr_err("%s: %s record at byte %llu is corrupted (checksum mismatch)", im->src->name,
 		       what, (unsigned long long)off);
@@ -418,6 +485,8 @@ void image_unload(struct loaded_image *im)
 	free(im->mm);
 	free(im->files);
 	free(im->pages_pid);
+	free(im->pages_vstart);
+	free(im->pages_vend);
 	free(im->pages_off);
 	free(im->pages_len);
 	free(im->pages_csum);

@@ -21,10 +21,12 @@ struct loaded_image {
 	Rtcr__Mm **mm;
 	Rtcr__Files **files;
 	size_t nprocs;
+	bool indexed;             /* loaded through the INDEX (no record walk) */
 	uint64_t *pages_off;      /* stream offsets of PAGES payloads */
 	uint64_t *pages_len;
 	uint64_t *pages_csum;
 	int32_t *pages_pid;       /* whose pages */
+	uint64_t *pages_vstart, *pages_vend;   /* the span of its runs (if indexed) */
 	uint8_t *pages_ok;        /* per record: checksum verified (image_pages_check()) */
 	uint32_t nr_pages_recs;
 	/* Memory objects (SysV segments, memfds, deleted files) and their

@@ -56,8 +56,33 @@ static int pages_of(struct loaded_image *im, uint32_t r, unsigned flags,
 	return image_pages(im, r, ph, runs, data);
 }
 
+/* Record r of a holds pages of skipped areas only (known from its span,
+ * when the image was loaded through its INDEX). */
+static bool rec_skipped(const struct loaded_image *a, uint32_t r, const Rtcr__Mm *mm,
+			const bool *skip)
+{
+	long first, last;
+
+	if (!skip || !a->pages_vstart || a->pages_vend[r] <= a->pages_vstart[r])
+		return false;
+	first = image_area_index(mm, a->pages_vstart[r]);
+	last = image_area_index(mm, a->pages_vend[r] - 1);
+	if (first < 0 || last < first)
+		return false;
+	for (long i = first; i <= last; i++)
+		if (!skip[i])
+			return false;
+	return true;
+}
+
 int image_resolve_pages(struct loaded_image *im, size_t pi, unsigned flags,
 			struct img_page_src **out, size_t *nout)
+{
+	return image_resolve_pages_skip(im, pi, flags, NULL, out, nout);
+}
+
+int image_resolve_pages_skip(struct loaded_image *im, size_t pi, unsigned flags, const bool *skip,
+			     struct img_page_src **out, size_t *nout)
 {
 	const Rtcr__Mm *mm = im->mm[pi];
 	int32_t pid = im->procs[pi]->pid;
@@ -76,7 +101,7 @@ int image_resolve_pages(struct loaded_image *im, size_t pi, unsigned flags,
 	for (size_t i = 0; i < mm->n_vmas && !ret; i++) {
 		const Rtcr__Vma *v = mm->vmas[i];
 		uint64_t npg = (v->end - v->start) / PAGE_SIZE;
-		if (!v->n_inherited)
+		if (!v->n_inherited || (skip && skip[i]))
 			continue;
 		need[i] = xzalloc((npg / 64 + 1) * sizeof(uint64_t));
 		for (size_t k = 0; k + 1 < v->n_inherited && !ret; k += 2) {
@@ -107,7 +132,7 @@ int image_resolve_pages(struct loaded_image *im, size_t pi, unsigned flags,
 		const struct img_pages_hdr *ph;
 		const struct img_page_run *runs;
 		const char *data;
-		if (im->pages_pid[r] != pid)
+		if (im->pages_pid[r] != pid || rec_skipped(im, r, mm, skip))
 			continue;
 		ret = pages_of(im, r, flags, &ph, &runs, (const void **)&data);
 		for (uint32_t k = 0; !ret && k < ph->nr_runs; k++) {
@@ -129,7 +154,8 @@ int image_resolve_pages(struct loaded_image *im, size_t pi, unsigned flags,
 					ret = -EINVAL;
 					break;
 				}
-			src_add(&l, runs[k].vaddr, runs[k].npages, data, im, r);
+			if (!skip || !skip[vi])
+				src_add(&l, runs[k].vaddr, runs[k].npages, data, im, r);
 			data += runs[k].npages * PAGE_SIZE;
 		}
 	}
@@ -141,7 +167,7 @@ int image_resolve_pages(struct loaded_image *im, size_t pi, unsigned flags,
 			const struct img_pages_hdr *ph;
 			const struct img_page_run *runs;
 			const char *data;
-			if (a->pages_pid[r] != pid)
+			if (a->pages_pid[r] != pid || rec_skipped(a, r, mm, skip))
 				continue;
 			ret = pages_of(a, r, flags, &ph, &runs, (const void **)&data);
 			for (uint32_t k = 0; !ret && k < ph->nr_runs; k++) {

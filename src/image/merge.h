@@ -23,6 +23,11 @@
  */
 int image_resolve_pages(struct loaded_image *im, size_t pi, unsigned flags,
 			struct img_page_src **out, size_t *nout) __must_check;
+/* The same but for the areas skip[i] of its Mm: none of their pages, and
+ * records that hold only theirs are not even read (lazy restore: the
+ * page server's areas). */
+int image_resolve_pages_skip(struct loaded_image *im, size_t pi, unsigned flags, const bool *skip,
+			     struct img_page_src **out, size_t *nout) __must_check;
 /* Only the inherited pages (restore has placed im's own already; they are
  * then not read, nor checked against the inherited ones). */
 #define IMG_RESOLVE_INHERITED_ONLY 0x1u

@@ -58,7 +58,7 @@ static bool type_known(uint32_t t)
 {
 	switch (t) {
 	case REC_INVENTORY: case REC_PROCESS: case REC_MM: case REC_FILES:
-	case REC_OBJECTS: case REC_PAGES: case REC_OBJ_PAGES: case REC_END:
+	case REC_OBJECTS: case REC_PAGES: case REC_OBJ_PAGES: case REC_END: case REC_INDEX:
 		return true;
 	}
 	return false;
@@ -287,4 +287,86 @@ void imgr_release(struct imgr *r)
 	free(r->buf);
 	r->chain = NULL;
 	r->buf = NULL;
+}
+
+/* The END record at the very end of a mapped image: its offset, or 0. */
+static uint64_t find_end(struct img_stream *s)
+{
+	uint64_t size = s->size, lo = size > 4096 + sizeof(struct img_file_hdr) ?
+		size - 4096 : sizeof(struct img_file_hdr);
+	const uint8_t *tail;
+
+	if (size < lo + sizeof(struct img_rec_hdr) || !(tail = img_map(s, lo, size - lo)))
+		return 0;
+	for (uint64_t o = size - sizeof(struct img_rec_hdr) + 1; o-- > lo; ) {
+		struct img_rec_hdr h;
+		memcpy(&h, tail + (o - lo), sizeof(h));
+		if (h.type == REC_END && o + sizeof(h) + h.len == size &&
+		    h.hcsum == XXH3_64bits(&h, offsetof(struct img_rec_hdr, hcsum)) &&
+		    XXH3_64bits(tail + (o - lo) + sizeof(h), h.len) == h.csum)
+			return o;
+	}
+	return 0;
+}
+
+int imgr_index(struct img_stream *s, struct img_index_ent **out, size_t *nout)
+{
+	uint64_t end_off = find_end(s), at = sizeof(struct img_file_hdr), bytes = 0, pages = 0;
+	const struct img_rec_hdr *eh, *ih;
+	const struct img_index_ent *e;
+	Rtcr__End *end = NULL;
+	XXH3_state_t *chain = NULL;
+	size_t n;
+	int ret = -ENOENT;
+
+	const uint8_t *ep;
+
+	if (!end_off || !(eh = img_map(s, end_off, sizeof(*eh))) ||
+	    !(ep = img_map(s, end_off + sizeof(*eh), eh->len)))
+		return -ENOENT;
+	end = (Rtcr__End *)protobuf_c_message_unpack(&rtcr__end__descriptor, NULL, eh->len, ep);
+	if (!end || !end->has_index_off || end->index_off >= end_off ||
+	    !(ih = img_map(s, end->index_off, sizeof(*ih))))
+		goto out;
+	if (ih->type != REC_INDEX || ih->hcsum != XXH3_64bits(ih, offsetof(struct img_rec_hdr, hcsum)) ||
+	    end->index_off + sizeof(*ih) + ih->len != end_off || ih->len % sizeof(*e) ||
+	    ih->len > MAX_META_RECORD || !(e = img_map(s, end->index_off + sizeof(*ih), ih->len)) ||
+	    XXH3_64bits(e, ih->len) != ih->csum)
+		goto out;
+	n = ih->len / sizeof(*e);
+	/* The records lie back to back from the file header to the INDEX,
+	 * and their headers hash to END's chain hash. */
+	chain = XXH3_createState();
+	if (!chain)
+		goto out;
+	XXH3_64bits_reset(chain);
+	for (size_t i = 0; i < n; i++) {
+		struct img_rec_hdr h;
+		if (e[i].off != at || e[i].type == REC_END || e[i].type == REC_INDEX ||
+		    (!type_known(e[i].type) && !(e[i].flags & RECF_OPTIONAL)) ||
+		    e[i].len > (is_pages(e[i].type) ? MAX_PAGES_RECORD : (uint64_t)MAX_META_RECORD) ||
+		    (is_pages(e[i].type) && e[i].npages > e[i].len / PAGE_SIZE))
+			goto out;
+		img_rec_hdr_fill(&h, e[i].type, e[i].flags, e[i].len, e[i].csum);
+		XXH3_64bits_update(chain, &h, sizeof(h));
+		at += sizeof(h) + e[i].len;
+		bytes += e[i].len;
+		if (is_pages(e[i].type))
+			pages += e[i].npages;
+	}
+	XXH3_64bits_update(chain, ih, sizeof(*ih));
+	if (at != end->index_off || end->nr_records != n + 1 ||
+	    end->payload_bytes != bytes + ih->len || end->pages != pages ||
+	    end->chain_hash != XXH3_64bits_digest(chain))
+		goto out;
+	*out = xmalloc((n ? n : 1) * sizeof(**out));
+	memcpy(*out, e, n * sizeof(*e));
+	*nout = n;
+	ret = 0;
+out:
+	if (chain)
+		XXH3_freeState(chain);
+	if (end)
+		rtcr__end__free_unpacked(end, NULL);
+	return ret;
 }

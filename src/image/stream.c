@@ -341,6 +341,8 @@ static int mem_writev(struct img_stream *s, const struct iovec *iov, int iovcnt)
 {
 	struct mem_stream *m = (struct mem_stream *)s;
 	for (int i = 0; i < iovcnt; i++) {
+		if (!iov[i].iov_len)
+			continue;
 		if (m->len + iov[i].iov_len > m->cap) {
 			m->cap = MAX(m->cap * 2, m->len + iov[i].iov_len);
 			m->buf = xrealloc(m->buf, m->cap);

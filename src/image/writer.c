@@ -18,12 +18,13 @@ const char *img_rec_name(uint32_t type)
 	case REC_OBJECTS: return "objects";
 	case REC_PAGES: return "pages";
 	case REC_OBJ_PAGES: return "object pages";
+	case REC_INDEX: return "index";
 	case REC_END: return "end";
 	}
 	return "unknown";
 }
 
-static void rec_hdr_fill(struct img_rec_hdr *h, uint32_t type, uint32_t flags,
+void img_rec_hdr_fill(struct img_rec_hdr *h, uint32_t type, uint32_t flags,
 			 uint64_t len, uint64_t csum)
 {
 	h->type = type;
@@ -58,6 +59,28 @@ int imgw_begin(struct imgw *w, struct img_stream *s, const uint8_t image_id[16])
 	return ret;
 }
 
+/* The INDEX entry of a record about to be written at the current position. */
+static void index_add(struct imgw *w, const struct img_rec_hdr *h, int32_t pid, uint64_t npages,
+		      const struct img_page_run *runs, uint32_t nr_runs)
+{
+	struct img_index_ent *e;
+
+	if (w->nidx == w->capidx) {
+		w->capidx = w->capidx ? 2 * w->capidx : 64;
+		w->idx = xrealloc(w->idx, w->capidx * sizeof(*w->idx));
+	}
+	e = &w->idx[w->nidx++];
+	*e = (struct img_index_ent){ .type = h->type, .flags = h->flags, .off = w->s->pos,
+		.len = h->len, .csum = h->csum, .pid = pid, .npages = npages };
+	for (uint32_t k = 0; k < nr_runs; k++) {
+		uint64_t end = runs[k].vaddr + runs[k].npages * PAGE_SIZE;
+		if (!k || runs[k].vaddr < e->vstart)
+			e->vstart = runs[k].vaddr;
+		if (!k || end > e->vend)
+			e->vend = end;
+	}
+}
+
 static int put_rec(struct imgw *w, uint32_t type, uint32_t flags, const struct iovec *piov,
 		   int piovcnt, uint64_t len, uint64_t csum)
 {
@@ -65,10 +88,12 @@ static int put_rec(struct imgw *w, uint32_t type, uint32_t flags, const struct i
 	struct iovec iov[8];
 	int ret;
 
-	rec_hdr_fill(&h, type, flags, len, csum);
+	img_rec_hdr_fill(&h, type, flags, len, csum);
 	iov[0].iov_base = &h;
 	iov[0].iov_len = sizeof(h);
 	memcpy(iov + 1, piov, piovcnt * sizeof(*piov));
+	if (type != REC_END && type != REC_INDEX)
+		index_add(w, &h, 0, 0, NULL, 0);
 	ret = img_writev(w->s, iov, piovcnt + 1);
 	if (ret) {
 		pr_err("%s: writing %s record: %s", w->s->name, img_rec_name(type), strerror(-ret));
@@ -120,7 +145,7 @@ static uint64_t pages_prepare_v(struct imgw_pages_rec *pr, uint32_t type, uint64
 	XXH3_64bits_update(&st, zero_page, pr->pad);
 	for (size_t i = 0; i < ndata; i++)
 		XXH3_64bits_update(&st, data[i].iov_base, data[i].iov_len);
-	rec_hdr_fill(&pr->rh, type, 0, pr->ph.data_off + dlen, XXH3_64bits_digest(&st));
+	img_rec_hdr_fill(&pr->rh, type, 0, pr->ph.data_off + dlen, XXH3_64bits_digest(&st));
 	return at + sizeof(struct img_rec_hdr) + pr->ph.data_off + dlen;
 }
 
@@ -149,6 +174,7 @@ static int put_prepared_v(struct imgw *w, const struct imgw_pages_rec *pr,
 	iov[2] = (struct iovec){ (void *)runs, pr->ph.nr_runs * sizeof(*runs) };
 	iov[3] = (struct iovec){ (void *)zero_page, pr->pad };
 	memcpy(iov + 4, data, ndata * sizeof(*data));
+	index_add(w, &pr->rh, pr->ph.pid, pr->ph.npages, runs, pr->ph.nr_runs);
 	ret = img_writev(w->s, iov, (int)(4 + ndata));
 	if (ret) {
 		pr_err("%s: writing pages record: %s", w->s->name, strerror(-ret));
@@ -214,7 +240,16 @@ int imgw_put_pages_src(struct imgw *w, uint32_t type, int32_t id, const struct i
 int imgw_end(struct imgw *w)
 {
 	Rtcr__End end = RTCR__END__INIT;
+	uint64_t at = w->s->pos;
+	size_t n = w->nidx;
+	int ret;
 
+	/* INDEX: the records so far (not itself), so a reader can seek. */
+	ret = imgw_put(w, REC_INDEX, RECF_OPTIONAL, w->idx, n * sizeof(*w->idx));
+	if (ret)
+		return ret;
+	end.has_index_off = 1;
+	end.index_off = at;
 	end.nr_records = w->nr_records;
 	end.payload_bytes = w->payload_bytes;
 	end.pages = w->pages;
@@ -230,6 +265,9 @@ int imgw_finish(struct imgw *w)
 
 void imgw_release(struct imgw *w)
 {
+	free(w->idx);
+	w->idx = NULL;
+	w->nidx = w->capidx = 0;
 	if (w->chain)
 		XXH3_freeState(w->chain);
 	w->chain = NULL;

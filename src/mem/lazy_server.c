@@ -70,6 +70,8 @@ struct server {
 	size_t next_bg;
 	uint64_t *queue;            /* faults read, not yet served */
 	size_t nq, capq;
+	struct lazy_pending *pre;   /* per process of the image: its pages... */
+	bool *pre_ok;               /* ...found, and not taken by a space yet */
 };
 
 static __attribute__((noreturn)) void fatal(struct server *s, const char *why)
@@ -114,25 +116,53 @@ static struct space *add_space(struct server *s, int uffd, int32_t pid, pid_t hp
 	return sp;
 }
 
-/* A restored process: its lazy areas' pages, from the whole chain. */
-static void new_space(struct server *s, int uffd, int32_t pid, pid_t hpid)
+/* Process pi's lazy areas' pages, from the whole chain. */
+static void pending_of(struct server *s, int pi, struct lazy_pending *pend)
 {
-	int pi = image_proc_index(s->im, pid);
 	const Rtcr__Mm *mm = pi >= 0 ? s->im->mm[pi] : NULL;
 	struct img_page_src *src = NULL;
 	size_t n = 0;
-	struct space *sp;
 
+	memset(pend, 0, sizeof(*pend));
 	if (!mm || image_resolve_pages(s->im, pi, IMG_RESOLVE_NO_VERIFY, &src, &n))
 		fatal(s, "the image's pages cannot be resolved");
-	sp = add_space(s, uffd, pid, hpid);
 	for (size_t k = 0; k < n; k++) {
 		long vi = image_area_index(mm, src[k].vaddr);
 		if (vi >= 0 && lazy_area(mm->vmas[vi]))
-			lazy_pending_add(&sp->pend, &src[k]);
+			lazy_pending_add(pend, &src[k]);
+	}
+	free(src);
+}
+
+/*
+ * Every process's pending pages, found as soon as the server starts: the
+ * work grows with memory, and rtcr meanwhile builds the tree on its CPU
+ * (task/inject.h), so it is not on the way to the processes running.
+ */
+static void precompute(struct server *s)
+{
+	s->pre = xzalloc((s->im->nprocs ? s->im->nprocs : 1) * sizeof(*s->pre));
+	s->pre_ok = xzalloc((s->im->nprocs ? s->im->nprocs : 1) * sizeof(*s->pre_ok));
+	for (int pi = 0; pi < (int)s->im->nprocs; pi++)
+		if (s->im->mm[pi]) {
+			pending_of(s, pi, &s->pre[pi]);
+			s->pre_ok[pi] = true;
+		}
+}
+
+/* A restored process: its pages, found by precompute(). */
+static void new_space(struct server *s, int uffd, int32_t pid, pid_t hpid)
+{
+	int pi = image_proc_index(s->im, pid);
+	struct space *sp = add_space(s, uffd, pid, hpid);
+
+	if (pi >= 0 && s->pre_ok[pi]) {
+		sp->pend = s->pre[pi];
+		s->pre_ok[pi] = false;
+	} else {
+		pending_of(s, pi, &sp->pend);
 	}
 	s->total += sp->pend.pages;
-	free(src);
 }
 
 /* ---- placing pages ---- */
@@ -459,6 +489,7 @@ void lazy_serve(struct loaded_image *im, int sock, bool report_stats)
 	if (s.sentinel < 0)
 		pr_warn("lazy restore: no sentinel (%s): if this server dies, the processes' missing "
 			"pages will read as zeros", strerror(-s.sentinel));
+	precompute(&s);
 	bg_delay = getenv("RTCR_TEST_LAZY_BG_DELAY_MS");
 	for (;;) {
 		size_t np = 0;

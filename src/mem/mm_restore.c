@@ -705,6 +705,7 @@ int mem_fill_pages_lazy(struct inject *in, struct loaded_image *im, pid_t pid,
 	const Rtcr__Mm *mm = im->mm[pi];
 	struct fill_ctx f = { .im = im, .pid = pid, .hpid = in->tid, .memfd = in->memfd, .mm = mm };
 	bool *reg = xzalloc((mm->n_vmas + 1) * sizeof(bool));
+	bool *skip = xzalloc((mm->n_vmas + 1) * sizeof(bool));
 	struct img_page_src *src = NULL;
 	uint64_t t0 = now_ns(), npages = 0, lazy = 0;
 	size_t n = 0;
@@ -715,6 +716,7 @@ int mem_fill_pages_lazy(struct inject *in, struct loaded_image *im, pid_t pid,
 			pr_err("pid %d: lazy restore: no userfaultfd with fork, remap, remove and unmap "
 			       "events in the new process", pid);
 		free(reg);
+		free(skip);
 		return f.uffd == -1 ? -ENOTSUP : -EIO;
 	}
 	register_areas(&f, reg);
@@ -726,11 +728,17 @@ int mem_fill_pages_lazy(struct inject *in, struct loaded_image *im, pid_t pid,
 			       pid, d);
 			f.err = -ENOTSUP;
 		}
-	/* Every page the chain holds, without reading them: those of lazy
-	 * areas are the server's, the others are copied now (each record
-	 * verified before its first use). */
+	/* The pages of the other areas, copied now (each record verified
+	 * before its first use); those of the lazy areas are the server's,
+	 * which finds them itself: their records are not even read here. */
+	for (size_t i = 0; i < mm->n_vmas; i++) {
+		skip[i] = reg[i] && lazy_area(mm->vmas[i]);
+		if (skip[i])
+			lazy += mm->vmas[i]->pages_stored + mm->vmas[i]->pages_inherited;
+	}
+	npages = lazy;
 	if (!f.err)
-		f.err = image_resolve_pages(im, pi, IMG_RESOLVE_NO_VERIFY, &src, &n);
+		f.err = image_resolve_pages_skip(im, pi, IMG_RESOLVE_NO_VERIFY, skip, &src, &n);
 	for (size_t k = 0; k < n && !f.err; k++) {
 		long vi = image_area_index(mm, src[k].vaddr);
 		if (vi < 0 || !area_holds_pages(mm->vmas[vi])) {
@@ -738,10 +746,6 @@ int mem_fill_pages_lazy(struct inject *in, struct loaded_image *im, pid_t pid,
 			break;
 		}
 		npages += src[k].npages;
-		if (reg[vi] && lazy_area(mm->vmas[vi])) {
-			lazy += src[k].npages;
-			continue;
-		}
 		f.err = image_pages_check(src[k].from, src[k].rec);
 		if (!f.err)
 			f.err = copy_range(&f, vi, src[k].vaddr, src[k].data, src[k].npages * PAGE_SIZE);
@@ -753,6 +757,7 @@ int mem_fill_pages_lazy(struct inject *in, struct loaded_image *im, pid_t pid,
 	else
 		close(f.uffd);
 	free(reg);
+	free(skip);
 	st->pages += npages;
 	st->lazy_pages += lazy;
 	st->uffd_pages += f.uffd_pages;

@@ -124,6 +124,7 @@ struct rctx {
 	bool shell_job;                    /* the job on rtcr's terminal (files/tty.c) */
 	struct tty_job tty;
 	bool lazy;                         /* --lazy: memory from the lazy page server */
+	struct phases ph;                  /* where the time until running went */
 	struct lazy_client lz;
 };
 
@@ -671,6 +672,7 @@ static int address_phase(struct rctx *c, int i, struct mem_stats *ms)
 	if (ret)
 		return ret;
 	rp->ready = 1;
+	phase_mark(&c->ph, "inject-begin");
 	for (int n = 0;; n++) {
 		uint64_t addr = mem_find_gap(rp->mm, scratch_size(ci.xsave_size, nt) + (2 << 20), n);
 		if (!addr) {
@@ -693,9 +695,11 @@ static int address_phase(struct rctx *c, int i, struct mem_stats *ms)
 		if (ret)
 			return ret;
 	}
+	phase_mark(&c->ph, "scratch");
 	ret = mem_unmap_all_but(&rp->tin[0], rp->hpid);
 	if (!ret)
 		ret = mem_move_vdso(&rp->tin[0], rp->hpid, rp->mm, rp->sc.base + rp->sc.len + (1 << 20));
+	phase_mark(&c->ph, "unmap+vdso");
 	/* SysV attachments first: shmat makes each whole, then it is trimmed
 	 * to what the process had, before other areas take the rest. */
 	if (!ret)
@@ -705,12 +709,15 @@ static int address_phase(struct rctx *c, int i, struct mem_stats *ms)
 	if (!ret)
 		ret = mem_map_shared(&rp->tin[0], proc->pid, rp->mm, rp->extra_write, find_shm, c, &rp->shm,
 				     &rp->nshm);
+	phase_mark(&c->ph, "map");
 	if (!ret && c->lazy)
 		ret = mem_fill_pages_lazy(&rp->tin[0], c->im, proc->pid, &c->lz, ms);
 	else if (!ret)
 		ret = mem_fill_pages(&rp->tin[0], c->im, proc->pid, ms);
+	phase_mark(&c->ph, "pages");
 	if (!ret)
 		ret = mem_finish_areas(&rp->tin[0], rp->mm, rp->extra_write, rp->exe_fd);
+	phase_mark(&c->ph, "finish-areas");
 	/* A batch ends in int3, whose forced SIGTRAP resets that signal's
 	 * action when it is blocked: put the saved one back. */
 	if (!ret)
@@ -808,9 +815,11 @@ static int rebuild(struct rctx *c, struct mem_stats *ms)
 	for (int i = 0; i < c->np && !ret; i++)
 		if (!c->p[i].zombie)
 			ret = state_phase(c, i);
+	phase_mark(&c->ph, "state");
 	for (int i = c->np; i-- > 0 && !ret; )
 		if (!c->p[i].zombie)
 			ret = final_phase(c, i);
+	phase_mark(&c->ph, "final");
 	/* RUNNING: every thread sits at the exit of its last injected call. */
 	for (int i = 0; i < c->np && !ret; i++)
 		for (size_t t = 0; t < c->p[i].proc->n_threads && !ret && !c->p[i].zombie; t++)
@@ -992,11 +1001,10 @@ int restore_run(const struct restore_opts *o)
 	int sync[2] = { -1, -1 }, ctl[2] = { -1, -1 }, go[2] = { -1, -1 }, ret, nlive = 0;
 	uint64_t t0 = now_ns(), t_fork = 0, t_run = 0;
 	bool unlocked = false;
-	struct phases ph = { 0 };
 	pid_t pid, want;
 
-	phase_start(&ph);
 	memset(&c, 0, sizeof(c));
+	phase_start(&c.ph);
 	c.lz.server = -1;
 	c.lz.sock = -1;
 	ret = image_load(o->dir, &im);
@@ -1006,7 +1014,7 @@ int restore_run(const struct restore_opts *o)
 		image_unload(&im);
 		return ret;
 	}
-	phase_mark(&ph, "load");
+	phase_mark(&c.ph, "load");
 	c.im = &im;
 	c.detach = o->detach;
 	c.pidns = o->pidns;
@@ -1029,14 +1037,14 @@ int restore_run(const struct restore_opts *o)
 	}
 	if (!ret)
 		ret = preflight(&c);
-	phase_mark(&ph, "plan");
+	phase_mark(&c.ph, "plan");
 	/* The lazy page server: forked now, before rtcr holds any of the
 	 * tree's fds (it must keep none of them open). */
 	if (!ret && c.lazy)
 		ret = lazy_start(&c.lz, &im, c.top_fd, o->stats);
 	if (ret)
 		goto out_plan;
-	phase_mark(&ph, "lazy-server");
+	phase_mark(&c.ph, "lazy-server");
 
 	/* rtcr's own pipes above every slot planned below, so placing the
 	 * carriers and the error pipe cannot land on them. */
@@ -1084,7 +1092,7 @@ int restore_run(const struct restore_opts *o)
 	if (ret)
 		goto out_carriers;
 	unlocked = true;
-	phase_mark(&ph, "prepare");
+	phase_mark(&c.ph, "prepare");
 	if (dup2(ctl[1], c.ctl_fd) < 0) {
 		ret = -errno;
 		pr_perror("error pipe");
@@ -1163,13 +1171,13 @@ int restore_run(const struct restore_opts *o)
 		goto kill_all;
 	}
 
-	phase_mark(&ph, "fork");
+	phase_mark(&c.ph, "fork");
 	/* HOSTED */
 	ret = host_loop(&c, ctl[0]);
 	relay_child_messages(ctl[0]);
 	if (ret)
 		goto kill_all;
-	phase_mark(&ph, "hosted");
+	phase_mark(&c.ph, "hosted");
 	/* The job's group exists, none of it runs: it takes the terminal. */
 	if (c.tty.img && (ret = tty_job_attach(&c.tty, getpgid(pid), o->detach)))
 		goto kill_all;
@@ -1180,7 +1188,7 @@ int restore_run(const struct restore_opts *o)
 	if (ret)
 		goto kill_all;
 	t_run = now_ns();
-	phase_mark(&ph, "rebuild");
+	phase_mark(&c.ph, "resume");
 	tty_job_running(&c.tty);
 	if (c.lazy && lazy_resumed(&c.lz, t_run))
 		pr_warn("the lazy page server did not hear the processes run: it serves on");
@@ -1196,7 +1204,7 @@ int restore_run(const struct restore_opts *o)
 			ms.copy_ns / 1e6,
 			ms.copy_ns ? ms.pages * PAGE_SIZE / (ms.copy_ns / 1e9) / (1ULL << 30) : 0.0,
 			(unsigned long long)ms.uffd_pages, (unsigned long long)ms.lazy_pages);
-		phases_print(&ph, stderr, "  until running: ");
+		phases_print(&c.ph, stderr, "  until running: ");
 		fprintf(stderr, "STATS restore pid=%d processes=%d pages=%llu total_ns=%llu "
 			"fork_to_run_ns=%llu copy_ns=%llu\n", pid, c.np, (unsigned long long)ms.pages,
 			(unsigned long long)(t_run - t0), (unsigned long long)(t_run - t_fork),

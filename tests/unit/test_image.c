@@ -53,7 +53,7 @@ static void verify_standard(struct img_stream *s, unsigned opts)
 	struct imgr r;
 	struct img_rec rec;
 	uint32_t first, count, pi = 0;
-	int n = 0, ret;
+	int n = 0, nindex = 0, ret;
 
 	ti_pages_selection(opts, &first, &count);
 	assert_int_equal(imgr_begin(&r, s), 0);
@@ -139,6 +139,21 @@ static void verify_standard(struct img_stream *s, unsigned opts)
 			free(expect);
 			break;
 		}
+		case REC_INDEX: {
+			/* Every record before it, in order, where it lies. */
+			const struct img_index_ent *e = p;
+			assert_int_equal(rec.flags, RECF_OPTIONAL);
+			assert_int_equal(rec.len, n * sizeof(*e));
+			assert_int_equal(e[0].type, REC_INVENTORY);
+			assert_int_equal(e[0].off, sizeof(struct img_file_hdr));
+			for (int k = 1; k < n; k++)
+				assert_int_equal(e[k].off, e[k - 1].off + sizeof(struct img_rec_hdr) +
+						 e[k - 1].len);
+			assert_int_equal(rec.off, e[n - 1].off + 2 * sizeof(struct img_rec_hdr) +
+					 e[n - 1].len);
+			nindex++;
+			break;
+		}
 		case TI_OPT_TYPE:
 			assert_true(opts & TI_OPTIONAL_REC);
 			assert_int_equal(rec.flags, RECF_OPTIONAL);
@@ -152,7 +167,8 @@ static void verify_standard(struct img_stream *s, unsigned opts)
 	}
 	assert_int_equal(ret, 0);
 	assert_int_equal(pi, count);
-	assert_int_equal(n, 4 + count + !!(opts & TI_OPTIONAL_REC));
+	assert_int_equal(nindex, 1);
+	assert_int_equal(n, 4 + count + !!(opts & TI_OPTIONAL_REC) + 1);
 	assert_int_equal(r.nr_records, n);
 	assert_int_equal(r.pages, ti_total_pages(opts));
 	/* Stays at the end. */
@@ -190,9 +206,14 @@ enum { END_OK, END_NR, END_BYTES, END_PAGES, END_CHAIN, END_GARBAGE, END_EMPTY }
 static void put_end(struct imgw *w, int which)
 {
 	Rtcr__End end = RTCR__END__INIT;
+	uint64_t at = w->s->pos;
 	uint8_t pb[256];
 	size_t pblen;
 
+	/* As imgw_end(): the INDEX of the records so far, then END. */
+	assert_int_equal(imgw_put(w, REC_INDEX, RECF_OPTIONAL, w->idx, w->nidx * sizeof(*w->idx)), 0);
+	end.has_index_off = 1;
+	end.index_off = at;
 	end.nr_records = w->nr_records + (which == END_NR);
 	end.payload_bytes = w->payload_bytes - (which == END_BYTES);
 	end.pages = w->pages + (which == END_PAGES);
@@ -298,14 +319,14 @@ static void test_skip_pages(void **state)
 		}
 	}
 	assert_int_equal(ret, 0);
-	assert_int_equal(nrec, 7);
+	assert_int_equal(nrec, 8);   /* with the INDEX */
 	assert_int_equal(total, ti_total_pages(0));
 	imgr_release(&r);
 	img_close(s);
 	free(img);
 }
 
-/* An empty image (header + END) is valid. */
+/* An empty image (header + INDEX + END) is valid. */
 static void test_empty_image(void **state)
 {
 	struct img_stream *sink = img_sink_mem(), *src;
@@ -321,8 +342,12 @@ static void test_empty_image(void **state)
 	d = img_mem_data(sink, &len);
 	src = img_source_mem(d, len);
 	assert_int_equal(imgr_begin(&r, src), 0);
+	assert_int_equal(imgr_next(&r, &rec), 1);
+	assert_int_equal(rec.type, REC_INDEX);
+	assert_int_equal(rec.len, 0);
+	assert_int_equal(imgr_skip(&r, &rec), 0);
 	assert_int_equal(imgr_next(&r, &rec), 0);
-	assert_int_equal(r.nr_records, 0);
+	assert_int_equal(r.nr_records, 1);
 	imgr_release(&r);
 	img_close(src);
 	img_close(sink);
@@ -786,7 +811,7 @@ static void test_end_detects_reordering(void **state)
 	int n = rec_offsets(img, len, offs, 16);
 	size_t a_len, b_len, c_len, m;
 
-	assert_int_equal(n, 5);     /* inventory, process, mm, files, end */
+	assert_int_equal(n, 6);     /* inventory, process, mm, files, index, end */
 	a_len = offs[1] - offs[0];
 	b_len = offs[2] - offs[1];
 	c_len = offs[4] - offs[3];
@@ -859,7 +884,7 @@ static void test_record_length_claims(void **state)
 	struct img_rec_hdr h;
 	uint64_t claims[] = { len, (256ull << 20) + 1, 1ull << 40, ~0ull };
 
-	assert_int_equal(n, 5);
+	assert_int_equal(n, 6);
 	for (size_t i = 0; i < ARRAY_SIZE(claims); i++) {
 		uint8_t *mod = malloc(len);
 		memcpy(mod, img, len);

@@ -322,6 +322,95 @@ static void test_load_page_data_damage(void **state)
 	free(img);
 }
 
+/* The INDEX path and the walk load the same image identically. */
+static void test_load_indexed_same_as_walk(void **state)
+{
+	struct ctx *c = *state;
+	struct loaded_image a, b;
+
+	put_image(c, TI_OPTIONAL_REC);
+	assert_int_equal(image_load(c->dir, &a), 0);
+	assert_true(a.indexed);
+	setenv("RTCR_IMAGE_WALK", "1", 1);
+	assert_int_equal(image_load(c->dir, &b), 0);
+	unsetenv("RTCR_IMAGE_WALK");
+	assert_false(b.indexed);
+	assert_int_equal(a.nprocs, b.nprocs);
+	assert_int_equal(a.procs[0]->pid, b.procs[0]->pid);
+	assert_int_equal(a.mm[0]->n_vmas, b.mm[0]->n_vmas);
+	assert_int_equal(a.total_pages, b.total_pages);
+	assert_int_equal(a.nr_pages_recs, b.nr_pages_recs);
+	assert_memory_equal(a.pages_off, b.pages_off, a.nr_pages_recs * sizeof(uint64_t));
+	assert_memory_equal(a.pages_len, b.pages_len, a.nr_pages_recs * sizeof(uint64_t));
+	assert_memory_equal(a.pages_csum, b.pages_csum, a.nr_pages_recs * sizeof(uint64_t));
+	assert_memory_equal(a.pages_pid, b.pages_pid, a.nr_pages_recs * sizeof(int32_t));
+	image_unload(&a);
+	image_unload(&b);
+}
+
+/* A damaged INDEX: not used; the walk reads it as any record and names it. */
+static void test_load_damaged_index_walks(void **state)
+{
+	struct ctx *c = *state;
+	struct loaded_image im;
+	size_t len, n;
+	uint8_t *img = ti_build(0, &len);
+	struct img_stream *src = img_source_mem(img, len);
+	struct img_index_ent *e;
+
+	/* The last entry's bytes lie just before END's and INDEX's headers. */
+	assert_int_equal(imgr_index(src, &e, &n), 0);
+	img_close(src);
+	img[e[n - 1].off + sizeof(struct img_rec_hdr) + e[n - 1].len + sizeof(struct img_rec_hdr) + 8] ^= 1;
+	free(e);
+	ti_write_file(c->path, img, len);
+	log_capture_begin();
+	assert_int_equal(image_load(c->dir, &im), -EINVAL);
+	/* The walk reads the INDEX as a record and names it. */
+	assert_non_null(strstr(log_capture_end(), "index record at byte"));
+	free(img);
+}
+
+/* A damaged PAGES record header: a load through the INDEX does not read
+ * it; image_pages does, and names it. */
+static void test_load_pages_header_damage(void **state)
+{
+	struct ctx *c = *state;
+	struct loaded_image im;
+	size_t len;
+	uint8_t *img = ti_build(0, &len);
+	uint64_t hdr;
+
+	ti_write_file(c->path, img, len);
+	assert_int_equal(image_load(c->dir, &im), 0);
+	hdr = im.pages_off[1] - sizeof(struct img_rec_hdr);
+	image_unload(&im);
+	img[hdr + 10] ^= 0x01;   /* in its length */
+	ti_write_file(c->path, img, len);
+	assert_int_equal(image_load(c->dir, &im), 0);
+	assert_true(im.indexed);
+	for (uint32_t i = 0; i < im.nr_pages_recs; i++) {
+		const struct img_pages_hdr *h;
+		const struct img_page_run *r;
+		const void *d;
+		int ret;
+		log_capture_begin();
+		ret = image_pages(&im, i, &h, &r, &d);
+		if (i == 1) {
+			char want[64];
+			snprintf(want, sizeof(want), "record header at byte %llu is corrupted",
+				 (unsigned long long)hdr);
+			assert_int_equal(ret, -EINVAL);
+			assert_non_null(strstr(log_capture_end(), want));
+		} else {
+			log_capture_end();
+			assert_int_equal(ret, 0);
+		}
+	}
+	image_unload(&im);
+	free(img);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -332,6 +421,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_load_truncation_every_offset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_load_bitflip_every_byte, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_load_page_data_damage, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_load_indexed_same_as_walk, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_load_damaged_index_walks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_load_pages_header_damage, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
