@@ -60,7 +60,8 @@ static int check_kernel(void)
 	return 0;
 }
 
-int lazy_start(struct lazy_client *lz, struct loaded_image *im, int above, bool report_stats)
+int lazy_start(struct lazy_client *lz, struct loaded_image *im, int above, bool report_stats,
+	       const cpu_set_t *server_cpus)
 {
 	int sv[2], ret = check_kernel();
 	pid_t pid;
@@ -84,6 +85,9 @@ int lazy_start(struct lazy_client *lz, struct loaded_image *im, int above, bool 
 	}
 	if (pid == 0) {
 		close(sv[0]);
+		/* Off rtcr's CPU before its first work (finding every page). */
+		if (server_cpus)
+			sched_setaffinity(0, sizeof(*server_cpus), server_cpus);
 		lazy_serve(im, sv[1], report_stats);
 	}
 	close(sv[1]);

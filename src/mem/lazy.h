@@ -11,6 +11,7 @@
 #ifndef RTCR_MEM_LAZY_H
 #define RTCR_MEM_LAZY_H
 
+#include <sched.h>
 #include <stdbool.h>
 #include <linux/userfaultfd.h>
 #include <stdint.h>
@@ -72,7 +73,8 @@ bool lazy_area(const Rtcr__Vma *v);
  * is put at an fd >= above. report_stats: it also prints a STATS line.
  */
 int lazy_start(struct lazy_client *lz, struct loaded_image *im, int above,
-	       bool report_stats) __must_check;
+	       bool report_stats,
+	       const cpu_set_t *server_cpus) __must_check;
 /* Hand over the userfaultfd of a restored process (image pid, pid as rtcr
  * sees it), its lazy areas registered in MISSING mode. rtcr's copy of
  * uffd is closed. */

@@ -242,6 +242,42 @@ int inject_read(struct inject *in, uint64_t raddr, void *buf, size_t len)
 static cpu_set_t own_cpus;
 static int npinned, pin_cpu = -1;
 
+int inject_cpu_hold(void)
+{
+	int cpu = npinned ? pin_cpu : sched_getcpu();
+	cpu_set_t one;
+
+	if (getenv("RTCR_NO_PIN") || cpu < 0 || cpu >= CPU_SETSIZE)
+		return -1;
+	if (!npinned) {
+		CPU_ZERO(&one);
+		CPU_SET(cpu, &one);
+		if (sched_getaffinity(0, sizeof(own_cpus), &own_cpus) ||
+		    sched_setaffinity(0, sizeof(one), &one))
+			return -1;
+		pin_cpu = cpu;
+	}
+	npinned++;
+	return cpu;
+}
+
+void inject_cpu_release(void)
+{
+	if (npinned && --npinned == 0) {
+		sched_setaffinity(0, sizeof(own_cpus), &own_cpus);
+		pin_cpu = -1;
+	}
+}
+
+int inject_own_cpus(cpu_set_t *cpus)
+{
+	if (npinned) {
+		*cpus = own_cpus;
+		return 0;
+	}
+	return sched_getaffinity(0, sizeof(*cpus), cpus) ? -errno : 0;
+}
+
 /* The CPU to pin tid to (rtcr's, if tid may run there), with tid's own
  * CPU set in in->saved_cpus; -1: do not pin. */
 static int pin_choose(struct inject *in)

@@ -66,6 +66,16 @@ struct inject {
 	bool group_stop;                 /* a SIGSTOP arrived while we worked */
 };
 
+/*
+ * rtcr stays on the CPU it drives tasks on (the one it runs on now) until
+ * the matching release, so the caller can keep other work off it (lazy
+ * restore: the page server). The CPU, or -1 (then nothing to release).
+ */
+int inject_cpu_hold(void);
+void inject_cpu_release(void);
+/* rtcr's own CPU set, as it is when nothing holds it on one CPU. */
+int inject_own_cpus(cpu_set_t *cpus) __must_check;
+
 /* Start: 'gadget' is a syscall instruction mapped executable in tid. */
 int inject_begin(struct inject *in, pid_t tid, uint64_t gadget) __must_check;
 /*

@@ -19,6 +19,7 @@
 #include "arch/x86/regs.h"
 #include "common/proc.h"
 #include "common/util.h"
+#include "task/inject.h"
 #include "task/ptrace.h"
 #include "task/task.h"
 
@@ -126,7 +127,7 @@ int thread_restore_affinity(pid_t tid, const Rtcr__Thread *t)
 {
 	cpu_set_t cpus, online;
 
-	if (sched_getaffinity(0, sizeof(online), &online) < 0) {
+	if (inject_own_cpus(&online)) {
 		pr_perror("rtcr's CPU affinity");
 		return -errno;
 	}

@@ -182,14 +182,15 @@ thr_wait_all_above() { # "before line" seconds what
 # thr_regs: dump while the 8 workers spin or sleep in their register
 # loops; after restore every one must keep counting (status line), then
 # check its registers, TLS, tid, name, affinity, nice and policy.
-thr_regs_cycle() { # target
+thr_regs_cycle() { # target [restore args]
 	start_ready "$1" "$T/status"
+	shift
 	sleep 0.3
 	assert_eq 9 "$(thr_count "$PID")" "threads before the dump"
 	local tids; tids=$(thr_tids "$PID")
 	thr_dump 9
 	local c0; c0=$(thr_status)
-	restore_bg
+	restore_bg "$@"
 	thr_assert_threads_running "$PID"
 	assert_eq "$tids" "$(thr_tids "$PID")" "thread ids after the restore"
 	thr_wait_all_above "$c0" 10 "poll counts of the 8 threads, at the dump -> after restore"
@@ -198,6 +199,9 @@ thr_regs_cycle() { # target
 	thr_finish_within 10
 }
 test_threads_regs_tls() { thr_regs_cycle thr_regs; }
+# Lazy: rtcr builds the tree on one CPU, the page server on the others;
+# every thread gets its own CPU set back (the target checks it).
+test_threads_regs_lazy() { thr_regs_cycle thr_regs --lazy; }
 test_threads_regs_tls_static() { thr_regs_cycle thr_regs-static; }
 test_threads_regs_native() { thr_native thr_regs "$T/status"; }
 
