@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -33,6 +34,8 @@ void netlock_name(const uint8_t id[16], char *buf, size_t len)
 	for (int i = 0; i < 8 && o + 2 < len; i++, o += 2)
 		snprintf(buf + o, len - o, "%02x", id[i]);
 }
+
+#define NFT_TIMEOUT_MS 10000
 
 /* Run nft -f - on script. 0, or -errno with nft's words in err. */
 static int nft_run(const char *script, char *err, size_t errlen, bool die_with_rtcr)
@@ -88,8 +91,19 @@ static int nft_run(const char *script, char *err, size_t errlen, bool die_with_r
 	if (write_full(in[1], script, strlen(script)))
 		ret = -EIO;   /* nft is gone: its status says why */
 	close(in[1]);
-	for (;;) {
-		ssize_t r = read(out[0], err + n, errlen - 1 - n);
+	for (uint64_t deadline = now_ns() + NFT_TIMEOUT_MS * 1000000ULL;;) {
+		struct pollfd pfd = { out[0], POLLIN, 0 };
+		int64_t left = (int64_t)(deadline - now_ns()) / 1000000;
+		ssize_t r;
+		/* The tree may be frozen meanwhile: nft gets a bounded time. */
+		if (left <= 0 || poll(&pfd, 1, (int)left) == 0) {
+			kill(pid, SIGKILL);
+			ret = -ETIMEDOUT;
+			snprintf(err, errlen, "nft did not finish in %d s", NFT_TIMEOUT_MS / 1000);
+			n = strlen(err);
+			break;
+		}
+		r = read(out[0], err + n, errlen - 1 - n);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
@@ -109,6 +123,8 @@ static int nft_run(const char *script, char *err, size_t errlen, bool die_with_r
 	while (waitpid(pid, &st, 0) < 0)
 		if (errno != EINTR)
 			return -errno;
+	if (ret == -ETIMEDOUT)
+		return ret;
 	if (WIFEXITED(st) && WEXITSTATUS(st) == 127) {
 		snprintf(err, errlen, "nft not found (install the Debian package nftables)");
 		return -ENOENT;
