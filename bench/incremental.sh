@@ -9,6 +9,7 @@
 #   PCTS="1 10 50"                     % of pages written before each incremental dump
 #   WPCT=10                            % written for the write-slowdown figure (one of PCTS)
 #   VERBOSE=1                          print every rep's figures
+#   LIVE=1                             the incremental dumps with --live (pre-copy)
 #
 # Target bench/dirtier.c (N MiB, every byte written; on a trigger file it
 # rewrites exactly P % of its pages chosen at random and reports the time
@@ -132,7 +133,7 @@ one_rep() { # mib rep
 		k=$((k + 1))
 		write_step $k "$p" "w$p" || return 1
 		[ "$p" = "$wpct" ] && sed -n "s/^w$p /wtracked /p" "$d/res" >> "$d/res"
-		dump_one "i$p" --prev "$d/$prev" || return 1
+		dump_one "i$p" --prev "$d/$prev" ${LIVE:+--live} || return 1
 		prev=i$p
 	done
 	kill -9 "$pid"; wait "$sr" 2>/dev/null

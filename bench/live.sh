@@ -5,6 +5,7 @@
 #
 #   bench/live.sh [MiB ...]     default 64 512 2048; REPS=3
 #   HOT=1                       % of the pages the target keeps rewriting
+#   IMG_DIR=/dev/shm            where the images go (8 GiB: a disk, /var/tmp)
 #
 # Target: tests/targets/mem_race (MiB of anonymous memory, every page
 # written once; then it rewrites the first HOT % of its pages in a loop,
@@ -15,7 +16,7 @@
 #   3. live-inc     rtcr dump --leave-running --live --prev <2>
 #   4. inc          rtcr dump --leave-running --prev <3>  (incremental, stop and copy)
 # Frozen time from `rtcr dump --stats` (seize until the target runs again).
-# Images in /dev/shm. Figures: medians, and each mode as a ratio to the
+# Images in $IMG_DIR (/dev/shm). Figures: medians, and each mode as a ratio to the
 # stop-and-copy full dump of the same process in the same rep.
 set -u
 cd "$(dirname "$0")/.."
@@ -23,7 +24,7 @@ make -s build/rtcr build/targets/mem_race > /dev/null || exit 1
 sizes=("$@"); [ ${#sizes[@]} -gt 0 ] || sizes=(64 512 2048)
 reps=${REPS:-3}
 hot=${HOT:-1}
-W=$(mktemp -d /dev/shm/rtcr-bench-live.XXXXXX)
+W=$(mktemp -d "${IMG_DIR:-/dev/shm}/rtcr-bench-live.XXXXXX")
 . "$(dirname "$0")/lib.sh"
 trap 'cleanup; rm -rf "$W"' EXIT
 trap 'exit 130' INT TERM
@@ -50,6 +51,7 @@ for ((r = 1; r <= reps; r++)); do
 			build/rtcr dump -t $pid -D "$d/$mode" --leave-running --stats "${opts[@]}" > "$d/$mode.out" 2>&1 ||
 				{ cat "$d/$mode.out" >&2; exit 1; }
 			echo "$mib $mode $(stat_of "$d/$mode.out" frozen_ns) $(stat_of "$d/$mode.out" pages) $(stat_of "$d/$mode.out" final_pages) $(stat_of "$d/$mode.out" total_ns)" >> "$W/res"
+			[ $mode = full ] && rm -rf "$d/full"   # no later link needs it
 			sleep 0.3
 		done
 		kill -9 $pid; wait $pid 2>/dev/null

@@ -122,6 +122,8 @@ static void on_crash(int sig)
 			ptrace(PTRACE_SETREGS, p->pid, 0, &p->in.saved);
 		if (p->injecting)
 			ptrace(PTRACE_SETSIGMASK, p->pid, (void *)8, &p->in.saved_sigmask);
+		if (p->injecting && p->in.pinned)
+			sched_setaffinity(p->pid, sizeof(p->in.saved_cpus), &p->in.saved_cpus);
 		for (int t = 0; t < p->ntids; t++)
 			ptrace(PTRACE_DETACH, p->tids[t], 0, 0);
 	}

@@ -18,10 +18,13 @@
 #include "common/util.h"
 #include "task/ptrace.h"
 
+static int pin_choose(struct inject *in);
+static void pin(struct inject *in, int cpu);
+
 int inject_begin(struct inject *in, pid_t tid, uint64_t gadget)
 {
 	char path[64];
-	int ret;
+	int ret, cpu;
 
 	memset(in, 0, sizeof(*in));
 	in->tid = tid;
@@ -46,6 +49,10 @@ int inject_begin(struct inject *in, pid_t tid, uint64_t gadget)
 		}
 		return ret;
 	}
+	/* On rtcr's CPU from the first call (see inject.h). */
+	cpu = pin_choose(in);
+	if (cpu >= 0)
+		pin(in, cpu);
 	return 0;
 }
 
@@ -339,7 +346,6 @@ static int unpin(struct inject *in)
 static int take_slot(struct inject *in, struct scratch *sc, unsigned slot, const void *xstate,
 		     size_t xstate_len)
 {
-	int cpu = -1;
 	long ret;
 	int err;
 
@@ -353,7 +359,7 @@ static int take_slot(struct inject *in, struct scratch *sc, unsigned slot, const
 				    in->saved_sigmask);
 		/* The rollback gives the task its CPU set back (an empty set,
 		 * if it is not moved, changes nothing). */
-		if (!err && (cpu = pin_choose(in)) >= 0)
+		if (!err && in->pinned)
 			memcpy(frame + scratch_cpuset_off(sc->xsave_size), &in->saved_cpus,
 			       SCRATCH_CPUSET_LEN);
 		if (!err)
@@ -363,16 +369,9 @@ static int take_slot(struct inject *in, struct scratch *sc, unsigned slot, const
 			pr_err("pid %d: cannot build the rollback frame", in->tid);
 			return err;
 		}
-	} else {
-		/* A restoring child, without a rollback: it dies with rtcr. */
-		cpu = pin_choose(in);
 	}
 	in->gadget = sc->base + scratch_stub_off(slot);
-	err = inject_syscall(in, __NR_getpid, 0, 0, 0, 0, 0, 0, &ret);
-	/* On its stub now, with a rollback that restores its CPU set. */
-	if (!err && cpu >= 0)
-		pin(in, cpu);
-	return err;
+	return inject_syscall(in, __NR_getpid, 0, 0, 0, 0, 0, 0, &ret);
 }
 
 int inject_map_scratch(struct inject *in, struct scratch *sc, uint64_t addr, unsigned nslots,

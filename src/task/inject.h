@@ -21,8 +21,8 @@
  * All signals are blocked in the task while calls run (PTRACE_SETSIGMASK);
  * nothing is delivered or lost, and the original mask comes back at the end.
  *
- * Once the scratch's rollback is in place, the task and rtcr are moved to
- * the CPU rtcr runs on, until the scratch is unmapped or the task put back.
+ * From inject_begin() on, the task and rtcr are moved to the CPU rtcr
+ * runs on, until the scratch is unmapped or the task put back.
  * Each call is two ptrace stops; with the task on another CPU, each stop
  * wakes that CPU from idle (~100 us in a VM: 200 us a call), on one CPU it
  * is a context switch (~30 us a call). The task's own CPU set is in its
