@@ -25,7 +25,7 @@
  *      v
  *   RELEASED    default: SIGKILL the tree; --leave-running: detach
  *
- * --live (mem/live.h) adds LIVE before FROZEN (the root's memory copied
+ * --live (mem/live.h) adds LIVE before FROZEN (the tree's memory copied
  * while it runs) and, after CURED, CAPTURED (what the image needs copied
  * into rtcr's memory); then RELEASED comes before WRITTEN.
  *
@@ -80,7 +80,8 @@ struct pdump {
 	bool injecting;
 	struct vma_list vl;
 	struct track tr;              /* dirty-page tracking (mem/track.h) */
-	struct mirror mir;            /* live: its pages, copied frozen (not the root's) */
+	struct mirror mir;            /* live, not in the rounds: its pages, copied frozen */
+	struct live_proc *lp;         /* live: its pre-copy (NULL: not in the rounds) */
 	Rtcr__Process *proc;
 	Rtcr__Mm *mm;
 	Rtcr__Files *files;
@@ -101,7 +102,9 @@ struct dump_ctx {
 	uint64_t image_bytes;
 	uint64_t t_start, t_freeze, t_thaw;
 	struct phases ph;             /* where the frozen time went (--stats) */
-	struct live_proc *live;       /* --live: the root's pre-copy */
+	struct live_proc **lives;     /* --live: the pre-copy of each process of the tree
+				       * as it was before the rounds (the root first) */
+	int nlives;
 	uint64_t vdso_hash;           /* of the root's [vdso], read while frozen */
 };
 
@@ -578,7 +581,7 @@ static int do_inject(struct dump_ctx *c, struct pdump *p)
 	/* Dirty tracking for the next incremental dump: after the pages to
 	 * store were found, before the process runs again. */
 	if (!ret && (c->o->track_mem || c->o->prev || c->o->live) && c->o->leave_running &&
-	    !(c->live && p->pid == c->live->pid))
+	    !p->lp)
 		ret = track_arm(&p->tr, &p->in, &p->vl, c->id);
 	/* The other threads, each in its own scratch slot, one at a time. */
 	for (int i = 1; i < p->ntids && !ret; i++) {
@@ -624,8 +627,8 @@ static int dump_process(struct dump_ctx *c, struct pdump *p, int fi)
 	if (!ret)
 		ret = files_dump(&c->fc, fi, &p->files);
 	phase_mark(&c->ph, "fds");
-	if (!ret && c->live && p->pid == c->live->pid)
-		ret = live_areas(c->live, &p->vl);
+	if (!ret && p->lp)
+		ret = live_areas(p->lp, &p->vl);
 	else if (!ret)
 		ret = vma_list_read(p->pid, &p->vl, p->tr.target_fd >= 0);
 	phase_mark(&c->ph, "areas");
@@ -840,6 +843,15 @@ static int write_image(struct dump_ctx *c)
 	return ret;
 }
 
+/* A statistic of the live rounds, summed over the tree. */
+static uint64_t live_sum(const struct dump_ctx *c, size_t off)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < c->nlives; i++)
+		v += *(const uint64_t *)((const char *)c->lives[i] + off);
+	return v;
+}
+
 static void print_stats(struct dump_ctx *c)
 {
 	uint64_t bytes = c->ms.pages * PAGE_SIZE;
@@ -860,18 +872,32 @@ static void print_stats(struct dump_ctx *c)
 		fmt_bytes(b2, sizeof(b2), c->image_bytes), (c->t_thaw - c->t_freeze) / 1e6,
 		(now_ns() - c->t_start) / 1e6, c->ms.scan_ns / 1e6, c->ms.copy_ns / 1e6,
 		copy_s > 0 ? bytes / copy_s / (1ULL << 30) : 0.0);
-	if (c->live)
-		fprintf(stderr, "  live        %8.3f ms copying %llu pages in %d rounds while it ran;"
-			" %llu written in the last\n", c->live->precopy_ns / 1e6,
-			(unsigned long long)c->live->precopied, c->live->rounds + 1,
-			(unsigned long long)c->live->last_written);
-	if (c->live && c->live->throttle_stops)
-		fprintf(stderr, "  throttled   %llu stops while it ran, %.3f ms in all, the longest "
-			"%.3f ms (it wrote faster than rtcr copies)\n",
-			(unsigned long long)c->live->throttle_stops, c->live->throttle_ns / 1e6,
-			c->live->throttle_max_ns / 1e6);
-	if (c->live && c->live->areas_how)
-		fprintf(stderr, "  areas       %s\n", c->live->areas_how);
+	if (c->lives) {
+		uint64_t pre = 0, last = 0, stops = 0, tns = 0, tmax = 0, ns = 0;
+		int rounds = 0, nproc = 0;
+		for (int i = 0; i < c->nlives; i++) {
+			const struct live_proc *lp = c->lives[i];
+			pre += lp->precopied;
+			last += lp->last_written;
+			stops += lp->throttle_stops;
+			tns += lp->throttle_ns;
+			tmax = MAX(tmax, lp->throttle_max_ns);
+			rounds = MAX(rounds, lp->rounds + 1);
+			ns = MAX(ns, lp->precopy_ns);
+			nproc += !lp->gone;
+		}
+		fprintf(stderr, "  live        %8.3f ms copying %llu pages of %d process%s in %d rounds "
+			"while it ran; %llu written in the last\n", ns / 1e6, (unsigned long long)pre,
+			nproc, nproc == 1 ? "" : "es", rounds, (unsigned long long)last);
+		if (stops)
+			fprintf(stderr, "  throttled   %llu stops while it ran, %.3f ms in all, the "
+				"longest %.3f ms (it wrote faster than rtcr copies)\n",
+				(unsigned long long)stops, tns / 1e6, tmax / 1e6);
+		for (int i = 0; i < c->np; i++)
+			if (c->p[i].lp && c->p[i].lp->areas_how)
+				fprintf(stderr, "  areas       %s (pid %d)\n", c->p[i].lp->areas_how,
+					c->p[i].pid);
+	}
 	phases_print(&c->ph, stderr, "  frozen in:  ");
 	if (c->has_prev)
 		fprintf(stderr, "  incremental: %llu pages unchanged since %s (left there)\n",
@@ -884,16 +910,89 @@ static void print_stats(struct dump_ctx *c)
 		(unsigned long long)c->image_bytes, (unsigned long long)(c->t_thaw - c->t_freeze),
 		(unsigned long long)c->ms.copy_ns, (unsigned long long)c->ms.scan_ns,
 		(unsigned long long)(now_ns() - c->t_start), (unsigned long long)c->ms.inherited,
-		(unsigned long long)(c->live ? c->live->precopied : 0),
-		(unsigned long long)(c->live ? c->live->last_written : 0),
-		(unsigned long long)(c->live ? c->live->throttle_stops : 0),
-		(unsigned long long)(c->live ? c->live->throttle_ns : 0),
-		(unsigned long long)(c->live ? c->live->throttle_max_ns : 0));
+		(unsigned long long)live_sum(c, offsetof(struct live_proc, precopied)),
+		(unsigned long long)live_sum(c, offsetof(struct live_proc, last_written)),
+		(unsigned long long)live_sum(c, offsetof(struct live_proc, throttle_stops)),
+		(unsigned long long)live_sum(c, offsetof(struct live_proc, throttle_ns)),
+		(unsigned long long)live_sum(c, offsetof(struct live_proc, throttle_max_ns)));
 }
 
 bool dump_interrupted(void)
 {
 	return g_signalled != 0;
+}
+
+/*
+ * LIVE: the tree as it is now, root first, each process with its tracker
+ * and its copy (mem/live.h). The root must be copied live; another
+ * process that cannot be (stopped, sharing its memory, ...) is copied
+ * frozen like any process born during the rounds.
+ */
+static int live_tree(struct dump_ctx *c)
+{
+	pid_t *queue = xmalloc(sizeof(pid_t));
+	int nq = 1, ret = 0;
+
+	queue[0] = c->o->pid;
+	for (int qi = 0; qi < nq && !ret; qi++) {
+		pid_t pid = queue[qi], *kids;
+		struct live_proc *lp;
+		char state = 0;
+		uint64_t f[PROC_STAT_FIELDS];
+		bool shares = false;
+		int nk;
+
+		if (qi > 0) {
+			/* Stopped or a zombie: frozen. Its memory shared with one
+			 * already in the rounds: the freeze refuses it by name. */
+			if (proc_stat_read(pid, f, &state) || state == 'T' || state == 't' ||
+			    state == 'Z')
+				goto kids;
+			for (int i = 0; i < c->nlives && !shares; i++)
+				shares = syscall(SYS_kcmp, pid, c->lives[i]->pid, KCMP_VM, 0, 0) == 0;
+			if (shares)
+				goto kids;
+		}
+		lp = xzalloc(sizeof(*lp));
+		ret = live_begin(lp, pid, c->has_prev ? c->prev_id : NULL, c->id);
+		if (ret && qi > 0) {
+			pr_debug("pid %d: copied frozen (%s)", pid, strerror(-ret));
+			live_end(lp);
+			free(lp);
+			ret = 0;
+			goto kids;
+		}
+		c->lives = xrealloc(c->lives, (c->nlives + 1) * sizeof(*c->lives));
+		c->lives[c->nlives++] = lp;
+		if (ret)
+			break;
+kids:
+		nk = proc_children(pid, &kids);
+		if (nk <= 0)
+			continue;
+		queue = xrealloc(queue, (nq + nk) * sizeof(pid_t));
+		for (int k = 0; k < nk; k++)
+			queue[nq++] = kids[k];
+		free(kids);
+	}
+	free(queue);
+	return ret;
+}
+
+/* FROZEN: each process of the tree with its rounds, if it had them (the
+ * same process: the same start time). */
+static void live_match(struct dump_ctx *c)
+{
+	for (int i = 0; i < c->np; i++) {
+		uint64_t f[PROC_STAT_FIELDS];
+		struct pdump *p = &c->p[i];
+		if (p->zombie || proc_stat_read(p->pid, f, NULL))
+			continue;
+		for (int k = 0; k < c->nlives && !p->lp; k++)
+			if (!c->lives[k]->gone && c->lives[k]->pid == p->pid &&
+			    c->lives[k]->start_time == f[22])
+				p->lp = c->lives[k];
+	}
 }
 
 int dump_run(const struct dump_opts *o, struct dump_result *res)
@@ -939,12 +1038,11 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 	if (ret)
 		return ret;
 
-	/* LIVE: the root's memory copied while it runs (mem/live.h). */
+	/* LIVE: the tree's memory copied while it runs (mem/live.h). */
 	if (o->live) {
-		c.live = xzalloc(sizeof(*c.live));
-		ret = live_begin(c.live, o->pid, c.has_prev ? c.prev_id : NULL, c.id);
+		ret = live_tree(&c);
 		if (!ret)
-			ret = live_precopy(c.live);
+			ret = live_precopy(c.lives, c.nlives);
 		test_pause_point("live-rounds-done");
 		if (!ret)
 			ret = check_signalled();
@@ -959,6 +1057,7 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 		goto abort;
 	test_kill_point("seized");
 	phase_mark(&c.ph, "seize");
+	live_match(&c);
 	ret = check_tree_sharing(&c);
 	if (ret)
 		goto abort;
@@ -972,11 +1071,11 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 		for (int i = 0; i < c.np; i++) {
 			if (c.p[i].zombie)
 				continue;
-			if (c.live && c.p[i].pid == c.live->pid)
-				c.p[i].tr = c.live->tr;    /* probed and taken already */
+			if (c.p[i].lp)
+				c.p[i].tr = c.p[i].lp->tr;    /* probed and taken already */
 			else
 				track_probe(&c.p[i].tr, c.p[i].pid, c.has_prev ? c.prev_id : NULL);
-			if (c.has_prev && !c.p[i].tr.valid && !(c.live && c.p[i].pid == c.live->pid))
+			if (c.has_prev && !c.p[i].tr.valid && !c.p[i].lp)
 				pr_warn("pid %d: all its memory is stored: %s", c.p[i].pid,
 					c.p[i].tr.why);
 			if (c.p[i].tr.target_fd >= 0)
@@ -1027,10 +1126,11 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 		/* Live: the tracked areas of the root come from its copies
 		 * (live_final() marks them with their mirror); the rest is found
 		 * as usual. */
-		if (!ret && c.live) {
-			ret = live_final(c.live, &c.p[0].vl, &c.ms);
+		for (int i = 0; i < c.np && !ret; i++)
+			if (c.p[i].lp)
+				ret = live_final(c.p[i].lp, &c.p[i].vl, &c.ms);
+		if (c.lives)
 			phase_mark(&c.ph, "live-final");
-		}
 		if (!ret)
 			ret = mem_find_pages_tree(pids, vls, inc, nv, &c.ms);
 		phase_mark(&c.ph, "page-scan");
@@ -1058,13 +1158,13 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 
 	/* Live: everything is copied into rtcr's memory while frozen, the
 	 * processes run again, then the image is written from the copies. */
-	if (c.live) {
+	if (c.lives) {
 		for (int i = 0; i < c.np && !ret; i++) {
 			struct pdump *p = &c.p[i];
 			if (p->zombie)
 				continue;
-			if (p->pid == c.live->pid) {
-				ret = live_capture(&c.live->m, &p->vl, &c.ms);
+			if (p->lp) {
+				ret = live_capture(&p->lp->m, &p->vl, &c.ms);
 			} else {
 				ret = mirror_init(&p->mir, p->pid);
 				if (!ret)
@@ -1085,11 +1185,15 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 		c.t_thaw = now_ns();
 		phase_mark(&c.ph, "release");
 		g_ctx = NULL;
-		live_unwatch(c.live);
-		if (!ret)
-			ret = live_pages(c.live, &c.p[0].vl, &c.ms);
-		if (!ret)
-			mem_mm_pages(c.p[0].mm, &c.p[0].vl);
+		for (int i = 0; i < c.nlives; i++)
+			live_unwatch(c.lives[i]);
+		for (int i = 0; i < c.np && !ret; i++) {
+			if (!c.p[i].lp)
+				continue;
+			ret = live_pages(c.p[i].lp, &c.p[i].vl, &c.ms);
+			if (!ret)
+				mem_mm_pages(c.p[i].mm, &c.p[i].vl);
+		}
 		if (!ret)
 			ret = write_image(&c);
 		if (!ret && img_commit(c.sink))
@@ -1205,9 +1309,10 @@ out:
 	}
 	free(c.p);
 	free(c.prev_rel);
-	if (c.live) {
-		live_end(c.live);
-		free(c.live);
+	for (int i = 0; i < c.nlives; i++) {
+		live_end(c.lives[i]);
+		free(c.lives[i]);
 	}
+	free(c.lives);
 	return ret;
 }

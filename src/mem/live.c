@@ -97,9 +97,15 @@ int live_begin(struct live_proc *lp, pid_t pid, const uint8_t *prev_id, const ui
 {
 	int ret;
 
+	uint64_t f[PROC_STAT_FIELDS];
+
 	memset(lp, 0, sizeof(*lp));
 	lp->pid = pid;
 	lp->uffd = -1;
+	ret = proc_stat_read(pid, f, NULL);
+	if (ret)
+		return ret;
+	lp->start_time = f[22];
 	track_probe(&lp->tr, pid, prev_id);
 	lp->inc = prev_id && lp->tr.valid;
 	if (prev_id && !lp->inc)
@@ -470,46 +476,93 @@ static int round_run(struct live_proc *lp, struct vma_list *vl, bool frozen)
 	return ret;
 }
 
-int live_precopy(struct live_proc *lp)
+/* One running round of one process. */
+static int live_round(struct live_proc *lp)
+{
+	int ret;
+
+	vma_list_free(&lp->vl);
+	if (lp->watching && mapwatch_count(&lp->mw, &lp->mw_base))
+		lp->watching = false;
+	ret = vma_list_read(lp->pid, &lp->vl, true);
+	if (ret)
+		return ret;
+	ret = round_run(lp, &lp->vl, false);
+	mirror_sweep(&lp->m);
+	if (ret)
+		return ret;
+	lp->precopied += lp->last_written;
+	pr_debug("pid %d: live round %d: %llu pages", lp->pid, lp->rounds,
+		 (unsigned long long)lp->last_written);
+	return 0;
+}
+
+int live_precopy(struct live_proc **lps, int n)
 {
 	uint64_t t0 = now_ns(), prev = UINT64_MAX;
-	int ret = 0;
+	unsigned run_us = 0;
+	int throttled = 0, ret = 0;
 
-	for (lp->rounds = 0; lp->rounds < LIVE_MAX_ROUNDS + LIVE_MAX_THROTTLED; lp->rounds++) {
-		vma_list_free(&lp->vl);
-		if (lp->watching && mapwatch_count(&lp->mw, &lp->mw_base))
-			lp->watching = false;
-		ret = vma_list_read(lp->pid, &lp->vl, true);
-		if (ret)
-			break;
-		ret = round_run(lp, &lp->vl, false);
-		mirror_sweep(&lp->m);
-		if (ret)
-			break;
-		lp->precopied += lp->last_written;
-		pr_debug("pid %d: live round %d: %llu pages", lp->pid, lp->rounds,
-			 (unsigned long long)lp->last_written);
-		if (lp->last_written <= LIVE_ENOUGH_PAGES)
-			break;
-		if (lp->run_us) {
-			/* Throttled: until the freeze would copy little, with
-			 * shorter windows while the process does not slow down. */
-			if (lp->last_written <= LIVE_FREEZE_PAGES ||
-			    ++lp->throttled_rounds >= LIVE_MAX_THROTTLED)
-				break;
-			if (lp->last_written * 2 > prev && lp->run_us > LIVE_MIN_RUN_US)
-				lp->run_us /= 2;
-		} else if ((lp->rounds >= 2 && lp->last_written * 10 > prev * 9) ||
-			   lp->rounds + 1 >= LIVE_MAX_ROUNDS) {
-			/* Not converging: the process writes as fast as rtcr
-			 * copies. Too much for the freeze: throttle it. */
-			if (lp->last_written <= LIVE_FREEZE_PAGES)
-				break;
-			lp->run_us = LIVE_FIRST_RUN_US;
+	for (int r = 0; r < LIVE_MAX_ROUNDS + LIVE_MAX_THROTTLED && !ret; r++) {
+		uint64_t written = 0;
+
+		/* A round of every process, the tree's writes summed. */
+		for (int i = 0; i < n && !ret; i++) {
+			struct live_proc *lp = lps[i];
+			if (lp->gone)
+				continue;
+			lp->rounds = r;
+			lp->run_us = run_us;
+			ret = live_round(lp);
+			if (ret && i > 0) {
+				/* A child that exited (or cannot be copied
+				 * running): it is copied frozen, if it is still
+				 * there then. */
+				pr_debug("pid %d: no more live rounds (%s)", lp->pid, strerror(-ret));
+				lp->gone = true;
+				ret = 0;
+				continue;
+			}
+			written += lp->last_written;
 		}
-		prev = lp->last_written;
+		if (ret || written <= LIVE_ENOUGH_PAGES)
+			break;
+		if (run_us) {
+			/* Throttled: until the freeze would copy little, with
+			 * shorter windows while the tree does not slow down. */
+			if (written <= LIVE_FREEZE_PAGES || ++throttled >= LIVE_MAX_THROTTLED)
+				break;
+			if (written * 2 > prev && run_us > LIVE_MIN_RUN_US)
+				run_us /= 2;
+		} else if ((r >= 2 && written * 10 > prev * 9) || r + 1 >= LIVE_MAX_ROUNDS) {
+			/* Not converging: the tree writes as fast as rtcr
+			 * copies. Too much for the freeze: throttle it. */
+			if (written <= LIVE_FREEZE_PAGES)
+				break;
+			run_us = LIVE_FIRST_RUN_US;
+		}
+		prev = written;
 	}
-	lp->precopy_ns = now_ns() - t0;
+	/* Holding a thread interrupts its sleeps, which restart through
+	 * restart_syscall: the number of i386 madvise, counted by the
+	 * memory-map watch (mem/mapwatch.h). After throttled rounds the
+	 * areas are read once more, with no hold after. */
+	for (int i = 0; i < n && !ret && run_us; i++) {
+		struct live_proc *lp = lps[i];
+		struct vma_list vl;
+		uint64_t base;
+		if (lp->gone || !lp->watching || mapwatch_count(&lp->mw, &base))
+			continue;
+		if (vma_list_read(lp->pid, &vl, true))
+			continue;     /* the freeze reads them */
+		vma_list_free(&lp->vl);
+		lp->vl = vl;
+		lp->mw_base = base;
+	}
+	for (int i = 0; i < n; i++) {
+		lps[i]->precopy_ns = now_ns() - t0;
+		lps[i]->throttled_rounds = throttled;
+	}
 	return ret;
 }
 

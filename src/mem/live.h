@@ -29,6 +29,8 @@
 
 struct live_proc {
 	pid_t pid;
+	uint64_t start_time;     /* (proc stat field 22): the same process at the freeze? */
+	bool gone;               /* left the rounds (exited): not used at the freeze */
 	struct track tr;
 	int uffd;                /* rtcr's copy of the tracker */
 	bool inc;                /* written bits relative to the parent image */
@@ -54,14 +56,16 @@ struct live_proc {
  */
 int live_begin(struct live_proc *lp, pid_t pid, const uint8_t *prev_id,
 	       const uint8_t id[16]) __must_check;
-/* Copy rounds while the process runs, until few pages are written per
- * round (or no progress, or a round limit). A process that writes more
+/* Copy rounds while the processes run (lps[0] is the root: an error in
+ * its rounds is the dump's; another process that fails, e.g. exits, just
+ * leaves the rounds), each round over all of them, until the tree writes
+ * few pages per round (or no progress, or a round limit). A process that writes more
  * than the freeze should copy, round after round, is throttled: its
  * rounds are copied in slices of ~1 ms with it held (stopped), and
  * between slices it runs in windows that shrink until it writes little
  * enough (or 12 throttled rounds). Each hold is a short pause of its own,
  * counted in throttle_*. */
-int live_precopy(struct live_proc *lp) __must_check;
+int live_precopy(struct live_proc **lps, int n) __must_check;
 /*
  * Frozen: the areas now. Those the latest round read from smaps if no
  * memory-map call was made since and /proc/PID/maps shows the same

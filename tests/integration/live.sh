@@ -39,6 +39,35 @@ test_live_writer_small_hot_set() {
 	live_restore_check d1
 }
 
+# A tree: the root and three children, each rewriting its own memory;
+# all four are copied live (rounds over the tree, one freeze) and each
+# checks its pages after restore.
+test_live_tree() {
+	# Under a subreaper: the killed children are reaped at once.
+	export RTCR_TRIGGER="$T/go"
+	: > "$T/out"
+	( for fd in /proc/self/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done 2>/dev/null
+	  exec "$TGT/reaper" "$TGT/mem_race" 4096 512 100 3 ) < /dev/null >> "$T/out" 2>&1 &
+	local reaper=$! kids k
+	track_pid $reaper
+	wait_for "$T/out" '^READY'
+	PID=$(tr -d " " < /proc/$reaper/task/$reaper/children)
+	track_pid "$PID"
+	kids=$(cat /proc/$PID/task/$PID/children)
+	for k in $kids; do track_pid "$k"; done
+	assert_eq 3 "$(echo $kids | wc -w)" "children of the target"
+	chain_dump d1 --live
+	assert_contains "$T/d1.out" "4 processes" "the children are in the image"
+	assert_contains "$T/d1.out" "live .* of 4 processes in" "all four copied live"
+	kill -9 "$PID" $kids
+	for k in "$PID" $kids; do wait_pid_free "$k"; done
+	rm -rf "$T/img"
+	ln -s d1 "$T/img"
+	restore_bg
+	finish
+	assert_contains "$T/out" '^PASS' "target verdict"
+}
+
 test_live_writer_static() {
 	start_ready mem_race-static 4096 512
 	chain_dump d1 --live
