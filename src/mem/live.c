@@ -476,17 +476,23 @@ static int round_run(struct live_proc *lp, struct vma_list *vl, bool frozen)
 	return ret;
 }
 
-/* One running round of one process. */
-static int live_round(struct live_proc *lp)
+/*
+ * One running round of one process. Throttled, its areas are not read
+ * again (smaps walks every page: ~12 ms/GiB during which it writes
+ * unthrottled); an area made meanwhile is then found at the freeze.
+ */
+static int live_round(struct live_proc *lp, bool reread)
 {
 	int ret;
 
-	vma_list_free(&lp->vl);
-	if (lp->watching && mapwatch_count(&lp->mw, &lp->mw_base))
-		lp->watching = false;
-	ret = vma_list_read(lp->pid, &lp->vl, true);
-	if (ret)
-		return ret;
+	if (reread || !lp->vl.nr) {
+		vma_list_free(&lp->vl);
+		if (lp->watching && mapwatch_count(&lp->mw, &lp->mw_base))
+			lp->watching = false;
+		ret = vma_list_read(lp->pid, &lp->vl, true);
+		if (ret)
+			return ret;
+	}
 	ret = round_run(lp, &lp->vl, false);
 	mirror_sweep(&lp->m);
 	if (ret)
@@ -513,7 +519,7 @@ int live_precopy(struct live_proc **lps, int n)
 				continue;
 			lp->rounds = r;
 			lp->run_us = run_us;
-			ret = live_round(lp);
+			ret = live_round(lp, !run_us);
 			if (ret && i > 0) {
 				/* A child that exited (or cannot be copied
 				 * running): it is copied frozen, if it is still
@@ -542,22 +548,6 @@ int live_precopy(struct live_proc **lps, int n)
 			run_us = LIVE_FIRST_RUN_US;
 		}
 		prev = written;
-	}
-	/* Holding a thread interrupts its sleeps, which restart through
-	 * restart_syscall: the number of i386 madvise, counted by the
-	 * memory-map watch (mem/mapwatch.h). After throttled rounds the
-	 * areas are read once more, with no hold after. */
-	for (int i = 0; i < n && !ret && run_us; i++) {
-		struct live_proc *lp = lps[i];
-		struct vma_list vl;
-		uint64_t base;
-		if (lp->gone || !lp->watching || mapwatch_count(&lp->mw, &base))
-			continue;
-		if (vma_list_read(lp->pid, &vl, true))
-			continue;     /* the freeze reads them */
-		vma_list_free(&lp->vl);
-		lp->vl = vl;
-		lp->mw_base = base;
 	}
 	for (int i = 0; i < n; i++) {
 		lps[i]->precopy_ns = now_ns() - t0;

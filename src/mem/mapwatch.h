@@ -17,8 +17,11 @@
  * by syscall number, one pair per thread, inherited by the threads and
  * children made after. Numbers of the 64-bit, x32 and i386 (int 0x80)
  * system calls are counted, so an i386 number that is also a 64-bit one
- * (restart_syscall is i386 madvise) counts too: a false alarm only costs
- * the smaps read.
+ * counts too: a false alarm only costs the smaps read. The one that is
+ * not rare, 64-bit restart_syscall (i386 madvise; a sleep interrupted by
+ * one of rtcr's ptrace stops restarts through it), is counted apart by
+ * the syscalls:*_restart_syscall tracepoints (64-bit calls only) and
+ * subtracted.
  */
 #ifndef RTCR_MEM_MAPWATCH_H
 #define RTCR_MEM_MAPWATCH_H
@@ -32,6 +35,7 @@
 struct mapwatch {
 	pid_t pid;
 	int *fds;
+	bool *neg;     /* a count of 64-bit restart_syscall, subtracted */
 	int nfd;
 };
 
