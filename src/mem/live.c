@@ -505,10 +505,13 @@ static int live_round(struct live_proc *lp, bool reread)
 
 int live_precopy(struct live_proc **lps, int n)
 {
-	uint64_t t0 = now_ns(), prev = UINT64_MAX;
+	uint64_t t0 = now_ns(), prev = UINT64_MAX, budget = LIVE_FREEZE_PAGES;
+	const char *tb = getenv("RTCR_TEST_LIVE_FREEZE_PAGES");   /* tests: throttle sooner */
 	unsigned run_us = 0;
 	int throttled = 0, ret = 0;
 
+	if (tb)
+		budget = strtoull(tb, NULL, 0);
 	for (int r = 0; r < LIVE_MAX_ROUNDS + LIVE_MAX_THROTTLED && !ret; r++) {
 		uint64_t written = 0;
 
@@ -536,14 +539,14 @@ int live_precopy(struct live_proc **lps, int n)
 		if (run_us) {
 			/* Throttled: until the freeze would copy little, with
 			 * shorter windows while the tree does not slow down. */
-			if (written <= LIVE_FREEZE_PAGES || ++throttled >= LIVE_MAX_THROTTLED)
+			if (written <= budget || ++throttled >= LIVE_MAX_THROTTLED)
 				break;
 			if (written * 2 > prev && run_us > LIVE_MIN_RUN_US)
 				run_us /= 2;
 		} else if ((r >= 2 && written * 10 > prev * 9) || r + 1 >= LIVE_MAX_ROUNDS) {
 			/* Not converging: the tree writes as fast as rtcr
 			 * copies. Too much for the freeze: throttle it. */
-			if (written <= LIVE_FREEZE_PAGES)
+			if (written <= budget)
 				break;
 			run_us = LIVE_FIRST_RUN_US;
 		}

@@ -29,6 +29,21 @@ test_live_writer_all_hot() {
 	live_restore_check d1
 }
 
+# A fast writer that also sleeps: the holds that throttle it interrupt
+# its sleeps, which restart through restart_syscall (the number of i386
+# madvise): that is not taken for a memory-map call, so the freeze still
+# takes the areas from the last round.
+test_live_throttled_sleeper() {
+	start_ready mem_race 16384 16384 1
+	RTCR_TEST_LIVE_FREEZE_PAGES=64 chain_dump d1 --live
+	assert_contains "$T/d1.out" "^  throttled .* stops while it ran" "the writer was throttled"
+	assert_contains "$T/d1.out" "^  areas *from the last round" "areas taken from the last round"
+	local final; final=$(sed -n 's/.*final_pages=\([0-9]*\).*/\1/p' "$T/d1.out")
+	[ -n "$final" ] && [ "$final" -lt 8192 ] ||
+		fail "the freeze copied $final of 16384 pages: the writer was not slowed down"
+	live_restore_check d1
+}
+
 # A small hot set: rounds converge, few pages are copied frozen.
 test_live_writer_small_hot_set() {
 	start_ready mem_race 16384 64 200
