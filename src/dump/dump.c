@@ -102,6 +102,7 @@ struct dump_ctx {
 	uint64_t image_bytes;
 	uint64_t t_start, t_freeze, t_thaw;
 	struct phases ph;             /* where the frozen time went (--stats) */
+	struct phases wall;           /* where the whole dump's time went (--stats) */
 	struct live_proc **lives;     /* --live: the pre-copy of each process of the tree
 				       * as it was before the rounds (the root first) */
 	int nlives;
@@ -899,6 +900,7 @@ static void print_stats(struct dump_ctx *c)
 					c->p[i].pid);
 	}
 	phases_print(&c->ph, stderr, "  frozen in:  ");
+	phases_print(&c->wall, stderr, "  total in:   ");
 	if (c->has_prev)
 		fprintf(stderr, "  incremental: %llu pages unchanged since %s (left there)\n",
 			(unsigned long long)c->ms.inherited, c->o->prev);
@@ -1004,6 +1006,7 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 	memset(&c, 0, sizeof(c));
 	c.o = o;
 	c.t_start = now_ns();
+	phase_start(&c.wall);
 	install_handlers();
 
 	/* PREFLIGHT: rtcr works in the tree's network namespace (its sockets,
@@ -1041,8 +1044,10 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 	/* LIVE: the tree's memory copied while it runs (mem/live.h). */
 	if (o->live) {
 		ret = live_tree(&c);
+		phase_mark(&c.wall, "live-begin");
 		if (!ret)
 			ret = live_precopy(c.lives, c.nlives);
+		phase_mark(&c.wall, "rounds");
 		test_pause_point("live-rounds-done");
 		if (!ret)
 			ret = check_signalled();
@@ -1184,9 +1189,11 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 		detach_all(&c);
 		c.t_thaw = now_ns();
 		phase_mark(&c.ph, "release");
+		phase_mark(&c.wall, "frozen");
 		g_ctx = NULL;
 		for (int i = 0; i < c.nlives; i++)
 			live_unwatch(c.lives[i]);
+		phase_mark(&c.wall, "unwatch");
 		for (int i = 0; i < c.np && !ret; i++) {
 			if (!c.p[i].lp)
 				continue;
@@ -1196,8 +1203,10 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 		}
 		if (!ret)
 			ret = write_image(&c);
+		phase_mark(&c.wall, "write");
 		if (!ret && img_commit(c.sink))
 			ret = -EIO;
+		phase_mark(&c.wall, "commit");
 		img_close(c.sink);   /* deletes it if not committed */
 		c.sink = NULL;
 		if (ret) {
@@ -1267,6 +1276,7 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 done:
 	if (o->track_mem || o->prev || o->live)
 		track_prune();
+	phase_mark(&c.wall, "prune");
 	if (o->stats)
 		print_stats(&c);
 	if (res) {

@@ -4,6 +4,7 @@
 #include "mem/live.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -681,13 +682,39 @@ int live_capture(struct mirror *m, struct vma_list *vl, struct mem_stats *st)
 	return 0;
 }
 
+static void *unwatch_thread(void *arg)
+{
+	struct mapwatch *mw = arg;
+
+	mapwatch_close(mw);
+	free(mw);
+	return NULL;
+}
+
 void live_unwatch(struct live_proc *lp)
 {
-	mapwatch_close(&lp->mw);
+	struct mapwatch *mw;
+
+	if (!lp->mw.nfd || lp->unwatching)
+		return;
+	/* Closing the last counter of a tracepoint waits for an RCU grace
+	 * period (~50 ms each here): a thread does it while the image is
+	 * written; live_end() waits for it. */
+	mw = xmalloc(sizeof(*mw));
+	*mw = lp->mw;
+	memset(&lp->mw, 0, sizeof(lp->mw));
+	if (pthread_create(&lp->unwatcher, NULL, unwatch_thread, mw)) {
+		unwatch_thread(mw);
+		return;
+	}
+	lp->unwatching = true;
 }
 
 void live_end(struct live_proc *lp)
 {
+	if (lp->unwatching)
+		pthread_join(lp->unwatcher, NULL);
+	lp->unwatching = false;
 	mapwatch_close(&lp->mw);
 	if (lp->uffd >= 0)
 		close(lp->uffd);

@@ -16,6 +16,7 @@
 #ifndef RTCR_MEM_LIVE_H
 #define RTCR_MEM_LIVE_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -44,6 +45,8 @@ struct live_proc {
 	bool watching;
 	uint64_t mw_base;        /* the count before the latest round read the areas */
 	const char *areas_how;   /* how the freeze got the areas (for --stats) */
+	pthread_t unwatcher;     /* closing mw after the release (live_unwatch()) */
+	bool unwatching;
 	unsigned run_us;         /* throttled: its run window between held slices */
 	int throttled_rounds;
 	uint64_t throttle_stops, throttle_ns, throttle_max_ns;   /* held slices */
@@ -91,7 +94,7 @@ int live_pages(struct live_proc *lp, struct vma_list *vl, struct mem_stats *st) 
  */
 int live_capture(struct mirror *m, struct vma_list *vl, struct mem_stats *st) __must_check;
 /* After the release: stop counting its calls (they make every system
- * call of the machine take the slow path). */
+ * call of the machine take the slow path), in a thread live_end() joins. */
 void live_unwatch(struct live_proc *lp);
 void live_end(struct live_proc *lp);
 
