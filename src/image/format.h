@@ -85,7 +85,8 @@ struct img_page_run {
 /*
  * One entry of the INDEX record, per record before it, in order: what
  * its header says, where it is, and for PAGES / OBJ_PAGES the owner, the
- * page count and the span of its runs (0 for the others). END's index_off
+ * number of runs, the page count and the span of its runs (0 for the
+ * others). END's index_off
  * points at the INDEX record; the INDEX and END together are enough to
  * rebuild END's chain hash over every record header, so a reader that
  * seeks checks the same layout as one that walks every record.
@@ -97,7 +98,7 @@ struct img_index_ent {
 	uint64_t len;
 	uint64_t csum;
 	int32_t  pid;
-	uint32_t pad;
+	uint32_t nr_runs;
 	uint64_t npages;
 	uint64_t vstart, vend;    /* PAGES: the addresses its runs lie in */
 } __attribute__((packed));

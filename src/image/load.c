@@ -176,7 +176,9 @@ static void add_pages_rec(struct loaded_image *im, uint32_t type, uint64_t off, 
 			im->pages_pid = xrealloc(im->pages_pid, *cap * sizeof(int32_t));
 			im->pages_vstart = xrealloc(im->pages_vstart, *cap * sizeof(uint64_t));
 			im->pages_vend = xrealloc(im->pages_vend, *cap * sizeof(uint64_t));
+			im->pages_nruns = xrealloc(im->pages_nruns, *cap * sizeof(uint32_t));
 		}
+		im->pages_nruns[im->nr_pages_recs] = e ? e->nr_runs : 0;
 		/* Unknown span (walked): 0..max, never skipped. */
 		im->pages_vstart[im->nr_pages_recs] = e ? e->vstart : 0;
 		im->pages_vend[im->nr_pages_recs] = e ? e->vend : UINT64_MAX;
@@ -487,6 +489,8 @@ void image_unload(struct loaded_image *im)
 	free(im->pages_pid);
 	free(im->pages_vstart);
 	free(im->pages_vend);
+	free(im->pages_nruns);
+	free(im->syn);
 	free(im->pages_off);
 	free(im->pages_len);
 	free(im->pages_csum);

@@ -27,6 +27,8 @@ struct loaded_image {
 	uint64_t *pages_csum;
 	int32_t *pages_pid;       /* whose pages */
 	uint64_t *pages_vstart, *pages_vend;   /* the span of its runs (if indexed) */
+	uint32_t *pages_nruns;    /* its number of runs (if indexed; 0: unknown) */
+	void *syn;                /* image_resolve_pages(): headers made from the index */
 	uint8_t *pages_ok;        /* per record: checksum verified (image_pages_check()) */
 	uint32_t nr_pages_recs;
 	/* Memory objects (SysV segments, memfds, deleted files) and their

@@ -71,7 +71,7 @@ static void index_add(struct imgw *w, const struct img_rec_hdr *h, int32_t pid, 
 	}
 	e = &w->idx[w->nidx++];
 	*e = (struct img_index_ent){ .type = h->type, .flags = h->flags, .off = w->s->pos,
-		.len = h->len, .csum = h->csum, .pid = pid, .npages = npages };
+		.len = h->len, .csum = h->csum, .pid = pid, .nr_runs = nr_runs, .npages = npages };
 	for (uint32_t k = 0; k < nr_runs; k++) {
 		uint64_t end = runs[k].vaddr + runs[k].npages * PAGE_SIZE;
 		if (!k || runs[k].vaddr < e->vstart)
