@@ -853,6 +853,14 @@ static uint64_t live_sum(const struct dump_ctx *c, size_t off)
 	return v;
 }
 
+static uint64_t live_max(const struct dump_ctx *c, size_t off)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < c->nlives; i++)
+		v = MAX(v, *(const uint64_t *)((const char *)c->lives[i] + off));
+	return v;
+}
+
 static void print_stats(struct dump_ctx *c)
 {
 	uint64_t bytes = c->ms.pages * PAGE_SIZE;
@@ -916,7 +924,7 @@ static void print_stats(struct dump_ctx *c)
 		(unsigned long long)live_sum(c, offsetof(struct live_proc, last_written)),
 		(unsigned long long)live_sum(c, offsetof(struct live_proc, throttle_stops)),
 		(unsigned long long)live_sum(c, offsetof(struct live_proc, throttle_ns)),
-		(unsigned long long)live_sum(c, offsetof(struct live_proc, throttle_max_ns)));
+		(unsigned long long)live_max(c, offsetof(struct live_proc, throttle_max_ns)));
 }
 
 bool dump_interrupted(void)
@@ -950,8 +958,9 @@ static int live_tree(struct dump_ctx *c)
 			if (proc_stat_read(pid, f, &state) || state == 'T' || state == 't' ||
 			    state == 'Z')
 				goto kids;
+			/* (kcmp failing counts as sharing: not copied live) */
 			for (int i = 0; i < c->nlives && !shares; i++)
-				shares = syscall(SYS_kcmp, pid, c->lives[i]->pid, KCMP_VM, 0, 0) == 0;
+				shares = syscall(SYS_kcmp, pid, c->lives[i]->pid, KCMP_VM, 0, 0) <= 0;
 			if (shares)
 				goto kids;
 		}
@@ -970,11 +979,16 @@ static int live_tree(struct dump_ctx *c)
 			break;
 kids:
 		nk = proc_children(pid, &kids);
-		if (nk <= 0)
+		if (nk < 0)
 			continue;
-		queue = xrealloc(queue, (nq + nk) * sizeof(pid_t));
-		for (int k = 0; k < nk; k++)
-			queue[nq++] = kids[k];
+		queue = xrealloc(queue, (nq + nk + 1) * sizeof(pid_t));
+		for (int k = 0; k < nk; k++) {
+			bool seen = false;
+			for (int j = 0; j < nq && !seen; j++)
+				seen = queue[j] == kids[k];
+			if (!seen)
+				queue[nq++] = kids[k];
+		}
 		free(kids);
 	}
 	free(queue);

@@ -95,8 +95,11 @@ static int nft_run(const char *script, char *err, size_t errlen, bool die_with_r
 		struct pollfd pfd = { out[0], POLLIN, 0 };
 		int64_t left = (int64_t)(deadline - now_ns()) / 1000000;
 		ssize_t r;
+		int pr = left > 0 ? poll(&pfd, 1, (int)left) : 0;
+		if (pr < 0 && errno == EINTR)
+			continue;
 		/* The tree may be frozen meanwhile: nft gets a bounded time. */
-		if (left <= 0 || poll(&pfd, 1, (int)left) == 0) {
+		if (pr == 0) {
 			kill(pid, SIGKILL);
 			ret = -ETIMEDOUT;
 			snprintf(err, errlen, "nft did not finish in %d s", NFT_TIMEOUT_MS / 1000);

@@ -367,8 +367,28 @@ static int pages_at(struct loaded_image *im, const char *what, uint64_t off, uin
 int image_pages(struct loaded_image *im, uint32_t i, const struct img_pages_hdr **hdr,
 		const struct img_page_run **runs, const void **data)
 {
-	return pages_at(im, "pages", im->pages_off[i], im->pages_len[i], im->pages_csum[i], hdr,
-			runs, data);
+	int ret = pages_at(im, "pages", im->pages_off[i], im->pages_len[i], im->pages_csum[i], hdr,
+			   runs, data);
+	uint64_t lo = UINT64_MAX, hi = 0, off = im->pages_off[i];
+
+	if (ret || !im->pages_nruns || !im->pages_nruns[i])
+		return ret;
+	/* Loaded through the INDEX: the record is what its entry said (the
+	 * owner, the runs, their span; one run: where its data starts), or
+	 * pages found from the entry alone would differ from the record's. */
+	for (uint32_t k = 0; k < (*hdr)->nr_runs; k++) {
+		lo = MIN(lo, (*runs)[k].vaddr);
+		hi = MAX(hi, (*runs)[k].vaddr + (*runs)[k].npages * PAGE_SIZE);
+	}
+	if ((*hdr)->pid != im->pages_pid[i] || (*hdr)->nr_runs != im->pages_nruns[i] ||
+	    lo != im->pages_vstart[i] || hi != im->pages_vend[i] ||
+	    ((*hdr)->nr_runs == 1 &&
+	     off + (*hdr)->data_off != ALIGN_UP(off + sizeof(**hdr) + sizeof(**runs), IMG_ALIGN))) {
+		pr_err("%s: pages record at byte %llu does not match the image's index",
+		       im->src->name, (unsigned long long)off);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 int image_pages_raw(struct loaded_image *im, uint32_t i, const struct img_pages_hdr **hdr,

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/ptrace.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/proc.h"
@@ -580,6 +581,31 @@ int live_areas(struct live_proc *lp, struct vma_list *vl)
 		lp->areas_how = "from the last round";
 		vma_list_copy(vl, &lp->vl);
 		reused = true;
+		/* A mapped file's size and times change without a call of
+		 * this process (another writer, a write through a shared
+		 * mapping): stat again, now. */
+		for (int i = 0, last = -1; i < vl->nr; i++) {
+			struct vma *v = &vl->v[i];
+			char link[96];
+			if (v->kind != RTCR__VMA_KIND__FILE_PRIVATE &&
+			    v->kind != RTCR__VMA_KIND__FILE_SHARED)
+				continue;
+			/* A file's areas come together: one stat each file. */
+			if (last >= 0 && vl->v[last].map_dev == v->map_dev &&
+			    vl->v[last].map_ino == v->map_ino) {
+				v->st = vl->v[last].st;
+				continue;
+			}
+			last = i;
+			snprintf(link, sizeof(link), "/proc/%d/map_files/%llx-%llx", lp->pid,
+				 (unsigned long long)v->start, (unsigned long long)v->end);
+			if (stat(link, &v->st) < 0 && (!v->path || stat(v->path, &v->st) < 0)) {
+				vma_list_free(vl);
+				reused = false;
+				lp->areas_how = "read frozen (a mapped file could not be stat'ed)";
+				break;
+			}
+		}
 	}
 	/* Closed after the release (closing waits for an RCU grace period:
 	 * tens of ms) by live_unwatch(). */
@@ -633,7 +659,10 @@ int live_pages(struct live_proc *lp, struct vma_list *vl, struct mem_stats *st)
 		struct mirror_area *a;
 		struct page_run_list dirty = { 0 };
 
-		if (!v->mirror || !(a = mirror_find(&lp->m, v->start, v->end)) || a->buf != v->mirror)
+		/* Areas copied whole while frozen (live_capture()) have their
+		 * lists already. */
+		if (!v->mirror || !track_trackable(v) || !(a = mirror_find(&lp->m, v->start, v->end)) ||
+		    a->buf != v->mirror)
 			continue;
 		state_runs(a, MIR_DIRTY, &dirty);
 		if (dirty.nr) {

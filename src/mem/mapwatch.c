@@ -172,9 +172,16 @@ int mapwatch_open(struct mapwatch *w, pid_t pid)
 	filter = filter_string();
 	/* A thread made before its maker's counter existed is not counted by
 	 * inheritance: list the threads again until none is new. */
-	for (bool added = true; added && !ret; ) {
-		int n = proc_tasks(pid, &tids);
-		added = false;
+	for (int pass = 0, added = 1; added && !ret; pass++) {
+		int n;
+		/* Threads that come and go faster than the list is read: the
+		 * freeze reads smaps instead. */
+		if (pass == 4) {
+			ret = -EAGAIN;
+			break;
+		}
+		n = proc_tasks(pid, &tids);
+		added = 0;
 		if (n < 0) {
 			ret = n;
 			break;
@@ -185,13 +192,16 @@ int mapwatch_open(struct mapwatch *w, pid_t pid)
 				known = seen[j] == tids[k];
 			if (known)
 				continue;
-			for (int e = 0; e < NIDS && !ret; e++) {
+			bool gone = false;
+			for (int e = 0; e < NIDS && !ret && !gone; e++) {
 				int fd;
 				if (!ids[e])
 					continue;
 				fd = open_counter(ids[e], tids[k], e < 2 ? filter : NULL);
-				if (fd == -ESRCH)
-					break;   /* a thread that exited: it calls nothing more */
+				if (fd == -ESRCH) {
+					gone = true;   /* exited: it calls nothing more */
+					break;
+				}
 				if (fd < 0) {
 					ret = fd;
 					break;
@@ -203,7 +213,7 @@ int mapwatch_open(struct mapwatch *w, pid_t pid)
 			}
 			seen = xrealloc(seen, (nseen + 1) * sizeof(pid_t));
 			seen[nseen++] = tids[k];
-			added = true;
+			added |= !gone;
 		}
 		free(tids);
 		tids = NULL;

@@ -765,6 +765,17 @@ int mem_fill_pages_lazy(struct inject *in, struct loaded_image *im, pid_t pid,
 	return f.err;
 }
 
+/* The second filler: on any of rtcr's CPUs (rtcr itself is held on the
+ * one it drives the new process on, task/inject.h). */
+static void *filler_thread(void *arg)
+{
+	cpu_set_t all;
+
+	if (!inject_own_cpus(&all))
+		sched_setaffinity(0, sizeof(all), &all);
+	return filler(arg);
+}
+
 int mem_fill_pages(struct inject *in, struct loaded_image *im, pid_t pid, struct mem_stats *st)
 {
 	int pi = image_proc_index(im, pid);
@@ -790,7 +801,7 @@ int mem_fill_pages(struct inject *in, struct loaded_image *im, pid_t pid, struct
 	}
 	register_areas(&f, reg);
 	pthread_mutex_init(&f.lock, NULL);
-	if (two && pthread_create(&th, NULL, filler, &f))
+	if (two && pthread_create(&th, NULL, filler_thread, &f))
 		two = false;
 	filler(&f);
 	if (two)

@@ -149,8 +149,13 @@ static void cpu_unhold(struct rctx *c)
 
 	if (c->cpu_held < 0)
 		return;
-	if (c->lz.server > 0 && !inject_own_cpus(&all))
-		sched_setaffinity(c->lz.server, sizeof(all), &all);
+	if (!inject_own_cpus(&all)) {
+		if (c->lz.server > 0)
+			sched_setaffinity(c->lz.server, sizeof(all), &all);
+		/* --pidns: its init was forked on rtcr's CPU too. */
+		if (c->init > 0)
+			sched_setaffinity(c->init, sizeof(all), &all);
+	}
 	inject_cpu_release();
 	c->cpu_held = -1;
 }

@@ -427,14 +427,13 @@ int inject_attach_scratch(struct inject *in, struct scratch *sc, unsigned slot,
 int inject_unmap_scratch(struct inject *in)
 {
 	long ret;
-	int err;
+	int err, pin_err;
 
 	if (!in->sc || !in->sc->base)
 		return 0;
-	/* No rollback once it is unmapped: the CPU set first. */
-	err = unpin(in);
-	if (err)
-		return err;
+	/* No rollback once it is unmapped: the CPU set first (a failure,
+	 * logged, does not stop the unmapping). */
+	pin_err = unpin(in);
 	/* The call runs on the thread's own stub; the task never returns to
 	 * the unmapped code after it: the tracer takes it at the syscall exit. */
 	err = inject_syscall(in, __NR_munmap, in->sc->base, in->sc->len, 0, 0, 0, 0, &ret);
@@ -446,17 +445,17 @@ int inject_unmap_scratch(struct inject *in)
 	}
 	in->sc->base = 0;
 	in->gadget = 0;
-	return 0;
+	return pin_err;
 }
 
 int inject_finish(struct inject *in)
 {
 	struct stop st;
-	int err;
+	int err, pin_err;
 
-	err = unpin(in);
-	if (err)
-		return err;
+	/* Its CPU set first; a failure (logged) does not keep it from
+	 * getting its registers and mask back. */
+	pin_err = unpin(in);
 	if (in->resumed) {
 		/* Take the task from its syscall-exit stop into a stop inside
 		 * signal delivery; registers written there go through the
@@ -495,7 +494,7 @@ int inject_finish(struct inject *in)
 		close(in->memfd);
 	in->memfd = -1;
 	in->resumed = false;
-	return 0;
+	return pin_err;
 }
 
 void inject_abandon(struct inject *in)

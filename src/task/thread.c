@@ -126,10 +126,11 @@ int thread_restore_sched(pid_t tid, const Rtcr__Thread *t)
 int thread_restore_affinity(pid_t tid, const Rtcr__Thread *t)
 {
 	cpu_set_t cpus, online;
+	int err = inject_own_cpus(&online);
 
-	if (inject_own_cpus(&online)) {
-		pr_perror("rtcr's CPU affinity");
-		return -errno;
+	if (err) {
+		pr_err("rtcr's CPU affinity: %s", strerror(-err));
+		return err;
 	}
 	cpus = online;
 	if (t->has_affinity) {

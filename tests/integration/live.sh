@@ -133,6 +133,31 @@ test_live_map_change_after_last_round() {
 	live_restore_check d1
 }
 
+# A mapped file touched by someone else between the last round and the
+# freeze (its mtime changes with no call of the process): the freeze
+# takes the areas from the last round but stats the files again, so the
+# image records the file as it is and restore accepts it.
+test_live_mapped_file_touched() {
+	start_ready mem_file "$T"
+	local d="$T/d1" dpid i
+	mkdir -p "$d"
+	RTCR_TEST_PAUSE_AT=live-rounds-done RTCR_TEST_PAUSE_FILE="$T/paused" \
+		"$RTCR" dump -t "$PID" -D "$d" --leave-running --live --stats > "$d.out" 2>&1 &
+	dpid=$!
+	track_pid "$dpid"
+	for ((i = 0; i < 1000; i++)); do
+		[ -e "$T/paused" ] && break
+		kill -0 "$dpid" 2>/dev/null || break
+		sleep 0.01
+	done
+	[ -e "$T/paused" ] || { cat "$d.out" >&2; fail "rtcr did not reach the pause point"; }
+	touch -d '2020-01-01' "$T/mem_file.priv"
+	rm -f "$T/paused"
+	wait "$dpid" || { cat "$d.out" >&2; fail "rtcr dump exited $?"; }
+	assert_contains "$d.out" "^  areas *from the last round" "areas taken from the last round"
+	live_restore_check d1
+}
+
 # Live incremental dumps through drops, a replaced area and a fork.
 test_live_incremental_chain() {
 	OUT_PIPE=1 start_ready mem_incr 4096 5
