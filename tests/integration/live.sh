@@ -13,6 +13,13 @@ live_restore_check() { # name
 	assert_contains "$T/out" '^PASS' "target verdict"
 }
 
+# The pages the freeze of dump NAME copied are fewer than MAX.
+freeze_bound() { # name max
+	local final; final=$(sed -n 's/.*final_pages=\([0-9]*\).*/\1/p' "$T/$1.out")
+	[ -n "$final" ] && [ "$final" -lt "$2" ] ||
+		fail "the freeze copied $final pages (bound $2): the writer was not slowed down"
+}
+
 # Every page rewritten continuously while the live dump copies: the
 # rounds do not converge, so the writer is throttled (held while rtcr
 # copies, in slices) until the freeze copies a fraction of its memory
@@ -23,9 +30,7 @@ test_live_writer_all_hot() {
 	start_ready mem_race 16384
 	chain_dump d1 --live
 	assert_contains "$T/d1.out" "live .* rounds while it ran" "live statistics"
-	local final; final=$(sed -n 's/.*final_pages=\([0-9]*\).*/\1/p' "$T/d1.out")
-	[ -n "$final" ] && [ "$final" -lt 8192 ] ||
-		fail "the freeze copied $final of 16384 pages: the writer was not slowed down"
+	freeze_bound d1 8192
 	live_restore_check d1
 }
 
@@ -38,9 +43,7 @@ test_live_throttled_sleeper() {
 	RTCR_TEST_LIVE_FREEZE_PAGES=64 chain_dump d1 --live
 	assert_contains "$T/d1.out" "^  throttled .* stops while it ran" "the writer was throttled"
 	assert_contains "$T/d1.out" "^  areas *from the last round" "areas taken from the last round"
-	local final; final=$(sed -n 's/.*final_pages=\([0-9]*\).*/\1/p' "$T/d1.out")
-	[ -n "$final" ] && [ "$final" -lt 8192 ] ||
-		fail "the freeze copied $final of 16384 pages: the writer was not slowed down"
+	freeze_bound d1 8192
 	live_restore_check d1
 }
 
@@ -90,9 +93,8 @@ test_live_writer_static() {
 }
 
 # Dump with --live while rtcr pauses between its last copy round and the
-# freeze (RTCR_TEST_PAUSE_AT); with CHANGE, the target changes its memory
-# map right then (tests/targets/live_ops.c).
-live_dump_paused() { # name [change]
+# freeze (RTCR_TEST_PAUSE_AT), running COMMAND right then if given.
+live_dump_paused() { # name [command...]
 	local d="$T/$1" dpid i
 	mkdir -p "$d"
 	RTCR_TEST_PAUSE_AT=live-rounds-done RTCR_TEST_PAUSE_FILE="$T/paused" \
@@ -105,10 +107,8 @@ live_dump_paused() { # name [change]
 		sleep 0.01
 	done
 	[ -e "$T/paused" ] || { cat "$d.out" >&2; fail "rtcr did not reach the pause point"; }
-	if [ -n "${2:-}" ]; then
-		kill -USR1 "$PID"
-		wait_for "$T/out" '^CHANGED'
-	fi
+	shift
+	[ $# = 0 ] || "$@"
 	rm -f "$T/paused"
 	wait "$dpid" || { cat "$d.out" >&2; fail "rtcr dump exited $?"; }
 }
@@ -125,9 +125,13 @@ test_live_areas_from_last_round() {
 # Pages dropped and a flag set after the last round read the areas: the
 # freeze sees the calls, reads the areas again, and the image has the
 # dropped pages as zeros and the flag.
+live_ops_change() { # tests/targets/live_ops.c: drop pages, set MADV_DONTFORK
+	kill -USR1 "$PID"
+	wait_for "$T/out" '^CHANGED'
+}
 test_live_map_change_after_last_round() {
 	start_ready live_ops
-	live_dump_paused d1 change
+	live_dump_paused d1 live_ops_change
 	assert_contains "$T/d1.out" "^  areas *read frozen (it made memory-map calls" \
 		"the calls were seen"
 	live_restore_check d1
@@ -139,22 +143,8 @@ test_live_map_change_after_last_round() {
 # image records the file as it is and restore accepts it.
 test_live_mapped_file_touched() {
 	start_ready mem_file "$T"
-	local d="$T/d1" dpid i
-	mkdir -p "$d"
-	RTCR_TEST_PAUSE_AT=live-rounds-done RTCR_TEST_PAUSE_FILE="$T/paused" \
-		"$RTCR" dump -t "$PID" -D "$d" --leave-running --live --stats > "$d.out" 2>&1 &
-	dpid=$!
-	track_pid "$dpid"
-	for ((i = 0; i < 1000; i++)); do
-		[ -e "$T/paused" ] && break
-		kill -0 "$dpid" 2>/dev/null || break
-		sleep 0.01
-	done
-	[ -e "$T/paused" ] || { cat "$d.out" >&2; fail "rtcr did not reach the pause point"; }
-	touch -d '2020-01-01' "$T/mem_file.priv"
-	rm -f "$T/paused"
-	wait "$dpid" || { cat "$d.out" >&2; fail "rtcr dump exited $?"; }
-	assert_contains "$d.out" "^  areas *from the last round" "areas taken from the last round"
+	live_dump_paused d1 touch -d 2020-01-01 "$T/mem_file.priv"
+	assert_contains "$T/d1.out" "^  areas *from the last round" "areas taken from the last round"
 	live_restore_check d1
 }
 
