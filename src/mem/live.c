@@ -153,22 +153,14 @@ static void on_region(void *arg, uint64_t start, uint64_t end, uint64_t cat)
 {
 	struct round_scan *s = arg;
 
-	while (start < end && s->vi < s->vl->nr) {
-		struct vma *v = &s->vl->v[s->vi];
-		struct mirror_area *a = s->ma[s->vi];
-		uint64_t e;
+	uint64_t e;
 
-		if (start >= v->end) {
-			s->vi++;
+	for (int i; (i = vma_list_clip(s->vl, &s->vi, &start, end, &e)) >= 0; start = e) {
+		struct vma *v = &s->vl->v[i];
+		struct mirror_area *a = s->ma[i];
+
+		if (!a)
 			continue;
-		}
-		if (start < v->start)
-			start = v->start;
-		e = MIN(end, v->end);
-		if (start >= e || !a) {
-			start = e;
-			continue;
-		}
 		if (s->written) {
 			/* Written since the last round: to copy, or no data now. */
 			set_run(a, start, e, is_data(v, cat) ? MIR_DIRTY : MIR_ZERO);
@@ -176,14 +168,13 @@ static void on_region(void *arg, uint64_t start, uint64_t end, uint64_t cat)
 			   (cat & PAGE_IS_SWAPPED)) {
 			/* A real swap entry or a marker of the protection: sorted below. */
 			prl_add(&s->unsure, start, (e - start) / PAGE_SIZE);
-		} else if (is_data(v, cat) && (s->whole[s->vi] || (cat & PAGE_IS_WRITTEN))) {
+		} else if (is_data(v, cat) && (s->whole[i] || (cat & PAGE_IS_WRITTEN))) {
 			set_run(a, start, e, MIR_DIRTY);
-		} else if (is_data(v, cat) && s->inherit[s->vi]) {
+		} else if (is_data(v, cat) && s->inherit[i]) {
 			for (uint64_t p = start; p < e; p += PAGE_SIZE)
 				if (*mirror_state(a, p) == MIR_UNTOUCHED)
 					*mirror_state(a, p) = MIR_INHERIT;
 		}
-		start = e;
 	}
 }
 
@@ -199,26 +190,15 @@ static void on_region(void *arg, uint64_t start, uint64_t end, uint64_t cat)
 static void on_written(void *arg, uint64_t start, uint64_t end, uint64_t cat)
 {
 	struct round_scan *s = arg;
+	uint64_t e;
 
-	while (start < end && s->vi < s->vl->nr) {
-		struct vma *v = &s->vl->v[s->vi];
-		struct mirror_area *a = s->ma[s->vi];
-		uint64_t e;
-
-		if (start >= v->end) {
-			s->vi++;
+	for (int i; (i = vma_list_clip(s->vl, &s->vi, &start, end, &e)) >= 0; start = e) {
+		if (!s->ma[i])
 			continue;
-		}
-		if (start < v->start)
-			start = v->start;
-		e = MIN(end, v->end);
-		if (start < e && a) {
-			if (v->kind == RTCR__VMA_KIND__FILE_PRIVATE)
-				prl_add(&s->filew, start, (e - start) / PAGE_SIZE);
-			else
-				set_run(a, start, e, MIR_DIRTY);
-		}
-		start = e;
+		if (s->vl->v[i].kind == RTCR__VMA_KIND__FILE_PRIVATE)
+			prl_add(&s->filew, start, (e - start) / PAGE_SIZE);
+		else
+			set_run(s->ma[i], start, e, MIR_DIRTY);
 	}
 }
 

@@ -83,21 +83,12 @@ struct scan_split {
 static void split_region(void *arg, uint64_t start, uint64_t end, uint64_t cat)
 {
 	struct scan_split *s = arg;
+	uint64_t e;
 
-	while (start < end && s->vi < s->vl->nr) {
-		struct vma *v = &s->vl->v[s->vi];
-		uint64_t e;
-		if (start >= v->end) {
-			s->vi++;
-			continue;
-		}
-		if (start < v->start)
-			start = v->start;
-		e = MIN(end, v->end);
-		if (v->mirror) {
-			start = e;      /* a live dump's copy has them (mem/live.h) */
-			continue;
-		}
+	for (int i; (i = vma_list_clip(s->vl, &s->vi, &start, end, &e)) >= 0; start = e) {
+		struct vma *v = &s->vl->v[i];
+		if (v->mirror)
+			continue;       /* a live dump's copy has them (mem/live.h) */
 		/*
 		 * Tracked and not written since the parent image, and present:
 		 * its data is there (a page that was not data at that dump can
@@ -106,7 +97,7 @@ static void split_region(void *arg, uint64_t start, uint64_t end, uint64_t cat)
 		 * entry or one of the markers the tracker puts on unpopulated
 		 * pages: sorted out below.
 		 */
-		if (start < e && (v->kind == RTCR__VMA_KIND__ANON_PRIVATE ||
+		if ((v->kind == RTCR__VMA_KIND__ANON_PRIVATE ||
 				  (v->kind == RTCR__VMA_KIND__FILE_PRIVATE && !(cat & PAGE_IS_FILE)))) {
 			bool tracked = s->inc && v->uffd_wp && (cat & PAGE_IS_WPALLOWED) &&
 				       !(cat & PAGE_IS_WRITTEN);
@@ -115,7 +106,6 @@ static void split_region(void *arg, uint64_t start, uint64_t end, uint64_t cat)
 				to = (cat & PAGE_IS_PRESENT) ? &v->inherited : &s->unsure;
 			prl_add(to, start, (e - start) / PAGE_SIZE);
 		}
-		start = e;
 	}
 }
 

@@ -263,6 +263,25 @@ int vma_list_seek(const struct vma_list *vl, int *cursor, uint64_t addr)
 	return *cursor < vl->nr && addr >= vl->v[*cursor].start ? *cursor : -1;
 }
 
+int vma_list_clip(const struct vma_list *vl, int *cursor, uint64_t *start, uint64_t end,
+		  uint64_t *piece_end)
+{
+	while (*start < end && *cursor < vl->nr) {
+		const struct vma *v = &vl->v[*cursor];
+		if (*start >= v->end) {
+			(*cursor)++;
+			continue;
+		}
+		if (*start < v->start)
+			*start = v->start;
+		if (*start >= end)
+			return -1;
+		*piece_end = MIN(end, v->end);
+		return *cursor;
+	}
+	return -1;
+}
+
 void vma_list_free(struct vma_list *vl)
 {
 	for (int i = 0; i < vl->nr; i++) {

@@ -74,6 +74,14 @@ int vma_list_same_layout(pid_t pid, const struct vma_list *vl) __must_check;
 /* The index of the area holding addr, for addresses visited in increasing
  * order: *cursor moves forward only. -1 if no area holds it. */
 int vma_list_seek(const struct vma_list *vl, int *cursor, uint64_t addr);
+/*
+ * For regions visited in increasing order (a PAGEMAP_SCAN's): the next
+ * piece of [*start, end) that lies in one area. Returns that area's
+ * index, moves *start to the piece's start and sets *piece_end (the
+ * caller continues from there); -1 once no area holds any more of it.
+ */
+int vma_list_clip(const struct vma_list *vl, int *cursor, uint64_t *start, uint64_t end,
+		  uint64_t *piece_end);
 /* "7f12...-7f13... /usr/lib/x.so" for messages. */
 const char *vma_describe(const struct vma *v, char *buf, size_t len);
 const char *vma_kind_name(Rtcr__VmaKind k);
