@@ -285,6 +285,26 @@ static void test_load_bitflip_every_byte(void **state)
 	free(img);
 }
 
+/* image_pages refuses record bad, saying msg, and accepts every other. */
+static void only_record_refused(struct loaded_image *im, uint32_t bad, const char *msg)
+{
+	for (uint32_t i = 0; i < im->nr_pages_recs; i++) {
+		const struct img_pages_hdr *h;
+		const struct img_page_run *r;
+		const void *d;
+		int ret;
+		log_capture_begin();
+		ret = image_pages(im, i, &h, &r, &d);
+		if (i == bad) {
+			assert_int_equal(ret, -EINVAL);
+			assert_non_null(strstr(log_capture_end(), msg));
+		} else {
+			log_capture_end();
+			assert_int_equal(ret, 0);
+		}
+	}
+}
+
 /* Damaged page data: image_load succeeds (it does not hash pages),
  * image_pages refuses that record and only that one. */
 static void test_load_page_data_damage(void **state)
@@ -303,21 +323,7 @@ static void test_load_page_data_damage(void **state)
 	img[off] ^= 0x40;
 	ti_write_file(c->path, img, len);
 	assert_int_equal(image_load(c->dir, &im), 0);
-	for (uint32_t i = 0; i < im.nr_pages_recs; i++) {
-		const struct img_pages_hdr *h;
-		const struct img_page_run *r;
-		const void *d;
-		int ret;
-		log_capture_begin();
-		ret = image_pages(&im, i, &h, &r, &d);
-		if (i == 1) {
-			assert_int_equal(ret, -EINVAL);
-			assert_non_null(strstr(log_capture_end(), "corrupted"));
-		} else {
-			log_capture_end();
-			assert_int_equal(ret, 0);
-		}
-	}
+	only_record_refused(&im, 1, "corrupted");
 	image_unload(&im);
 	free(img);
 }
@@ -377,6 +383,7 @@ static void test_load_pages_header_damage(void **state)
 {
 	struct ctx *c = *state;
 	struct loaded_image im;
+	char want[64];
 	size_t len;
 	uint8_t *img = ti_build(0, &len);
 	uint64_t hdr;
@@ -389,24 +396,9 @@ static void test_load_pages_header_damage(void **state)
 	ti_write_file(c->path, img, len);
 	assert_int_equal(image_load(c->dir, &im), 0);
 	assert_true(im.indexed);
-	for (uint32_t i = 0; i < im.nr_pages_recs; i++) {
-		const struct img_pages_hdr *h;
-		const struct img_page_run *r;
-		const void *d;
-		int ret;
-		log_capture_begin();
-		ret = image_pages(&im, i, &h, &r, &d);
-		if (i == 1) {
-			char want[64];
-			snprintf(want, sizeof(want), "record header at byte %llu is corrupted",
-				 (unsigned long long)hdr);
-			assert_int_equal(ret, -EINVAL);
-			assert_non_null(strstr(log_capture_end(), want));
-		} else {
-			log_capture_end();
-			assert_int_equal(ret, 0);
-		}
-	}
+	snprintf(want, sizeof(want), "record header at byte %llu is corrupted",
+		 (unsigned long long)hdr);
+	only_record_refused(&im, 1, want);
 	image_unload(&im);
 	free(img);
 }
