@@ -534,10 +534,8 @@ int live_precopy(struct live_proc **lps, int n)
 		}
 		prev = written;
 	}
-	for (int i = 0; i < n; i++) {
+	for (int i = 0; i < n; i++)
 		lps[i]->precopy_ns = now_ns() - t0;
-		lps[i]->throttled_rounds = throttled;
-	}
 	return ret;
 }
 

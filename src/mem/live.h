@@ -48,7 +48,6 @@ struct live_proc {
 	pthread_t unwatcher;     /* closing mw after the release (live_unwatch()) */
 	bool unwatching;
 	unsigned run_us;         /* throttled: its run window between held slices */
-	int throttled_rounds;
 	uint64_t throttle_stops, throttle_ns, throttle_max_ns;   /* held slices */
 };
 

@@ -164,7 +164,6 @@ int mapwatch_open(struct mapwatch *w, pid_t pid)
 	char *filter;
 
 	memset(w, 0, sizeof(*w));
-	w->pid = pid;
 	if (tracepoint_ids(ids)) {
 		pr_debug("pid %d: no raw_syscalls tracepoints: its areas are read frozen", pid);
 		return -ENOTSUP;

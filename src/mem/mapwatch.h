@@ -33,7 +33,6 @@
 #include "common/log.h"
 
 struct mapwatch {
-	pid_t pid;
 	int *fds;
 	bool *neg;     /* a count of 64-bit restart_syscall, subtracted */
 	int nfd;
