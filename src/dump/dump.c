@@ -844,6 +844,15 @@ static int write_image(struct dump_ctx *c)
 	return ret;
 }
 
+static int live_resumed(const struct dump_ctx *c)
+{
+	int n = 0;
+
+	for (int i = 0; i < c->nlives; i++)
+		n += c->lives[i]->resumed;
+	return n;
+}
+
 /* A statistic of the live rounds, summed over the tree. */
 static uint64_t live_sum(const struct dump_ctx *c, size_t off)
 {
@@ -883,7 +892,7 @@ static void print_stats(struct dump_ctx *c)
 		copy_s > 0 ? bytes / copy_s / (1ULL << 30) : 0.0);
 	if (c->lives) {
 		uint64_t pre = 0, last = 0, stops = 0, tns = 0, tmax = 0, ns = 0;
-		int rounds = 0, nproc = 0;
+		int rounds = 0, nproc = 0, resumed = live_resumed(c);
 		for (int i = 0; i < c->nlives; i++) {
 			const struct live_proc *lp = c->lives[i];
 			pre += lp->precopied;
@@ -898,6 +907,10 @@ static void print_stats(struct dump_ctx *c)
 		fprintf(stderr, "  live        %8.3f ms copying %llu pages of %d process%s in %d rounds "
 			"while it ran; %llu written in the last\n", ns / 1e6, (unsigned long long)pre,
 			nproc, nproc == 1 ? "" : "es", rounds, (unsigned long long)last);
+		if (resumed)
+			fprintf(stderr, "  went on     from the last checkpoint's copies (%d of %d "
+				"process%s): only pages written since were copied\n", resumed, c->nlives,
+				c->nlives == 1 ? "" : "es");
 		if (stops)
 			fprintf(stderr, "  throttled   %llu stops while it ran, %.3f ms in all, the "
 				"longest %.3f ms (it wrote faster than rtcr copies)\n",
@@ -915,7 +928,8 @@ static void print_stats(struct dump_ctx *c)
 	/* One machine-readable line for benchmarks. */
 	fprintf(stderr, "STATS dump pid=%d processes=%d threads=%d pages=%llu bytes=%llu image=%llu "
 		"frozen_ns=%llu copy_ns=%llu scan_ns=%llu total_ns=%llu inherited=%llu precopied=%llu "
-		"final_pages=%llu throttle_stops=%llu throttle_ns=%llu throttle_max_ns=%llu\n", c->o->pid,
+		"final_pages=%llu throttle_stops=%llu throttle_ns=%llu throttle_max_ns=%llu "
+		"live_resumed=%d\n", c->o->pid,
 		c->np, nthr, (unsigned long long)c->ms.pages, (unsigned long long)bytes,
 		(unsigned long long)c->image_bytes, (unsigned long long)(c->t_thaw - c->t_freeze),
 		(unsigned long long)c->ms.copy_ns, (unsigned long long)c->ms.scan_ns,
@@ -924,12 +938,42 @@ static void print_stats(struct dump_ctx *c)
 		(unsigned long long)live_sum(c, offsetof(struct live_proc, last_written)),
 		(unsigned long long)live_sum(c, offsetof(struct live_proc, throttle_stops)),
 		(unsigned long long)live_sum(c, offsetof(struct live_proc, throttle_ns)),
-		(unsigned long long)live_max(c, offsetof(struct live_proc, throttle_max_ns)));
+		(unsigned long long)live_max(c, offsetof(struct live_proc, throttle_max_ns)),
+		live_resumed(c));
 }
 
 bool dump_interrupted(void)
 {
 	return g_signalled != 0;
+}
+
+void live_set_free(struct live_set *s)
+{
+	for (int i = 0; i < s->n; i++) {
+		live_end(s->lp[i]);
+		free(s->lp[i]);
+	}
+	free(s->lp);
+	s->lp = NULL;
+	s->n = 0;
+}
+
+/* The kept copy of the process pid is now (the same start time), if any. */
+static struct live_proc *kept_take(struct dump_ctx *c, pid_t pid)
+{
+	struct live_set *s = c->o->kept;
+	uint64_t f[PROC_STAT_FIELDS];
+
+	if (!s || proc_stat_read(pid, f, NULL))
+		return NULL;
+	for (int i = 0; i < s->n; i++) {
+		struct live_proc *lp = s->lp[i];
+		if (lp->pid == pid && lp->start_time == f[22]) {
+			s->lp[i] = s->lp[--s->n];
+			return lp;
+		}
+	}
+	return NULL;
 }
 
 /*
@@ -964,8 +1008,17 @@ static int live_tree(struct dump_ctx *c)
 			if (shares)
 				goto kids;
 		}
+		lp = kept_take(c, pid);
+		if (lp) {
+			ret = live_resume(lp, c->has_prev ? c->prev_id : NULL, c->id);
+			if (!ret)
+				goto resumed;
+			live_end(lp);
+			free(lp);
+		}
 		lp = xzalloc(sizeof(*lp));
 		ret = live_begin(lp, pid, c->has_prev ? c->prev_id : NULL, c->id);
+resumed:
 		if (ret && qi > 0) {
 			pr_debug("pid %d: copied frozen (%s)", pid, strerror(-ret));
 			live_end(lp);
@@ -992,7 +1045,25 @@ kids:
 		free(kids);
 	}
 	free(queue);
+	/* Kept copies of processes that are gone. */
+	if (c->o->kept)
+		live_set_free(c->o->kept);
 	return ret;
+}
+
+/* A live dump succeeded: its copies, for the next (periodic) dump. */
+static void keep_lives(struct dump_ctx *c)
+{
+	struct live_set *s = c->o->kept;
+
+	for (int i = 0; i < c->np; i++) {
+		struct live_proc *lp = c->p[i].lp;
+		if (!lp || lp->gone)
+			continue;
+		live_keep(lp, c->id);     /* (not freed by dump_run() then) */
+		s->lp = xrealloc(s->lp, (s->n + 1) * sizeof(*s->lp));
+		s->lp[s->n++] = lp;
+	}
 }
 
 /* FROZEN: each process of the tree with its rounds, if it had them (the
@@ -1205,7 +1276,8 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 		phase_mark(&c.ph, "release");
 		phase_mark(&c.wall, "frozen");
 		g_ctx = NULL;
-		for (int i = 0; i < c.nlives; i++)
+		/* (Periodic dumps keep counting: live_resume().) */
+		for (int i = 0; i < c.nlives && !o->kept; i++)
 			live_unwatch(c.lives[i]);
 		phase_mark(&c.wall, "unwatch");
 		for (int i = 0; i < c.np && !ret; i++) {
@@ -1227,6 +1299,8 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 			pr_err("pid %d runs on; no image was written", o->pid);
 			goto out;
 		}
+		if (o->kept)
+			keep_lives(&c);
 		goto done;
 	}
 
@@ -1334,6 +1408,8 @@ out:
 	free(c.p);
 	free(c.prev_rel);
 	for (int i = 0; i < c.nlives; i++) {
+		if (c.lives[i]->has_base)
+			continue;    /* kept for the next dump */
 		live_end(c.lives[i]);
 		free(c.lives[i]);
 	}

@@ -5,6 +5,16 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+struct live_proc;
+/* Periodic live dumps: what one dump leaves the next (mem/live.h,
+ * live_resume()). Each dump_run() takes them all, and gives them back
+ * only if it succeeded. */
+struct live_set {
+	struct live_proc **lp;
+	int n;
+};
+void live_set_free(struct live_set *s);
+
 struct dump_opts {
 	pid_t pid;
 	const char *dir;
@@ -16,6 +26,7 @@ struct dump_opts {
 	bool tcp_established;  /* dump established TCP connections (repair mode) */
 	bool live;             /* copy memory while the process runs (mem/live.h) */
 	bool shell_job;        /* fds on the controlling terminal of a shell job (files/tty.c) */
+	struct live_set *kept; /* live: the copies of the last dump (with prev), and for the next */
 };
 
 /* What a dump did, for callers that run many (periodic checkpoints). */

@@ -96,6 +96,7 @@ int periodic_run(const struct periodic_opts *o)
 	unsigned *kept = xzalloc((o->keep + 2) * sizeof(unsigned));
 	unsigned nkept = 0, k = 0, missed = 0, fails = 0, done = 0;
 	uint64_t worst_frozen = 0;
+	struct live_set copies = { 0 };   /* live: each dump goes on from the last one's copies */
 	struct stat sb;
 	int ret = 0;
 
@@ -106,13 +107,16 @@ int periodic_run(const struct periodic_opts *o)
 	}
 	for (;;) {
 		struct dump_opts d = { .pid = o->pid, .leave_running = true, .track_mem = true,
-				       .stats = o->stats, .live = o->live, .shell_job = o->shell_job };
+				       .stats = o->stats, .live = o->live, .shell_job = o->shell_job,
+				       .kept = o->live ? &copies : NULL };
 		struct dump_result r = { 0 };
 		char *dir, *prev = NULL;
 
 		if (dump_interrupted() || (o->count && done == o->count))
 			break;
 		sleep_until(next);
+		if (done)
+			test_pause_point("periodic-next");
 		if (dump_interrupted())
 			break;
 		dir = ckpt_dir(o->base, ++k);
@@ -188,6 +192,7 @@ int periodic_run(const struct periodic_opts *o)
 	if (done)
 		printf("%u checkpoints of pid %d in %s (newest: %s/latest), worst frozen time %.3f ms, "
 		       "%u periods missed\n", done, o->pid, o->base, o->base, worst_frozen / 1e6, missed);
+	live_set_free(&copies);
 	free(kept);
 	return ret;
 }

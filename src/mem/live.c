@@ -124,6 +124,53 @@ int live_begin(struct live_proc *lp, pid_t pid, const uint8_t *prev_id, const ui
 	return ret;
 }
 
+int live_resume(struct live_proc *lp, const uint8_t *prev_id, const uint8_t id[16])
+{
+	struct track t;
+	struct stat ours, theirs;
+	char path[64];
+
+	/* The copy is the pages at the freeze of image base_id: only a dump
+	 * with that image as its parent can take them as its parent's. */
+	if (!lp->has_base || !prev_id || memcmp(prev_id, lp->base_id, 16)) {
+		pr_debug("pid %d: its copy is not of the parent image", lp->pid);
+		return -ESTALE;
+	}
+	/* The tracker still the process's, still relative to the parent, and
+	 * still the one rtcr holds (exec closes it: it is close-on-exec). */
+	track_probe(&t, lp->pid, prev_id);
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", lp->pid, t.target_fd);
+	if (!t.valid || t.target_fd != lp->tr.target_fd || fstat(lp->uffd, &ours) < 0 ||
+	    stat(path, &theirs) < 0 || ours.st_ino != theirs.st_ino || ours.st_dev != theirs.st_dev) {
+		pr_debug("pid %d: its tracker changed: %s", lp->pid,
+			 t.valid ? "another userfaultfd" : t.why);
+		return -ESTALE;
+	}
+	lp->tr = t;
+	lp->inc = true;
+	lp->resumed = true;
+	lp->has_base = false;
+	lp->gone = false;
+	lp->rounds = 0;
+	lp->last_written = lp->precopied = lp->precopy_ns = 0;
+	lp->run_us = 0;
+	lp->throttle_stops = lp->throttle_ns = lp->throttle_max_ns = 0;
+	lp->areas_how = NULL;
+	/* What the parent holds: the pages copied for it and those it left
+	 * in its own parents. Pages that had no data stay untouched. */
+	mirror_rebase(&lp->m);
+	if (!lp->watching && !lp->mw.nfd)
+		lp->watching = !mapwatch_open(&lp->mw, lp->pid);
+	/* From now on the bits are reset for this image. */
+	return track_set_image(&lp->tr, id);
+}
+
+void live_keep(struct live_proc *lp, const uint8_t id[16])
+{
+	memcpy(lp->base_id, id, 16);
+	lp->has_base = true;
+}
+
 /* Regions of a scan, distributed to the areas (they come in address order). */
 struct round_scan {
 	struct vma_list *vl;
@@ -463,10 +510,49 @@ static int round_run(struct live_proc *lp, struct vma_list *vl, bool frozen)
  * again (smaps walks every page: ~12 ms/GiB during which it writes
  * unthrottled); an area made meanwhile is then found at the freeze.
  */
+/*
+ * Are lp->vl still its areas? 1 if no memory-map call of the process
+ * entered or left since they were read (mem/mapwatch.h) and
+ * /proc/PID/maps shows the same bounds; 0 if not (*why: what the freeze
+ * says of its areas then); -errno.
+ */
+static int areas_unchanged(struct live_proc *lp, const char **why)
+{
+	uint64_t n;
+	int same;
+
+	if (!lp->watching) {
+		*why = "read frozen (memory-map calls not countable)";
+		return 0;
+	}
+	if (mapwatch_count(&lp->mw, &n)) {
+		*why = "read frozen (the call count was unreadable)";
+		return 0;
+	}
+	if (n != lp->mw_base) {
+		*why = "read frozen (it made memory-map calls since the last round read them)";
+		return 0;
+	}
+	same = vma_list_same_layout(lp->pid, &lp->vl);
+	if (same > 0)
+		return 1;
+	*why = "read frozen (its areas moved since the last round read them)";
+	return same;
+}
+
 static int live_round(struct live_proc *lp, bool reread)
 {
+	const char *why;
 	int ret;
 
+	/* Read again only if they may have changed: smaps walks every page
+	 * (~12 ms/GiB), long rounds copy more. */
+	if (reread && lp->vl.nr) {
+		ret = areas_unchanged(lp, &why);
+		if (ret < 0)
+			return ret;
+		reread = !ret;
+	}
 	if (reread || !lp->vl.nr) {
 		vma_list_free(&lp->vl);
 		if (lp->watching && mapwatch_count(&lp->mw, &lp->mw_base))
@@ -542,20 +628,11 @@ int live_precopy(struct live_proc **lps, int n)
 int live_areas(struct live_proc *lp, struct vma_list *vl)
 {
 	bool reused = false;
-	uint64_t n;
-	int same;
+	int same = areas_unchanged(lp, &lp->areas_how);
 
-	if (!lp->watching) {
-		lp->areas_how = "read frozen (memory-map calls not countable)";
-	} else if (mapwatch_count(&lp->mw, &n)) {
-		lp->areas_how = "read frozen (the call count was unreadable)";
-	} else if (n != lp->mw_base) {
-		lp->areas_how = "read frozen (it made memory-map calls during the last round)";
-	} else if ((same = vma_list_same_layout(lp->pid, &lp->vl)) < 0) {
+	if (same < 0) {
 		return same;
-	} else if (!same) {
-		lp->areas_how = "read frozen (its areas moved during the last round)";
-	} else {
+	} else if (same) {
 		lp->areas_how = "from the last round";
 		vma_list_copy(vl, &lp->vl);
 		reused = true;
@@ -585,9 +662,6 @@ int live_areas(struct live_proc *lp, struct vma_list *vl)
 			}
 		}
 	}
-	/* Closed after the release (closing waits for an RCU grace period:
-	 * tens of ms) by live_unwatch(). */
-	lp->watching = false;
 	pr_debug("pid %d: areas %s", lp->pid, lp->areas_how);
 	return reused ? 0 : vma_list_read(lp->pid, vl, true);
 }
@@ -702,6 +776,7 @@ void live_unwatch(struct live_proc *lp)
 {
 	struct mapwatch *mw;
 
+	lp->watching = false;
 	if (!lp->mw.nfd || lp->unwatching)
 		return;
 	/* Closing the last counter of a tracepoint waits for an RCU grace

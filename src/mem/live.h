@@ -49,6 +49,9 @@ struct live_proc {
 	bool unwatching;
 	unsigned run_us;         /* throttled: its run window between held slices */
 	uint64_t throttle_stops, throttle_ns, throttle_max_ns;   /* held slices */
+	bool resumed;            /* went on from the last dump's copy (live_resume()) */
+	uint8_t base_id[16];     /* kept (live_keep()): the image the copy is of */
+	bool has_base;
 };
 
 /*
@@ -58,6 +61,20 @@ struct live_proc {
  */
 int live_begin(struct live_proc *lp, pid_t pid, const uint8_t *prev_id,
 	       const uint8_t id[16]) __must_check;
+/*
+ * Periodic live dumps: the next dump of the same process goes on from
+ * this one instead of starting again (live_begin()). After a dump with
+ * image id completed, live_keep() records that lp's copy is that image's
+ * pages; live_resume() then takes it as the parent's for the dump of
+ * image id (with prev_id, which must be the kept one): the tracker, the
+ * copy's memory (already faulted in: a fresh copy costs ~15 us a page on
+ * first touch on a VM) and the memory-map counters are used again. Only
+ * pages written since are copied; no page is scanned for the parent's
+ * data. -ESTALE if the tracker changed (the process closed it, exec'd)
+ * or the copy is not the parent's: the caller begins afresh.
+ */
+int live_resume(struct live_proc *lp, const uint8_t *prev_id, const uint8_t id[16]) __must_check;
+void live_keep(struct live_proc *lp, const uint8_t id[16]);
 /* Copy rounds while the processes run (lps[0] is the root: an error in
  * its rounds is the dump's; another process that fails, e.g. exits, just
  * leaves the rounds), each round over all of them, until the tree writes

@@ -127,6 +127,24 @@ void mirror_reset(struct mirror_area *a)
 	madvise(a->state, ALIGN_UP(len / PAGE_SIZE, PAGE_SIZE), MADV_DONTNEED);
 }
 
+void mirror_rebase(struct mirror *m)
+{
+	static uint8_t map[256];
+
+	if (!map[MIR_COPIED]) {
+		for (int i = 0; i < 256; i++)
+			map[i] = MIR_UNTOUCHED;
+		map[MIR_COPIED] = map[MIR_INHERIT] = MIR_INHERIT;
+	}
+	for (int i = 0; i < m->n; i++) {
+		struct mirror_area *a = m->a[i];
+		uint64_t np = (a->end - a->start) / PAGE_SIZE;
+		for (uint64_t p = 0; p < np; p++)
+			if (a->state[p] != map[a->state[p]])   /* (unwritten state pages stay so) */
+				a->state[p] = map[a->state[p]];
+	}
+}
+
 void mirror_sweep(struct mirror *m)
 {
 	int k = 0;

@@ -56,6 +56,10 @@ struct mirror_area *mirror_area(struct mirror *m, uint64_t start, uint64_t end, 
 struct mirror_area *mirror_find(struct mirror *m, uint64_t start, uint64_t end);
 /* Forget every page of the area (its pages are no longer what we saw). */
 void mirror_reset(struct mirror_area *a);
+/* After a dump was written from it: the pages it holds (copied, or left
+ * in the parent) are now the image's, to be inherited by the next dump;
+ * pages with no data stay untouched. The buffers are kept. */
+void mirror_rebase(struct mirror *m);
 /* Drop areas not marked seen since the last sweep; clear the marks. */
 void mirror_sweep(struct mirror *m);
 /* Copy npages at addr of area v (whose mirror area is a) into the

@@ -201,6 +201,49 @@ test_live_periodic() {
 	live_restore_check base/latest
 }
 
+# Periodic live checkpoints go on from the last one's copies: each copies
+# only what was written since, through areas replaced, pages dropped and
+# a fork between them (mem_incr's steps, made while rtcr waits before the
+# next checkpoint); two links of the chain restore to their own step.
+test_live_periodic_goes_on() {
+	OUT_PIPE=1 start_ready mem_incr 2048 10
+	mkdir -p "$T/base"
+	RTCR_TEST_PAUSE_AT=periodic-next RTCR_TEST_PAUSE_FILE="$T/paused" \
+		"$RTCR" dump -t "$PID" -D "$T/base" --interval 50 --count 4 --live --stats \
+		> "$T/periodic.out" 2>&1 &
+	local dpid=$! k i
+	track_pid "$dpid"
+	for k in 1 2 3; do
+		for ((i = 0; i < 1000; i++)); do
+			[ -e "$T/paused" ] && break
+			kill -0 "$dpid" 2>/dev/null || break
+			sleep 0.01
+		done
+		[ -e "$T/paused" ] || { cat "$T/periodic.out" >&2; fail "rtcr did not pause before checkpoint $((k + 1))"; }
+		chain_step "$k"
+		rm -f "$T/paused"
+	done
+	wait "$dpid" || { cat "$T/periodic.out" >&2; fail "periodic live dumps failed"; }
+	assert_contains "$T/periodic.out" "^4 checkpoints" "four checkpoints"
+	[ "$(grep -c 'live_resumed=1' "$T/periodic.out")" = 3 ] ||
+		{ cat "$T/periodic.out" >&2; fail "the checkpoints after the first did not go on from the last one's copies"; }
+	# Each went on incrementally: the first stores everything, the next
+	# ones a part (the fourth also has the child forked at step 3, whole).
+	read -r s1 _ _ < <(chain_pages "$T/base/ckpt-000001")
+	for k in 2 3; do
+		read -r sk ik _ < <(chain_pages "$T/base/ckpt-00000$k")
+		[ "$sk" -lt $((s1 / 2)) ] && [ "$ik" -gt 1000 ] ||
+			fail "checkpoint $k stored $sk pages and left $ik in its parents (the first stored $s1)"
+	done
+	assert_running "$PID"
+	kill_target
+	chain_restore_check "$T/base/ckpt-000003" 2
+	# The restored process checked itself and exited; the next one anew.
+	wait_pid_free "$PID"
+	: > "$T/out"
+	chain_restore_check "$T/base/ckpt-000004" 3
+}
+
 test_live_refusals() {
 	start_ready counter
 	mkdir -p "$T/d"
