@@ -71,10 +71,10 @@ int attrs_dump(struct inject *in, pid_t pid, Rtcr__Process *p)
 {
 	uint64_t f[PROC_STAT_FIELDS], v;
 	struct proc_status ps;
-	uint64_t data = inject_data(in);
+	uint64_t out = inject_batch_out(in);
 	char path[64], *s;
 	char comm[64];
-	long r, xr;
+	long xr;
 	int ret;
 
 	ret = proc_stat_read(pid, f, NULL);
@@ -120,23 +120,34 @@ int attrs_dump(struct inject *in, pid_t pid, Rtcr__Process *p)
 	if (ret)
 		return ret;
 
-	if ((ret = inject_call(in, "PR_GET_DUMPABLE", __NR_prctl, PR_GET_DUMPABLE, 0, 0, 0, 0, 0, &r)))
-		return ret;
-	p->dumpable = r;
-	if ((ret = inject_call(in, "PR_GET_THP_DISABLE", __NR_prctl, PR_GET_THP_DISABLE, 0, 0, 0, 0, 0, &r)))
-		return ret;
-	p->thp_disable = r;
-	if ((ret = inject_call(in, "PR_GET_PDEATHSIG", __NR_prctl, PR_GET_PDEATHSIG, data, 0, 0, 0, 0, &r)))
-		return ret;
-	if ((ret = inject_call(in, "PR_GET_CHILD_SUBREAPER", __NR_prctl, PR_GET_CHILD_SUBREAPER, data + 8, 0, 0, 0, 0, &r)))
-		return ret;
-	/* Not every kernel has XCOMP_PERM (no AMX support): then it is 0. */
-	if ((ret = inject_syscall(in, __NR_arch_prctl, ARCH_GET_XCOMP_PERM, data + 16, 0, 0, 0, 0,
-				  &xr)))
-		return ret;
-	for (int which = 0; which < 3; which++) {
-		if ((ret = inject_call(in, "getitimer", __NR_getitimer, which, data + 32 + which * 32, 0, 0, 0, 0, &r)))
+	/* One batch: the results land at out, past the batch's table. */
+	{
+		static const char *const what[] = {
+			"PR_GET_DUMPABLE", "PR_GET_THP_DISABLE", "PR_GET_PDEATHSIG",
+			"PR_GET_CHILD_SUBREAPER", "ARCH_GET_XCOMP_PERM", "getitimer",
+			"getitimer", "getitimer",
+		};
+		struct inj_call c[] = {
+			{ .nr = __NR_prctl, .a = { PR_GET_DUMPABLE } },
+			{ .nr = __NR_prctl, .a = { PR_GET_THP_DISABLE } },
+			{ .nr = __NR_prctl, .a = { PR_GET_PDEATHSIG, out } },
+			{ .nr = __NR_prctl, .a = { PR_GET_CHILD_SUBREAPER, out + 8 } },
+			/* Not every kernel has XCOMP_PERM (no AMX support): then it is 0. */
+			{ .nr = __NR_arch_prctl | INJ_MAY_FAIL, .a = { ARCH_GET_XCOMP_PERM, out + 16 } },
+			{ .nr = __NR_getitimer, .a = { 0, out + 32 } },
+			{ .nr = __NR_getitimer, .a = { 1, out + 64 } },
+			{ .nr = __NR_getitimer, .a = { 2, out + 96 } },
+		};
+		size_t failed;
+		ret = inject_batch(in, c, ARRAY_SIZE(c), &failed);
+		if (ret) {
+			if (failed < ARRAY_SIZE(c))
+				pr_err("pid %d: %s: %s", pid, what[failed], strerror(-ret));
 			return ret;
+		}
+		p->dumpable = c[0].ret;
+		p->thp_disable = c[1].ret;
+		xr = c[4].ret;
 	}
 	{
 		struct {
@@ -147,7 +158,7 @@ int attrs_dump(struct inject *in, pid_t pid, Rtcr__Process *p)
 			struct itimerval it[3];
 		} q;
 		_Static_assert(sizeof(struct itimerval) == 32, "itimerval");
-		ret = inject_read(in, data, &q, sizeof(q));
+		ret = inject_read(in, out, &q, sizeof(q));
 		if (ret)
 			return ret;
 		p->pdeathsig = q.pdeathsig;

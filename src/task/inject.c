@@ -143,6 +143,92 @@ int inject_call(struct inject *in, const char *what, long nr, uint64_t a0, uint6
 	return 0;
 }
 
+/*
+ * The dump-safe end of a batch: once the executor set done, the thread
+ * waits in its stub's ppoll; interrupt it there. A stop on the way (a
+ * SIGSTOP) is noted and the batch goes on.
+ */
+static int batch_wait_done(struct inject *in, uint64_t done_addr)
+{
+	uint64_t t0 = now_ns(), done = 0;
+	struct user_regs_struct r;
+	struct stop st;
+	int err;
+
+	for (unsigned i = 0;; i++) {
+		err = inject_read(in, done_addr, &done, sizeof(done));
+		if (err || done)
+			break;
+		err = task_poll_stop(in->tid, &st);
+		if (err < 0)
+			return err;
+		if (err > 0) {
+			if (st.kind != STOP_GROUP && !(st.kind == STOP_SIGNAL && st.sig == SIGSTOP)) {
+				pr_err("pid %d: unexpected stop (%s) during a batch of injected calls",
+				       in->tid, sig_name(st.sig));
+				return -EFAULT;
+			}
+			in->group_stop = true;    /* sent again by inject_finish() */
+			if (ptrace(PTRACE_CONT, in->tid, 0, 0) < 0) {
+				pr_perror("pid %d: PTRACE_CONT", in->tid);
+				return -errno;
+			}
+			continue;
+		}
+		if (now_ns() - t0 > 1000000000ULL) {
+			pr_err("pid %d: a batch of injected calls did not finish in 1 s", in->tid);
+			err = -ETIMEDOUT;
+			break;
+		}
+		/* It runs on rtcr's CPU (inject_begin()): give it the CPU. */
+		if (i < 64)
+			sched_yield();
+		else
+			usleep(20);
+	}
+	if (done)
+		test_kill_point("batch-done");
+	/* Stopped where it is (in its stub's wait, unless it timed out). */
+	if (task_interrupt(in->tid) == 0) {
+		int werr;
+		while (!(werr = task_wait_stop(in->tid, &st)) && st.kind != STOP_INTERRUPT &&
+		       st.kind != STOP_GROUP) {
+			if (!(st.kind == STOP_SIGNAL && st.sig == SIGSTOP)) {
+				pr_err("pid %d: unexpected stop (%s) after a batch of injected calls",
+				       in->tid, sig_name(st.sig));
+				return -EFAULT;
+			}
+			in->group_stop = true;
+			if (ptrace(PTRACE_CONT, in->tid, 0, 0) < 0 || task_interrupt(in->tid))
+				return -errno;
+		}
+		if (st.kind == STOP_GROUP)
+			in->group_stop = true;
+		if (!err)
+			err = werr;
+	} else if (!err) {
+		err = -errno;
+	}
+	if (err)
+		return err;
+	/* Still in rtcr's code: it did not time out and roll back (rtcr
+	 * would have had to be kept off the CPU for 2 s). */
+	err = task_get_regs(in->tid, &r);
+	if (!err && (r.rip < in->sc->base || r.rip >= in->sc->base + SCRATCH_ROLLBACK_OFF)) {
+		pr_err("pid %d: ran on after a batch of injected calls (rtcr was not scheduled "
+		       "for 2 s): the dump is abandoned", in->tid);
+		err = -ETIMEDOUT;
+	}
+	/* In the wait: not to be restarted, so that if rtcr dies from here
+	 * on, the thread rolls back at once, as after a single call. */
+	if (!err && r.rip == in->sc->base + scratch_stub_off(in->slot) + 2) {
+		r.orig_rax = (unsigned long long)-1;
+		r.rax = (unsigned long long)-EINTR;
+		err = task_set_regs(in->tid, &r);
+	}
+	return err;
+}
+
 int inject_batch(struct inject *in, struct inj_call *calls, size_t n, size_t *failed)
 {
 	_Static_assert(sizeof(struct inj_call) == BATCH_CALL_SIZE, "batch table entry");
@@ -154,8 +240,10 @@ int inject_batch(struct inject *in, struct inj_call *calls, size_t n, size_t *fa
 	data = in->sc->base + SCRATCH_DATA_OFF;
 	for (size_t base = 0; base < n; base += BATCH_MAX) {
 		size_t cnt = MIN(n - base, (size_t)BATCH_MAX);
-		uint64_t hdr[2] = { cnt, 0 };
+		/* count, done, the stub wait's timeout: 2 s */
+		uint64_t hdr[4] = { cnt, 0, 2, 0 };
 		struct user_regs_struct r = in->saved;
+		const struct inj_call *last;
 		struct stop st;
 		int err;
 
@@ -168,6 +256,9 @@ int inject_batch(struct inject *in, struct inj_call *calls, size_t n, size_t *fa
 		r.rip = in->sc->base + SCRATCH_BATCH_OFF;
 		r.rsp = in->sc->base + scratch_frame_off(in->sc->xsave_size, in->slot);
 		r.eflags &= ~0x100ULL;
+		/* With a rollback frame, the executor ends waiting in the stub
+		 * (dump-safe); else in int3. */
+		r.r15 = in->rollback ? in->sc->base + scratch_stub_off(in->slot) : 0;
 		err = task_set_regs(in->tid, &r);
 		if (err)
 			return err;
@@ -176,21 +267,29 @@ int inject_batch(struct inject *in, struct inj_call *calls, size_t n, size_t *fa
 			return -errno;
 		}
 		in->resumed = true;
-		err = task_wait_stop(in->tid, &st);
+		if (in->rollback) {
+			err = batch_wait_done(in, data + BATCH_DONE);
+		} else {
+			err = task_wait_stop(in->tid, &st);
+			if (!err && (st.kind != STOP_SIGNAL || st.sig != SIGTRAP)) {
+				pr_err("pid %d: batch of injected calls ended with an unexpected stop "
+				       "(%s)", in->tid, sig_name(st.sig));
+				err = -EFAULT;
+			}
+		}
 		if (err)
 			return err;
-		if (st.kind != STOP_SIGNAL || st.sig != SIGTRAP) {
-			pr_err("pid %d: batch of injected calls ended with an unexpected stop (%s)",
-			       in->tid, sig_name(st.sig));
-			return -EFAULT;
-		}
-		err = inject_read(in, data + BATCH_COUNT, hdr, sizeof(hdr));
+		err = inject_read(in, data + BATCH_COUNT, hdr, 2 * sizeof(uint64_t));
+		if (!err && hdr[1] > cnt)
+			err = -EIO;
 		if (!err)
 			err = inject_read(in, data + BATCH_TABLE, calls + base, hdr[1] * sizeof(*calls));
 		if (err)
 			return err;
 		in->nr_calls += hdr[1];
-		if (hdr[1] != cnt || (uint64_t)calls[base + cnt - 1].ret >= (uint64_t)-4095) {
+		last = &calls[base + cnt - 1];
+		if (hdr[1] != cnt || ((uint64_t)last->ret >= (uint64_t)-4095 &&
+				      !(last->nr & INJ_MAY_FAIL))) {
 			size_t i = base + (hdr[1] ? hdr[1] - 1 : 0);
 			*failed = i;
 			return calls[i].ret < 0 ? (int)calls[i].ret : -EIO;
@@ -202,6 +301,11 @@ int inject_batch(struct inject *in, struct inj_call *calls, size_t n, size_t *fa
 uint64_t inject_data(const struct inject *in)
 {
 	return in->sc->base + SCRATCH_DATA_OFF;
+}
+
+uint64_t inject_batch_out(const struct inject *in)
+{
+	return in->sc->base + SCRATCH_DATA_OFF + INJ_BATCH_OUT_LEN;
 }
 
 int inject_write(struct inject *in, uint64_t raddr, const void *buf, size_t len)
@@ -371,6 +475,7 @@ static int take_slot(struct inject *in, struct scratch *sc, unsigned slot, const
 		}
 	}
 	in->gadget = sc->base + scratch_stub_off(slot);
+	in->rollback = xstate != NULL;
 	return inject_syscall(in, __NR_getpid, 0, 0, 0, 0, 0, 0, &ret);
 }
 

@@ -59,6 +59,7 @@ struct inject {
 	uint64_t gadget;                 /* address of a syscall instruction */
 	struct scratch *sc;              /* NULL until mapped or attached */
 	unsigned slot;                   /* this thread's stub and frame */
+	bool rollback;                   /* its frame planted: a batch ends in the stub */
 	unsigned nr_calls;
 	bool resumed;                    /* the task ran since inject_begin() */
 	bool pinned;                     /* moved to rtcr's CPU; its own set: */
@@ -95,14 +96,18 @@ int inject_call(struct inject *in, const char *what, long nr, uint64_t a0, uint6
 
 /*
  * A batch of calls run by the scratch's executor in one resume: in order,
- * stopping at the first that fails. For restoring children only (the
- * executor ends in int3, which kills a task whose tracer is gone; a
- * restoring child dies with rtcr anyway).
+ * stopping at the first that fails (unless its nr has INJ_MAY_FAIL). One
+ * resume and one stop for the lot (~30 us, as for a single call).
+ * A thread with a rollback frame (a dump's) ends the batch waiting in its
+ * stub, where rtcr interrupts it; if rtcr died, the wait times out (2 s)
+ * and the thread rolls back to its saved state. Without one (a restoring
+ * child, which dies with rtcr), the batch ends in int3.
  */
 struct inj_call {
 	uint64_t nr, a[6];
 	int64_t ret;            /* filled in; unset for calls after a failure */
 };
+#define INJ_MAY_FAIL (1ULL << BATCH_MAY_FAIL_BIT)
 /* Run n calls (any n; split in BATCH_MAX chunks). Returns 0 if all
  * succeeded, else -errno with *failed = the index of the failing call
  * (its result in calls[*failed].ret), or a driving error (logged). */
@@ -122,6 +127,10 @@ int inject_attach_scratch(struct inject *in, struct scratch *sc, unsigned slot,
 			  const void *xstate, size_t xstate_len) __must_check;
 /* Remote address of the scratch data area (SCRATCH_DATA_LEN bytes). */
 uint64_t inject_data(const struct inject *in);
+/* Where a batch's calls may write their results: the second half of the
+ * data area (a batch's table takes the first: up to 127 calls then). */
+uint64_t inject_batch_out(const struct inject *in);
+#define INJ_BATCH_OUT_LEN (SCRATCH_DATA_LEN / 2)
 /* Unmap the scratch from in's thread; no thread may use it afterwards. */
 int inject_unmap_scratch(struct inject *in) __must_check;
 int inject_write(struct inject *in, uint64_t raddr, const void *buf, size_t len) __must_check;

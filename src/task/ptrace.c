@@ -45,18 +45,21 @@ int task_interrupt(pid_t tid)
 	return 0;
 }
 
-static int wait_stop(pid_t tid, struct stop *st, bool quiet)
+/* 0 and *st, or 1 if nohang and no stop is there, or -errno. */
+static int wait_stop_how(pid_t tid, struct stop *st, bool quiet, bool nohang)
 {
 	int status;
 
 	for (;;) {
-		pid_t w = waitpid(tid, &status, __WALL);
+		pid_t w = waitpid(tid, &status, __WALL | (nohang ? WNOHANG : 0));
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
 			pr_perror("pid %d: waitpid", tid);
 			return -errno;
 		}
+		if (!w)
+			return 1;
 		break;
 	}
 	if (WIFEXITED(status) || WIFSIGNALED(status)) {
@@ -95,12 +98,18 @@ static int wait_stop(pid_t tid, struct stop *st, bool quiet)
 
 int task_wait_stop(pid_t tid, struct stop *st)
 {
-	return wait_stop(tid, st, false);
+	return wait_stop_how(tid, st, false, false);
 }
 
 int task_wait_stop_quiet(pid_t tid, struct stop *st)
 {
-	return wait_stop(tid, st, true);
+	return wait_stop_how(tid, st, true, false);
+}
+
+int task_poll_stop(pid_t tid, struct stop *st)
+{
+	int ret = wait_stop_how(tid, st, false, true);
+	return ret < 0 ? ret : !ret;
 }
 
 int task_get_regs(pid_t tid, struct user_regs_struct *r)

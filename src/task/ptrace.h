@@ -51,6 +51,8 @@ int task_interrupt(pid_t tid) __must_check;
 int task_wait_stop(pid_t tid, struct stop *st) __must_check;
 /* The same without a message when the task is gone (-ESRCH). */
 int task_wait_stop_quiet(pid_t tid, struct stop *st) __must_check;
+/* A stop that is there now: 1 and *st, 0 if none (the task runs), -errno. */
+int task_poll_stop(pid_t tid, struct stop *st) __must_check;
 /*
  * Stop a seized task (PTRACE_INTERRUPT) and wait for the stop. A signal
  * being delivered as it stops is let through (its handler frame is then

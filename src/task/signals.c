@@ -25,7 +25,9 @@ int signals_dump(struct inject *in, pid_t pid, Rtcr__Process *p)
 	struct proc_status ps;
 	uint64_t ign = 0, cgt = 0, want;
 	struct ksigaction ka[64];
-	uint64_t data = inject_data(in);
+	struct inj_call calls[64];
+	uint64_t out = inject_batch_out(in);
+	size_t failed;
 	int ret, nq = 0, sigs[64];
 
 	ret = proc_status_read(pid, &ps);
@@ -37,20 +39,23 @@ int signals_dump(struct inject *in, pid_t pid, Rtcr__Process *p)
 	/* SIGCHLD's flags matter even at SIG_DFL (SA_NOCLDWAIT, SA_NOCLDSTOP). */
 	want = ign | cgt | (1ULL << (SIGCHLD - 1));
 
+	_Static_assert(sizeof(ka) <= INJ_BATCH_OUT_LEN, "sigactions fit");
 	for (int sig = 1; sig <= 64; sig++) {
-		long r;
 		if (!(want & (1ULL << (sig - 1))) || sig == SIGKILL || sig == SIGSTOP)
 			continue;
-		ret = inject_syscall(in, __NR_rt_sigaction, sig, 0, data + nq * sizeof(ka[0]), 8, 0, 0, &r);
-		if (ret)
-			return ret;
-		if (r) {
-			pr_err("pid %d: reading the action of %s: %s", pid, sig_name(sig), strerror((int)-r));
-			return (int)r;
-		}
+		calls[nq] = (struct inj_call){ .nr = __NR_rt_sigaction,
+					       .a = { sig, 0, out + nq * sizeof(ka[0]), 8 } };
 		sigs[nq++] = sig;
 	}
-	ret = inject_read(in, data, ka, nq * sizeof(ka[0]));
+	/* One batch for all of them. */
+	ret = inject_batch(in, calls, nq, &failed);
+	if (ret) {
+		if (failed < (size_t)nq)
+			pr_err("pid %d: reading the action of %s: %s", pid, sig_name(sigs[failed]),
+			       strerror(-ret));
+		return ret;
+	}
+	ret = inject_read(in, out, ka, nq * sizeof(ka[0]));
 	if (ret)
 		return ret;
 	p->sigactions = xzalloc((nq ? nq : 1) * sizeof(*p->sigactions));

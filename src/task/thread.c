@@ -150,25 +150,23 @@ int thread_restore_affinity(pid_t tid, const Rtcr__Thread *t)
 
 int thread_dump_inj(struct inject *in, Rtcr__Thread *t)
 {
-	uint64_t data = inject_data(in);
+	uint64_t out = inject_batch_out(in);
 	struct {
 		uint64_t sp;
 		int32_t flags, pad;
 		uint64_t size;
 		uint64_t tid_addr;
 	} q;
-	long r;
+	struct inj_call c[] = {
+		{ .nr = __NR_sigaltstack, .a = { 0, out } },
+		{ .nr = __NR_prctl, .a = { PR_GET_TID_ADDRESS, out + 24 } },
+	};
+	size_t failed;
 	int ret;
 
-	ret = inject_syscall(in, __NR_sigaltstack, 0, data, 0, 0, 0, 0, &r);
-	if (!ret && r)
-		ret = (int)r;
+	ret = inject_batch(in, c, ARRAY_SIZE(c), &failed);
 	if (!ret)
-		ret = inject_syscall(in, __NR_prctl, PR_GET_TID_ADDRESS, data + 24, 0, 0, 0, 0, &r);
-	if (!ret && r)
-		ret = (int)r;
-	if (!ret)
-		ret = inject_read(in, data, &q, sizeof(q));
+		ret = inject_read(in, out, &q, sizeof(q));
 	if (ret) {
 		pr_err("tid %d: reading alternate stack and clear_child_tid: %s", t->tid,
 		       strerror(-ret));

@@ -26,6 +26,28 @@ test_killed_while_injecting() { killed_at injecting; }
 test_killed_after_queries() { killed_at queried; }
 test_killed_before_commit() { killed_at written; }
 
+# Killed while the main thread waits in its stub after a batch of
+# injected calls: the wait times out (2 s) and the thread rolls back to
+# its own state and CPU set, and counts on.
+test_killed_after_a_batch() {
+	start_ready counter
+	mkdir -p "$T/img"
+	local cpus i; cpus=$(cpus_of "$PID")
+	RTCR_TEST_KILL_AT=batch-done "$RTCR" dump -t "$PID" -D "$T/img" > "$T/dump.out" 2>&1
+	local rc=$?
+	[ $rc = 137 ] || { cat "$T/dump.out" >&2; fail "rtcr was not killed after a batch (exit $rc)"; }
+	[ ! -e "$T/img/image.rtcr" ] || fail "killed dump left image.rtcr"
+	for ((i = 0; i < 400; i++)); do
+		[ "$(cpus_of "$PID")" = "$cpus" ] && break
+		sleep 0.01
+	done
+	assert_eq "$cpus" "$(cpus_of "$PID")" "the target's CPU set 4 s after rtcr was killed"
+	assert_running "$PID"
+	touch "$T/go"
+	wait "$PID" || { cat "$T/out" >&2; fail "target broken after rtcr was killed after a batch"; }
+	assert_contains "$T/out" '^PASS' "target verdict"
+}
+
 test_next_dump_after_killed_dump() {
 	# A partial file left by a killed dump never stops the next one.
 	start_ready counter

@@ -528,6 +528,99 @@ static void run_live(int variant)
 			 variant, WEXITSTATUS(st));
 }
 
+/* ---- the batch executor, executed: calls, may-fail, the stub's wait ---- */
+
+static uint8_t *batch_base;
+
+static void batch_land(void)
+{
+	const uint8_t *d = batch_base + SCRATCH_DATA_OFF;
+	const struct { uint64_t nr, a[6]; int64_t ret; } *t = (const void *)(d + BATCH_TABLE);
+	uint64_t done;
+
+	memcpy(&done, d + BATCH_DONE, 8);
+	if (done != 4)
+		_exit(20 + (int)done);
+	if (t[0].ret != getpid() || t[1].ret != -EBADF || t[2].ret != getppid() ||
+	    t[3].ret != -EBADF)
+		_exit(30);
+	if (t[4].ret != 0x77)
+		_exit(31);   /* ran after a failure */
+	_exit(42);
+}
+
+/* In a child: run a batch whose end waits in slot 1's stub (1 ms), then
+ * rolls back through slot 1's frame into batch_land(): what a dump's
+ * thread does if rtcr dies after a batch. */
+static void batch_child(void)
+{
+	struct cpu_info ci;
+	struct user_regs_struct r;
+	uint8_t *stack, *x, *d;
+	size_t xs;
+	struct { uint64_t nr, a[6]; int64_t ret; } t[5] = {
+		{ SYS_getpid, { 0 }, 0 },
+		{ SYS_close | (1ULL << BATCH_MAY_FAIL_BIT), { (uint64_t)-1 }, 0 },
+		{ SYS_getppid, { 0 }, 0 },
+		{ SYS_close, { (uint64_t)-1 }, 0 },
+		{ SYS_getpid, { 0 }, 0x77 },
+	};
+	uint64_t hdr[4] = { 5, 0, 0, 1000000 };   /* count, done, 1 ms */
+
+	cpu_info_get(&ci);
+	xs = ci.xsave_size;
+	batch_base = mmap(NULL, scratch_size(xs, 2), PROT_READ | PROT_WRITE | PROT_EXEC,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	stack = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	x = aligned_alloc(64, ALIGN_UP(xs, 64));
+	if (batch_base == MAP_FAILED || stack == MAP_FAILED || !x)
+		_exit(90);
+	memset(x, 0, ALIGN_UP(xs, 64));
+	__asm__ volatile("xsave (%0)" : : "r"(x), "a"((uint32_t)ci.xfeatures),
+			 "d"((uint32_t)(ci.xfeatures >> 32)) : "memory");
+	scratch_code(batch_base, xs, 2);
+	d = batch_base + SCRATCH_DATA_OFF;
+	memcpy(d + BATCH_TABLE, t, sizeof(t));
+	memcpy(d + BATCH_COUNT, hdr, sizeof(hdr));
+	memset(&r, 0, sizeof(r));
+	r.cs = 0x33;
+	r.ss = 0x2b;
+	r.eflags = 0x202;
+	r.rsp = (uintptr_t)stack + (1 << 16) - 64 - 8;
+	r.orig_rax = (unsigned long long)-1;
+	r.rip = (uintptr_t)batch_land;
+	if (scratch_frame(batch_base + scratch_frame_off(xs, 1), scratch_frame_size(xs),
+			  (uintptr_t)batch_base + scratch_frame_off(xs, 1), &r, x, xs, 0))
+		_exit(91);
+	__asm__ volatile("mov %0, %%r15\n\tjmp *%1"
+			 : : "r"(batch_base + scratch_stub_off(1)), "r"(batch_base + SCRATCH_BATCH_OFF)
+			 : "r15", "memory");
+	_exit(92);
+}
+
+static void test_batch_executor_live(void **state)
+{
+	struct cpu_info ci;
+	pid_t pid;
+	int st;
+
+	(void)state;
+	cpu_info_get(&ci);
+	if (!(ci.features[0] & (1u << 27)) || ci.xsave_size < 576)
+		skip();
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		batch_child();
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	if (!WIFEXITED(st))
+		fail_msg("the child died of signal %d (the executor trapped, or a bad frame)",
+			 WTERMSIG(st));
+	if (WEXITSTATUS(st) != 42)
+		fail_msg("child exit %d (2x: done count, 30 results, 31 ran past a failure, 9x setup)",
+			 WEXITSTATUS(st));
+}
+
 static void test_scratch_frame_live(void **state)
 {
 	struct cpu_info ci;
@@ -557,6 +650,7 @@ int main(void)
 		cmocka_unit_test(test_scratch_frame_layout),
 		cmocka_unit_test(test_scratch_frame_restart_and_sizes),
 		cmocka_unit_test(test_scratch_frame_live),
+		cmocka_unit_test(test_batch_executor_live),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

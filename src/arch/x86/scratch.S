@@ -5,9 +5,15 @@
  * data area is reached relative to the executor's own address.
  *
  * It runs table[0..count) in order, stores each result, stops at the
- * first error (-4095..-1), records how many ran, and traps. Used only in
- * restoring processes, which die with rtcr (PTRACE_O_EXITKILL): a task
- * whose tracer is gone would be killed by the trap.
+ * first error (-4095..-1) of a call without BATCH_MAY_FAIL in its number,
+ * records how many ran, then ends in one of two ways (%r15):
+ *   0: traps (int3). For restoring processes, which die with rtcr
+ *      (PTRACE_O_EXITKILL): a task whose tracer is gone would be killed.
+ *   the thread's stub: waits there in ppoll(NULL, 0, timeout) with all
+ *      signals blocked, for rtcr to interrupt it (PTRACE_INTERRUPT). If
+ *      rtcr is gone, the ppoll times out and the stub's next instructions
+ *      roll the thread back to its saved state, as after any single
+ *      injected call: a dump's batch leaves the task unharmed.
  */
 #include "arch/x86/scratch_layout.h"
 
@@ -24,7 +30,10 @@ rtcr_batch_code:
 	xor	%r13, %r13
 1:	cmp	%r12, %r13
 	jae	3f
+	xor	%r14d, %r14d
 	mov	(%rbx), %rax
+	btr	$BATCH_MAY_FAIL_BIT, %rax	/* CF: its failure does not stop the batch */
+	setc	%r14b
 	mov	8(%rbx), %rdi
 	mov	16(%rbx), %rsi
 	mov	24(%rbx), %rdx
@@ -33,14 +42,25 @@ rtcr_batch_code:
 	mov	48(%rbx), %r9
 	syscall
 	mov	%rax, 56(%rbx)
+	test	%r14b, %r14b
+	jnz	4f
 	cmp	$-4095, %rax
 	jae	2f
-	add	$BATCH_CALL_SIZE, %rbx
+4:	add	$BATCH_CALL_SIZE, %rbx
 	inc	%r13
 	jmp	1b
 2:	inc	%r13			/* the failed call ran too */
 3:	mov	%r13, DATA(BATCH_DONE)
-	int3
+	test	%r15, %r15
+	jz	5f
+	mov	$271, %eax		/* ppoll(NULL, 0, &timeout, NULL, 8) */
+	xor	%edi, %edi
+	xor	%esi, %esi
+	lea	DATA(BATCH_TIMEOUT), %rdx
+	xor	%r10d, %r10d
+	mov	$8, %r8d
+	jmp	*%r15			/* its stub: syscall, then the rollback */
+5:	int3
 rtcr_batch_code_end:
 	/* Fails to assemble ("move .org backwards") if it outgrew its room. */
 	.org	.Lbatch + SCRATCH_BATCH_MAX, 0xcc
