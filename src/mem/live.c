@@ -573,13 +573,16 @@ static int live_round(struct live_proc *lp, bool reread)
 
 int live_precopy(struct live_proc **lps, int n)
 {
-	uint64_t t0 = now_ns(), prev = UINT64_MAX, budget = LIVE_FREEZE_PAGES;
+	uint64_t t0 = now_ns(), prev = UINT64_MAX, budget = LIVE_FREEZE_PAGES,
+		 enough = LIVE_ENOUGH_PAGES;
 	const char *tb = getenv("RTCR_TEST_LIVE_FREEZE_PAGES");   /* tests: throttle sooner */
 	unsigned run_us = 0;
 	int throttled = 0, ret = 0;
 
 	if (tb)
 		budget = strtoull(tb, NULL, 0);
+	/* (Few enough is never more than the freeze may copy.) */
+	enough = MIN(enough, budget);
 	for (int r = 0; r < LIVE_MAX_ROUNDS + LIVE_MAX_THROTTLED && !ret; r++) {
 		uint64_t written = 0;
 
@@ -602,7 +605,7 @@ int live_precopy(struct live_proc **lps, int n)
 			}
 			written += lp->last_written;
 		}
-		if (ret || written <= LIVE_ENOUGH_PAGES)
+		if (ret || written <= enough)
 			break;
 		if (run_us) {
 			/* Throttled: until the freeze would copy little, with
