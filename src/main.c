@@ -1,7 +1,7 @@
 /*
  * rtcr: checkpoint/restore for Linux processes.
  *
- *   rtcr dump -t PID -D DIR [--leave-running [--track-mem] [--live]] [--prev DIR0] [--stats]
+ *   rtcr dump -t PID -D DIR [--leave-running [--track-mem]] [--live] [--prev DIR0] [--stats]
  *             [--unix-reconnect] [--tcp-established] [--shell-job]
  *   rtcr dump -t PID -D BASE --interval MS [--keep N] [--count K] [--live] [--shell-job] [--stats]
  *   rtcr restore -D DIR [--detach] [--pidns] [--shell-job] [--netns NAME|PATH] [--lazy] [--stats]
@@ -29,7 +29,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: rtcr [-v] COMMAND [options]\n"
 		"\n"
-		"  dump -t PID -D DIR [--leave-running [--track-mem] [--live]] [--prev DIR0]\n"
+		"  dump -t PID -D DIR [--leave-running [--track-mem]] [--live] [--prev DIR0]\n"
 		"       [--stats] [--unix-reconnect] [--tcp-established] [--shell-job]\n"
 		"        checkpoint process PID and its descendants into DIR/image.rtcr;\n"
 		"        they are killed afterwards unless --leave-running. --track-mem:\n"
@@ -43,7 +43,10 @@ static void usage(FILE *f)
 		"        until then by a network lock, an nftables table). A process in\n"
 		"        another network namespace is dumped from inside it. --live: copy\n"
 		"        the memory while the process runs and freeze it only for the pages\n"
-		"        it wrote meanwhile (implies --track-mem)\n"
+		"        it wrote meanwhile (with --leave-running: implies --track-mem, the\n"
+		"        image is written after the release; without: the image is written\n"
+		"        frozen, then the process killed: a migration's last step, short\n"
+		"        with --prev of a live --leave-running dump)\n"
 		"        --shell-job: a job started from an interactive shell: its fds on\n"
 		"        its controlling terminal are saved with the terminal's settings\n"
 		"        (restore it with restore --shell-job, in a terminal)\n"
@@ -186,9 +189,8 @@ static int cmd_dump(int argc, char **argv)
 		pr_err("--keep and --count go with --interval");
 		return 2;
 	}
-	if ((o.track_mem || o.live) && !o.leave_running) {
-		pr_err("--%s needs --leave-running (it tracks the process as it goes on)",
-		       o.live ? "live" : "track-mem");
+	if (o.track_mem && !o.leave_running) {
+		pr_err("--track-mem needs --leave-running (it tracks the process as it goes on)");
 		return 2;
 	}
 	return dump_run(&o, NULL) ? 1 : 0;

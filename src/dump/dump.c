@@ -1112,13 +1112,14 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 			return -ENOTDIR;
 		}
 	}
-	if (o->live && !o->leave_running) {
-		pr_err("--live needs --leave-running (a dump that kills the process copies it frozen)");
-		return -EINVAL;
-	}
-	if (o->live && o->tcp_established) {
-		pr_err("--live with --tcp-established: not supported yet");
+	if (o->live && o->leave_running && o->tcp_established) {
+		pr_err("--live --leave-running with --tcp-established: not supported yet (a live "
+		       "dump that kills the process can take them)");
 		return -ENOTSUP;
+	}
+	if (o->live && o->kept && !o->leave_running) {
+		pr_err("periodic live dumps leave the process running");
+		return -EINVAL;
 	}
 	ret = random_id(c.id);
 	if (!ret && o->prev)
@@ -1246,9 +1247,28 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 	c.vdso_hash = vdso_hash_of(c.p[0].pid, &c.p[0].vl);
 	phase_mark(&c.ph, "vdso");
 
+	/* Live, killing (a migration's last step): the tracked areas are in
+	 * rtcr's memory; the image is written from them and, for the rest,
+	 * from the frozen processes, then they are killed, as by any dump
+	 * that kills. The frozen time is the last round plus this write. */
+	if (c.lives && !o->leave_running) {
+		for (int i = 0; i < c.nlives; i++)
+			live_unwatch(c.lives[i]);
+		for (int i = 0; i < c.np && !ret; i++) {
+			if (!c.p[i].lp)
+				continue;
+			ret = live_pages(c.p[i].lp, &c.p[i].vl, &c.ms);
+			if (!ret)
+				mem_mm_pages(c.p[i].mm, &c.p[i].vl);
+		}
+		if (ret)
+			goto abort;
+		phase_mark(&c.ph, "live-pages");
+	}
+
 	/* Live: everything is copied into rtcr's memory while frozen, the
 	 * processes run again, then the image is written from the copies. */
-	if (c.lives) {
+	if (c.lives && o->leave_running) {
 		for (int i = 0; i < c.np && !ret; i++) {
 			struct pdump *p = &c.p[i];
 			if (p->zombie)

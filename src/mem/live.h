@@ -99,9 +99,10 @@ int live_areas(struct live_proc *lp, struct vma_list *vl) __must_check;
  */
 int live_final(struct live_proc *lp, struct vma_list *vl, struct mem_stats *st) __must_check;
 /*
- * After the release (nothing is read from the process): the pages to
- * store of every area with a mirror and, incremental, the pages left in
- * the parent, from the copies' page states.
+ * After the final round (nothing is read from the process: after the
+ * release, or frozen before a killing dump's write): the pages to store
+ * of every area with a mirror and, incremental, the pages left in the
+ * parent, from the copies' page states.
  */
 int live_pages(struct live_proc *lp, struct vma_list *vl, struct mem_stats *st) __must_check;
 /*

@@ -244,10 +244,43 @@ test_live_periodic_goes_on() {
 	chain_restore_check "$T/base/ckpt-000004" 3
 }
 
+# A migration's two steps: a live dump that leaves the process running
+# (the base, sent ahead), then a live dump with it as the parent that
+# kills: frozen for what was written since, the image written from the
+# copies before the kill; the chain restores at the step of the kill.
+test_live_migration() {
+	OUT_PIPE=1 start_ready mem_incr 2048 10
+	chain_dump d1 --live
+	chain_step 1
+	mkdir -p "$T/d2"
+	"$RTCR" dump -t "$PID" -D "$T/d2" --live --prev "$T/d1" --stats > "$T/d2.out" 2>&1 ||
+		{ cat "$T/d2.out" >&2; fail "the killing live dump failed"; }
+	wait "$PID" 2>/dev/null
+	assert_gone "$PID"
+	assert_contains "$T/d2.out" "^  live  .* rounds while it ran" "copied while it ran"
+	assert_contains "$T/d2.out" "frozen in:.* live-pages .* kill " "image written frozen, then killed"
+	read -r s2 i2 _ < <(chain_pages "$T/d2")
+	[ "$i2" -gt 1000 ] || fail "the killing dump is not incremental ($s2 stored, $i2 inherited)"
+	chain_restore_check "$T/d2" 1
+}
+
+# The killing live dump takes established TCP connections (repair mode,
+# as a dump that kills does): the peer outside sees nothing, the server
+# answers it after restore.
+test_live_migration_tcp() {
+	RPID=
+	inet_server 4
+	dump --tcp-established --live
+	assert_gone "$PID"
+	assert_running "$CPID"
+	restore_bg
+	inet_server_finish
+}
+
 test_live_refusals() {
 	start_ready counter
 	mkdir -p "$T/d"
-	! "$RTCR" dump -t "$PID" -D "$T/d" --live > "$T/e1" 2>&1 || fail "--live without --leave-running accepted"
+	! "$RTCR" dump -t "$PID" -D "$T/d" --track-mem > "$T/e1" 2>&1 || fail "--track-mem without --leave-running accepted"
 	assert_contains "$T/e1" "needs --leave-running" "message"
 	! "$RTCR" dump -t "$PID" -D "$T/d" --live --leave-running --tcp-established > "$T/e2" 2>&1 ||
 		fail "--live --tcp-established accepted"
