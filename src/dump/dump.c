@@ -1075,10 +1075,19 @@ static void live_match(struct dump_ctx *c)
 		struct pdump *p = &c->p[i];
 		if (p->zombie || proc_stat_read(p->pid, f, NULL))
 			continue;
-		for (int k = 0; k < c->nlives && !p->lp; k++)
-			if (!c->lives[k]->gone && c->lives[k]->pid == p->pid &&
-			    c->lives[k]->start_time == f[22])
-				p->lp = c->lives[k];
+		for (int k = 0; k < c->nlives && !p->lp; k++) {
+			struct live_proc *lp = c->lives[k];
+			if (lp->gone || lp->pid != p->pid || lp->start_time != f[22])
+				continue;
+			/* The same process, but an exec replaced its memory
+			 * (and closed the tracker): its rounds were of the old. */
+			if (!live_tracker_held(lp, lp->tr.target_fd)) {
+				pr_warn("pid %d exec'd since its rounds began: copied frozen", p->pid);
+				lp->gone = true;
+				continue;
+			}
+			p->lp = lp;
+		}
 	}
 }
 

@@ -124,11 +124,20 @@ int live_begin(struct live_proc *lp, pid_t pid, const uint8_t *prev_id, const ui
 	return ret;
 }
 
+bool live_tracker_held(const struct live_proc *lp, int target_fd)
+{
+	struct stat ours, theirs;
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", lp->pid, target_fd);
+	return target_fd >= 0 && lp->uffd >= 0 && fstat(lp->uffd, &ours) == 0 &&
+	       stat(path, &theirs) == 0 && ours.st_ino == theirs.st_ino &&
+	       ours.st_dev == theirs.st_dev;
+}
+
 int live_resume(struct live_proc *lp, const uint8_t *prev_id, const uint8_t id[16])
 {
 	struct track t;
-	struct stat ours, theirs;
-	char path[64];
 
 	/* The copy is the pages at the freeze of image base_id: only a dump
 	 * with that image as its parent can take them as its parent's. */
@@ -139,9 +148,7 @@ int live_resume(struct live_proc *lp, const uint8_t *prev_id, const uint8_t id[1
 	/* The tracker still the process's, still relative to the parent, and
 	 * still the one rtcr holds (exec closes it: it is close-on-exec). */
 	track_probe(&t, lp->pid, prev_id);
-	snprintf(path, sizeof(path), "/proc/%d/fd/%d", lp->pid, t.target_fd);
-	if (!t.valid || t.target_fd != lp->tr.target_fd || fstat(lp->uffd, &ours) < 0 ||
-	    stat(path, &theirs) < 0 || ours.st_ino != theirs.st_ino || ours.st_dev != theirs.st_dev) {
+	if (!t.valid || t.target_fd != lp->tr.target_fd || !live_tracker_held(lp, t.target_fd)) {
 		pr_debug("pid %d: its tracker changed: %s", lp->pid,
 			 t.valid ? "another userfaultfd" : t.why);
 		return -ESTALE;

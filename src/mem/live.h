@@ -74,6 +74,9 @@ int live_begin(struct live_proc *lp, pid_t pid, const uint8_t *prev_id,
  * or the copy is not the parent's: the caller begins afresh.
  */
 int live_resume(struct live_proc *lp, const uint8_t *prev_id, const uint8_t id[16]) __must_check;
+/* Is the process's fd target_fd still the tracker rtcr holds a copy of
+ * (it is close-on-exec: not after an exec)? */
+bool live_tracker_held(const struct live_proc *lp, int target_fd);
 void live_keep(struct live_proc *lp, const uint8_t id[16]);
 /* Copy rounds while the processes run (lps[0] is the root: an error in
  * its rounds is the dump's; another process that fails, e.g. exits, just

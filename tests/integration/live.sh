@@ -137,6 +137,20 @@ test_live_map_change_after_last_round() {
 	live_restore_check d1
 }
 
+# The process execs itself between the last round and the freeze: the
+# rounds were of the old program (its tracker went with the exec), so it
+# is copied frozen, and the image is the new program.
+live_ops_exec() { # tests/targets/live_ops.c: exec itself
+	kill -USR2 "$PID"
+	wait_for "$T/out" '^EXECD'
+}
+test_live_exec_after_last_round() {
+	start_ready live_ops
+	live_dump_paused d1 live_ops_exec
+	assert_contains "$T/d1.out" "exec'd since its rounds began: copied frozen" "the exec was seen"
+	live_restore_check d1
+}
+
 # A mapped file touched by someone else between the last round and the
 # freeze (its mtime changes with no call of the process): the freeze
 # takes the areas from the last round but stats the files again, so the

@@ -11,6 +11,10 @@
  * pattern except the dropped pages, which must read zeros, and that B is
  * DONTFORK exactly if it changed: a live dump that missed either would
  * restore the memory as it was before the change.
+ *
+ * On SIGUSR2 it execs itself ("live_ops exec"): the new program sets up
+ * its areas again, prints "EXECD" and goes on as above (a live dump's
+ * rounds were of the old program: it must be copied frozen).
  */
 #include "target.h"
 
@@ -30,6 +34,13 @@ static void fill(unsigned char *p, unsigned long n, unsigned k)
 {
 	for (unsigned long i = 0; i < n * PG / 8; i++)
 		((uint64_t *)p)[i] = (uint64_t)i * 0x9e3779b97f4a7c15ULL ^ k;
+}
+
+static void on_usr2(int sig)
+{
+	(void)sig;
+	execl("/proc/self/exe", "live_ops", "exec", (char *)NULL);
+	_exit(4);
 }
 
 static void on_usr1(int sig)
@@ -65,9 +76,10 @@ static int dontfork(const void *p)
 	return dc;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	unsigned char zero[PG] = { 0 }, want[PG];
+	bool execd = argc > 1 && !strcmp(argv[1], "exec");
 
 	a = mmap(NULL, NA * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	b = mmap(NULL, NB * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -75,7 +87,13 @@ int main(void)
 	fill(a, NA, 1);
 	fill(b, NB, 2);
 	signal(SIGUSR1, on_usr1);
-	ready();
+	signal(SIGUSR2, on_usr2);
+	if (execd) {
+		printf("EXECD\n");
+		fflush(stdout);
+	} else {
+		ready();
+	}
 	trigger_wait();
 
 	for (unsigned long i = 0; i < NA; i++) {
