@@ -1298,6 +1298,9 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 		if (ret)
 			goto abort;
 		phase_mark(&c.ph, "memobj-copy");
+		for (int i = 0; i < c.np && o->kept; i++)
+			if (c.p[i].lp)
+				live_frozen_end(c.p[i].lp);
 		if (inet_dump_done(INET_RESUME))   /* its per-dump state (no repair mode here) */
 			ret = -EIO;
 		detach_all(&c);

@@ -172,6 +172,19 @@ int live_resume(struct live_proc *lp, const uint8_t *prev_id, const uint8_t id[1
 	return track_set_image(&lp->tr, id);
 }
 
+void live_frozen_end(struct live_proc *lp)
+{
+	uint64_t n;
+
+	/* Areas read frozen: lp->vl is older; the next round reads them. */
+	if (!lp->areas_reused || !lp->watching)
+		return;
+	if (mapwatch_count(&lp->mw, &n))
+		lp->vl_counted = false;
+	else
+		lp->mw_base = n;
+}
+
 void live_keep(struct live_proc *lp, const uint8_t id[16])
 {
 	memcpy(lp->base_id, id, 16);
@@ -273,6 +286,75 @@ static void on_swapped(void *arg, uint64_t addr)
 		*mirror_state(s->ma[i], addr) = MIR_DIRTY;
 	else if (s->inherit[i] && *mirror_state(s->ma[i], addr) == MIR_UNTOUCHED)
 		*mirror_state(s->ma[i], addr) = MIR_INHERIT;
+}
+
+struct verify_arg {
+	const struct vma *v;
+	uint64_t start;               /* of the run checked */
+	uint8_t *keep;                /* per page of the run: still data */
+	struct page_run_list unsure;  /* swapped, or the protection's marker */
+};
+
+static void keep_run(struct verify_arg *w, uint64_t start, uint64_t end)
+{
+	memset(w->keep + (start - w->start) / PAGE_SIZE, 1, (end - start) / PAGE_SIZE);
+}
+
+static void on_data(void *arg, uint64_t start, uint64_t end, uint64_t cat)
+{
+	struct verify_arg *w = arg;
+
+	if (!(cat & PAGE_IS_PRESENT) && (cat & PAGE_IS_SWAPPED))
+		prl_add(&w->unsure, start, (end - start) / PAGE_SIZE);
+	else if (is_data(w->v, cat))
+		keep_run(w, start, end);
+}
+
+static void on_real_swap(void *arg, uint64_t addr)
+{
+	keep_run(arg, addr, addr + PAGE_SIZE);
+}
+
+static bool held(uint8_t st)
+{
+	return st == MIR_COPIED || st == MIR_INHERIT;
+}
+
+/*
+ * A private file mapping's pages rtcr holds as data (copied, or the
+ * parent's) that no longer are: MADV_DONTNEED on a private copy leaves
+ * the protection's marker, not a written page, so the written scan does
+ * not see it, and the process reads the file's page again. A category
+ * scan over the held runs only (these areas' copies are few: a library's
+ * data, a file mapped private and written here and there); a page that
+ * reads as swapped is data only if it is a real swap entry, not a marker.
+ */
+static int verify_file_private(struct pagemap *pm, const struct vma *v, struct mirror_area *a)
+{
+	uint64_t np = (a->end - a->start) / PAGE_SIZE;
+	int ret = 0;
+
+	for (uint64_t p = 0, q; p < np && !ret; p = q) {
+		struct verify_arg w = { .v = v };
+
+		while (p < np && !held(a->state[p]))
+			p++;
+		for (q = p; q < np && held(a->state[q]); q++)
+			;
+		if (p == q)
+			break;
+		w.start = a->start + p * PAGE_SIZE;
+		w.keep = xzalloc(q - p);
+		ret = pagemap_scan_all(pm, w.start, a->start + q * PAGE_SIZE, on_data, &w);
+		if (!ret && w.unsure.nr)
+			ret = pagemap_real_swap(pm, &w.unsure, on_real_swap, &w);
+		for (uint64_t k = p; k < q && !ret; k++)
+			if (!w.keep[k - p])
+				a->state[k] = MIR_ZERO;
+		free(w.keep);
+		prl_free(&w.unsure);
+	}
+	return ret;
 }
 
 /*
@@ -468,6 +550,10 @@ static int round_run(struct live_proc *lp, struct vma_list *vl, bool frozen)
 			continue;
 		ret = pagemap_scan_all(&pm, rs, re, on_region, &s);
 	}
+	/* Frozen: held pages of private file mappings still data? */
+	for (int i = 0; i < vl->nr && !ret && frozen; i++)
+		if (s.ma[i] && !s.whole[i] && vl->v[i].kind == RTCR__VMA_KIND__FILE_PRIVATE)
+			ret = verify_file_private(&pm, &vl->v[i], s.ma[i]);
 	/* Whole areas: every page with data (after the protection, so a
 	 * write from now on is seen by the next round). */
 	if (!ret && (any_whole || any_inherit)) {
@@ -499,6 +585,7 @@ static int round_run(struct live_proc *lp, struct vma_list *vl, bool frozen)
 			int r = track_protect(lp->uffd, &vl->v[i]);
 			if (r < 0)
 				ret = r;
+			vl->v[i].uffd_wp = r == 0;
 		}
 	pr_debug("pid %d: round %d%s: %llu pages, %.3f ms", lp->pid, lp->rounds,
 		 frozen ? " (frozen)" : "", (unsigned long long)n, (now_ns() - t0) / 1e6);
@@ -530,6 +617,10 @@ static int areas_unchanged(struct live_proc *lp, const char **why)
 
 	if (!lp->watching) {
 		*why = "read frozen (memory-map calls not countable)";
+		return 0;
+	}
+	if (!lp->vl_counted) {
+		*why = "read frozen (the areas were read before the calls were counted)";
 		return 0;
 	}
 	if (mapwatch_count(&lp->mw, &n)) {
@@ -567,6 +658,7 @@ static int live_round(struct live_proc *lp, bool reread)
 		ret = vma_list_read(lp->pid, &lp->vl, true);
 		if (ret)
 			return ret;
+		lp->vl_counted = lp->watching;
 	}
 	ret = round_run(lp, &lp->vl, false);
 	mirror_sweep(&lp->m);
@@ -638,6 +730,8 @@ int live_precopy(struct live_proc **lps, int n)
 int live_areas(struct live_proc *lp, struct vma_list *vl)
 {
 	bool reused = false;
+
+	lp->areas_reused = false;
 	int same = areas_unchanged(lp, &lp->areas_how);
 
 	if (same < 0) {
@@ -646,6 +740,7 @@ int live_areas(struct live_proc *lp, struct vma_list *vl)
 		lp->areas_how = "from the last round";
 		vma_list_copy(vl, &lp->vl);
 		reused = true;
+		lp->areas_reused = true;
 		/* A mapped file's size and times change without a call of
 		 * this process (another writer, a write through a shared
 		 * mapping): stat again, now. */
@@ -666,7 +761,7 @@ int live_areas(struct live_proc *lp, struct vma_list *vl)
 				 (unsigned long long)v->start, (unsigned long long)v->end);
 			if (stat(link, &v->st) < 0 && (!v->path || stat(v->path, &v->st) < 0)) {
 				vma_list_free(vl);
-				reused = false;
+				reused = lp->areas_reused = false;
 				lp->areas_how = "read frozen (a mapped file could not be stat'ed)";
 				break;
 			}

@@ -37,6 +37,8 @@ struct live_proc {
 	bool inc;                /* written bits relative to the parent image */
 	struct mirror m;
 	struct vma_list vl;      /* as read in the latest round */
+	bool vl_counted;         /* read with the calls counted from mw_base on */
+	bool areas_reused;       /* the freeze took vl (live_areas()) */
 	int rounds;
 	uint64_t last_written;   /* pages written during the latest round */
 	uint64_t precopied;      /* pages copied while the process ran */
@@ -78,6 +80,14 @@ int live_resume(struct live_proc *lp, const uint8_t *prev_id, const uint8_t id[1
  * (it is close-on-exec: not after an exec)? */
 bool live_tracker_held(const struct live_proc *lp, int target_fd);
 void live_keep(struct live_proc *lp, const uint8_t id[16]);
+/*
+ * Periodic: frozen, the injected calls done. If the freeze took the
+ * areas from the last round, they are still the areas (rtcr's own calls,
+ * which the counters also see, changed none): count from here, so the
+ * next checkpoint's first round reads no smaps if the process makes no
+ * memory-map call meanwhile.
+ */
+void live_frozen_end(struct live_proc *lp);
 /* Copy rounds while the processes run (lps[0] is the root: an error in
  * its rounds is the dump's; another process that fails, e.g. exits, just
  * leaves the rounds), each round over all of them, until the tree writes

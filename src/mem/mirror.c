@@ -131,6 +131,12 @@ void mirror_rebase(struct mirror *m)
 {
 	static uint8_t map[256];
 
+	/* The shared area read last may be another object at the next dump. */
+	if (m->shmfd >= 0)
+		close(m->shmfd);
+	m->shmfd = -1;
+	m->shm_start = 0;
+
 	if (!map[MIR_COPIED]) {
 		for (int i = 0; i < 256; i++)
 			map[i] = MIR_UNTOUCHED;

@@ -96,6 +96,8 @@ int inject_syscall(struct inject *in, long nr, uint64_t a0, uint64_t a1, uint64_
 	char what[32];
 	int err;
 
+	if (in->ran_on)
+		return -ETIMEDOUT;
 	snprintf(what, sizeof(what), "syscall %ld", nr);
 	r.rax = nr;
 	r.orig_rax = (unsigned long long)-1;   /* never treated as a restart */
@@ -163,12 +165,16 @@ static int batch_wait_done(struct inject *in, uint64_t done_addr)
 		if (err < 0)
 			return err;
 		if (err > 0) {
-			if (st.kind != STOP_GROUP && !(st.kind == STOP_SIGNAL && st.sig == SIGSTOP)) {
+			/* A SIGCONT's trap (an interrupt stop) goes on, as
+			 * between single calls. */
+			if (st.kind != STOP_GROUP && st.kind != STOP_INTERRUPT &&
+			    !(st.kind == STOP_SIGNAL && st.sig == SIGSTOP)) {
 				pr_err("pid %d: unexpected stop (%s) during a batch of injected calls",
 				       in->tid, sig_name(st.sig));
 				return -EFAULT;
 			}
-			in->group_stop = true;    /* sent again by inject_finish() */
+			if (st.kind != STOP_INTERRUPT)
+				in->group_stop = true;    /* sent again by inject_finish() */
 			if (ptrace(PTRACE_CONT, in->tid, 0, 0) < 0) {
 				pr_perror("pid %d: PTRACE_CONT", in->tid);
 				return -errno;
@@ -186,8 +192,10 @@ static int batch_wait_done(struct inject *in, uint64_t done_addr)
 		else
 			usleep(20);
 	}
-	if (done)
+	if (done) {
 		test_kill_point("batch-done");
+		test_pause_point("batch-done");
+	}
 	/* Stopped where it is (in its stub's wait, unless it timed out). */
 	if (task_interrupt(in->tid) == 0) {
 		int werr;
@@ -217,7 +225,15 @@ static int batch_wait_done(struct inject *in, uint64_t done_addr)
 	if (!err && (r.rip < in->sc->base || r.rip >= in->sc->base + SCRATCH_ROLLBACK_OFF)) {
 		pr_err("pid %d: ran on after a batch of injected calls (rtcr was not scheduled "
 		       "for 2 s): the dump is abandoned", in->tid);
-		err = -ETIMEDOUT;
+		/* It rolled back and ran its own code: what rtcr saved is no
+		 * longer its state. Its state now is what inject_finish() puts
+		 * back, and nothing more runs in it (its scratch area stays,
+		 * as when rtcr is killed in a call). */
+		in->saved = r;
+		if (task_get_sigmask(in->tid, &in->saved_sigmask))
+			pr_err("pid %d: its signal mask could not be read again", in->tid);
+		in->ran_on = true;
+		return -ETIMEDOUT;
 	}
 	/* In the wait: not to be restarted, so that if rtcr dies from here
 	 * on, the thread rolls back at once, as after a single call. */
@@ -237,6 +253,8 @@ int inject_batch(struct inject *in, struct inj_call *calls, size_t n, size_t *fa
 	*failed = n;
 	if (!in->sc || !in->sc->base)
 		return -EINVAL;
+	if (in->ran_on)
+		return -ETIMEDOUT;
 	data = in->sc->base + SCRATCH_DATA_OFF;
 	for (size_t base = 0; base < n; base += BATCH_MAX) {
 		size_t cnt = MIN(n - base, (size_t)BATCH_MAX);
@@ -539,6 +557,10 @@ int inject_unmap_scratch(struct inject *in)
 	/* No rollback once it is unmapped: the CPU set first (a failure,
 	 * logged, does not stop the unmapping). */
 	pin_err = unpin(in);
+	if (in->ran_on) {
+		in->sc->base = 0;      /* left mapped: no more calls in this thread */
+		return pin_err;
+	}
 	/* The call runs on the thread's own stub; the task never returns to
 	 * the unmapped code after it: the tracer takes it at the syscall exit. */
 	err = inject_syscall(in, __NR_munmap, in->sc->base, in->sc->len, 0, 0, 0, 0, &ret);

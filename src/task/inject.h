@@ -60,6 +60,7 @@ struct inject {
 	struct scratch *sc;              /* NULL until mapped or attached */
 	unsigned slot;                   /* this thread's stub and frame */
 	bool rollback;                   /* its frame planted: a batch ends in the stub */
+	bool ran_on;                     /* it rolled back after a batch (rtcr too late) */
 	unsigned nr_calls;
 	bool resumed;                    /* the task ran since inject_begin() */
 	bool pinned;                     /* moved to rtcr's CPU; its own set: */

@@ -130,7 +130,7 @@ live_ops_change() { # tests/targets/live_ops.c: drop pages, set MADV_DONTFORK
 	wait_for "$T/out" '^CHANGED'
 }
 test_live_map_change_after_last_round() {
-	start_ready live_ops
+	start_ready live_ops "$T"
 	live_dump_paused d1 live_ops_change
 	assert_contains "$T/d1.out" "^  areas *read frozen (it made memory-map calls" \
 		"the calls were seen"
@@ -284,7 +284,8 @@ test_live_migration() {
 test_live_migration_tcp() {
 	RPID=
 	inet_server 4
-	dump --tcp-established --live
+	dump --tcp-established --live --stats
+	assert_contains "$T/dump.out" "^  live  .* rounds while it ran" "copied while it ran"
 	assert_gone "$PID"
 	assert_running "$CPID"
 	restore_bg

@@ -48,6 +48,38 @@ test_killed_after_a_batch() {
 	assert_contains "$T/out" '^PASS' "target verdict"
 }
 
+# rtcr kept off the CPU for more than the stub's wait (2 s) after a
+# batch: the thread rolled back and ran on; the dump is abandoned and the
+# thread keeps the state it ran into (rtcr must not put back the one it
+# saved at the freeze: mem_race's loop counter, in a register, would go
+# back while its pages hold later values).
+test_batch_ran_on() {
+	start_ready mem_race
+	mkdir -p "$T/img"
+	local cpus i dpid; cpus=$(cpus_of "$PID")
+	RTCR_TEST_PAUSE_AT=batch-done RTCR_TEST_PAUSE_FILE="$T/paused" \
+		"$RTCR" dump -t "$PID" -D "$T/img" > "$T/dump.out" 2>&1 &
+	dpid=$!
+	track_pid "$dpid"
+	for ((i = 0; i < 500; i++)); do
+		[ -e "$T/paused" ] && break
+		sleep 0.01
+	done
+	[ -e "$T/paused" ] || { cat "$T/dump.out" >&2; fail "rtcr did not pause after a batch"; }
+	sleep 2.5
+	rm -f "$T/paused"
+	if wait "$dpid"; then
+		fail "the dump succeeded though the thread ran on"
+	fi
+	assert_contains "$T/dump.out" "ran on after a batch of injected calls" "message"
+	[ ! -e "$T/img/image.rtcr" ] || fail "an image was left"
+	assert_running "$PID"
+	assert_eq "$cpus" "$(cpus_of "$PID")" "the target's CPU set"
+	touch "$T/go"
+	wait "$PID" || { cat "$T/out" >&2; fail "target broken after it ran on"; }
+	assert_contains "$T/out" '^PASS' "target verdict"
+}
+
 test_next_dump_after_killed_dump() {
 	# A partial file left by a killed dump never stops the next one.
 	start_ready counter

@@ -11,7 +11,9 @@
  * a register; the trigger file is polled every 4096 pages. After the
  * trigger, at a page boundary, every page must hold exactly what the loop
  * wrote last into it for the current k: a page copied at another moment
- * than the registers (or half a page) fails.
+ * than the registers (or half a page) fails. Each write first checks the
+ * page holds what the loop wrote into it last: a counter put back (the
+ * registers of another moment) fails at once.
  *
  * With KIDS, that many children are forked once the memory is set up;
  * each runs the same loop on its own copy and checks it after the
@@ -56,6 +58,12 @@ int main(int argc, char **argv)
 		ready();
 	for (k = 0;; k++) {
 		uint64_t *p = mem + (k % hot) * WORDS;
+		/* What this page got last: a counter that went back (registers
+		 * put back by someone) or a page lost fails at once. */
+		uint64_t prev = k < hot ? k % hot : FILL + k - hot;
+		CHECK(p[0] == prev, "page %llu holds %#llx before write %llu, expected %#llx",
+		      (unsigned long long)(k % hot), (unsigned long long)p[0], (unsigned long long)k,
+		      (unsigned long long)prev);
 		for (unsigned long w = 0; w < WORDS; w++)
 			p[w] = FILL + k;
 		if ((k & 4095) == 4095 && trigger_set(trig))
