@@ -675,6 +675,7 @@ int live_precopy(struct live_proc **lps, int n)
 	uint64_t t0 = now_ns(), prev = UINT64_MAX, budget = LIVE_FREEZE_PAGES,
 		 enough = LIVE_ENOUGH_PAGES;
 	const char *tb = getenv("RTCR_TEST_LIVE_FREEZE_PAGES");   /* tests: throttle sooner */
+	bool force_throttle = getenv("RTCR_TEST_LIVE_THROTTLE");  /* tests: from the 2nd round */
 	unsigned run_us = 0;
 	int throttled = 0, ret = 0;
 
@@ -713,10 +714,11 @@ int live_precopy(struct live_proc **lps, int n)
 				break;
 			if (written * 2 > prev && run_us > LIVE_MIN_RUN_US)
 				run_us /= 2;
-		} else if ((r >= 2 && written * 10 > prev * 9) || r + 1 >= LIVE_MAX_ROUNDS) {
+		} else if ((r >= 2 && written * 10 > prev * 9) || r + 1 >= LIVE_MAX_ROUNDS ||
+			   force_throttle) {
 			/* Not converging: the tree writes as fast as rtcr
 			 * copies. Too much for the freeze: throttle it. */
-			if (written <= budget)
+			if (written <= budget && !force_throttle)
 				break;
 			run_us = LIVE_FIRST_RUN_US;
 		}
