@@ -232,24 +232,47 @@ int attrs_restore_child(const Rtcr__Process *p, bool detach)
 
 int attrs_restore_inj(struct inject *in, const Rtcr__Process *p)
 {
-	uint64_t data = inject_data(in);
-	int ret = 0;
+	uint64_t out = inject_batch_out(in);
+	struct inj_call *c = xzalloc((p->n_rlimits + 3) * sizeof(*c));
+	const char **what = xzalloc((p->n_rlimits + 3) * sizeof(*what));
+	uint64_t (*v)[2] = xzalloc((p->n_rlimits + 1) * sizeof(*v));
+	size_t n = 0, nv = 0, failed;
+	int ret;
 
-	for (size_t i = 0; i < p->n_rlimits && !ret; i++) {
+	/* One batch: the limits (their values in the batch's out area), then
+	 * the prctl settings. */
+	_Static_assert(RLIM_NLIMITS * 16 <= INJ_BATCH_OUT_LEN, "limits fit");
+	for (size_t i = 0; i < p->n_rlimits && nv < RLIM_NLIMITS; i++) {
 		const Rtcr__Rlimit *l = p->rlimits[i];
-		uint64_t v[2] = { l->cur, l->max };
 		if (l->resource >= RLIM_NLIMITS)
 			continue;
-		ret = inject_write(in, data, v, sizeof(v));
-		if (!ret)
-			ret = inject_call(in, rlimit_names[l->resource], __NR_prlimit64, 0, l->resource, data, 0, 0, 0, NULL);
+		v[nv][0] = l->cur;
+		v[nv][1] = l->max;
+		what[n] = rlimit_names[l->resource];
+		c[n++] = (struct inj_call){ .nr = __NR_prlimit64, .a = { 0, l->resource, out + nv * 16 } };
+		nv++;
 	}
-	if (!ret && p->child_subreaper)
-		ret = inject_call(in, "restoring child subreaper", __NR_prctl, PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0, 0, NULL);
-	if (!ret && p->thp_disable)
-		ret = inject_call(in, "restoring THP disable", __NR_prctl, PR_SET_THP_DISABLE, 1, 0, 0, 0, 0, NULL);
-	if (!ret && p->timerslack_ns)
-		ret = inject_call(in, "restoring timer slack", __NR_prctl, PR_SET_TIMERSLACK, p->timerslack_ns, 0, 0, 0, 0, NULL);
+	if (p->child_subreaper) {
+		what[n] = "restoring child subreaper";
+		c[n++] = (struct inj_call){ .nr = __NR_prctl, .a = { PR_SET_CHILD_SUBREAPER, 1 } };
+	}
+	if (p->thp_disable) {
+		what[n] = "restoring THP disable";
+		c[n++] = (struct inj_call){ .nr = __NR_prctl, .a = { PR_SET_THP_DISABLE, 1 } };
+	}
+	if (p->timerslack_ns) {
+		what[n] = "restoring timer slack";
+		c[n++] = (struct inj_call){ .nr = __NR_prctl, .a = { PR_SET_TIMERSLACK, p->timerslack_ns } };
+	}
+	ret = nv ? inject_write(in, out, v, nv * sizeof(*v)) : 0;
+	if (!ret && n) {
+		ret = inject_batch(in, c, n, &failed);
+		if (ret && failed < n)
+			pr_err("%s: %s", what[failed], strerror(-ret));
+	}
+	free(c);
+	free(what);
+	free(v);
 	return ret;
 }
 
