@@ -136,9 +136,12 @@ int pagemap_real_swap(struct pagemap *pm, const struct page_run_list *u,
 				return got < 0 ? -errno : -EIO;
 			}
 			for (uint64_t k = 0; k < n; k++, addr += PAGE_SIZE) {
-				bool swapped = (buf[k] >> 62) & 1;
-				/* swap type 31 is the kernel's SWP_PTE_MARKER */
-				if (swapped && (buf[k] & 0x1f) != 31)
+				bool present = (buf[k] >> 63) & 1, swapped = (buf[k] >> 62) & 1;
+				bool file = (buf[k] >> 61) & 1;
+				/* swap type 31 is the kernel's SWP_PTE_MARKER; a page
+				 * present now (a migration entry that finished since
+				 * the scan) is data too, unless the file's. */
+				if ((swapped && (buf[k] & 0x1f) != 31) || (present && !file))
 					cb(arg, addr);
 			}
 			left -= n;

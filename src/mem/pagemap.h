@@ -88,7 +88,9 @@ int pagemap_scan_ex(struct pagemap *pm, const struct pm_scan_spec *sp, uint64_t 
  * Of the pages in u, neither present nor written (per PAGEMAP_SCAN): call
  * cb for each that is a real swap entry, not one of the pte markers the
  * userfaultfd write-protection leaves on pages never populated (the
- * classic pagemap shows the marker as swap type 31, SWP_PTE_MARKER).
+ * classic pagemap shows the marker as swap type 31, SWP_PTE_MARKER), and
+ * for each that is present by now and not the file's (a migration entry
+ * the scan saw, which the migration's end turned back into the page).
  */
 int pagemap_real_swap(struct pagemap *pm, const struct page_run_list *u,
 		      void (*cb)(void *arg, uint64_t addr), void *arg) __must_check;

@@ -217,12 +217,17 @@ static int batch_wait_done(struct inject *in, uint64_t done_addr)
 	} else if (!err) {
 		err = -errno;
 	}
-	if (err)
+	if (err && err != -ETIMEDOUT)
 		return err;
-	/* Still in rtcr's code: it did not time out and roll back (rtcr
-	 * would have had to be kept off the CPU for 2 s). */
-	err = task_get_regs(in->tid, &r);
-	if (!err && (r.rip < in->sc->base || r.rip >= in->sc->base + SCRATCH_ROLLBACK_OFF)) {
+	/* Still in rtcr's code (its rollback included: it has not run its
+	 * own yet): it did not time out and roll back, which needs rtcr off
+	 * the CPU for 2 s. Checked after rtcr's own timeout too. */
+	{
+		int rerr = task_get_regs(in->tid, &r);
+		if (rerr)
+			return rerr;
+	}
+	if (r.rip < in->sc->base || r.rip >= in->sc->base + SCRATCH_DATA_OFF) {
 		pr_err("pid %d: ran on after a batch of injected calls (rtcr was not scheduled "
 		       "for 2 s): the dump is abandoned", in->tid);
 		/* It rolled back and ran its own code: what rtcr saved is no
@@ -235,6 +240,8 @@ static int batch_wait_done(struct inject *in, uint64_t done_addr)
 		in->ran_on = true;
 		return -ETIMEDOUT;
 	}
+	if (err)
+		return err;
 	/* In the wait: not to be restarted, so that if rtcr dies from here
 	 * on, the thread rolls back at once, as after a single call. */
 	if (!err && r.rip == in->sc->base + scratch_stub_off(in->slot) + 2) {
