@@ -1066,6 +1066,22 @@ static void keep_lives(struct dump_ctx *c)
 	}
 }
 
+/* After the final rounds: the pages each process in the rounds stores
+ * and leaves in its parent, from its copy, into its Mm record. */
+static int lives_pages(struct dump_ctx *c)
+{
+	int ret = 0;
+
+	for (int i = 0; i < c->np && !ret; i++) {
+		if (!c->p[i].lp)
+			continue;
+		ret = live_pages(c->p[i].lp, &c->p[i].vl, &c->ms);
+		if (!ret)
+			mem_mm_pages(c->p[i].mm, &c->p[i].vl);
+	}
+	return ret;
+}
+
 /* FROZEN: each process of the tree with its rounds, if it had them (the
  * same process: the same start time). */
 static void live_match(struct dump_ctx *c)
@@ -1263,13 +1279,8 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 	if (c.lives && !o->leave_running) {
 		for (int i = 0; i < c.nlives; i++)
 			live_unwatch(c.lives[i]);
-		for (int i = 0; i < c.np && !ret; i++) {
-			if (!c.p[i].lp)
-				continue;
-			ret = live_pages(c.p[i].lp, &c.p[i].vl, &c.ms);
-			if (!ret)
-				mem_mm_pages(c.p[i].mm, &c.p[i].vl);
-		}
+		if (!ret)
+			ret = lives_pages(&c);
 		if (ret)
 			goto abort;
 		phase_mark(&c.ph, "live-pages");
@@ -1312,13 +1323,8 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 		for (int i = 0; i < c.nlives && !o->kept; i++)
 			live_unwatch(c.lives[i]);
 		phase_mark(&c.wall, "unwatch");
-		for (int i = 0; i < c.np && !ret; i++) {
-			if (!c.p[i].lp)
-				continue;
-			ret = live_pages(c.p[i].lp, &c.p[i].vl, &c.ms);
-			if (!ret)
-				mem_mm_pages(c.p[i].mm, &c.p[i].vl);
-		}
+		if (!ret)
+			ret = lives_pages(&c);
 		if (!ret)
 			ret = write_image(&c);
 		phase_mark(&c.wall, "write");
