@@ -129,25 +129,21 @@ void mirror_reset(struct mirror_area *a)
 
 void mirror_rebase(struct mirror *m)
 {
-	static uint8_t map[256];
-
 	/* The shared area read last may be another object at the next dump. */
 	if (m->shmfd >= 0)
 		close(m->shmfd);
 	m->shmfd = -1;
 	m->shm_start = 0;
 
-	if (!map[MIR_COPIED]) {
-		for (int i = 0; i < 256; i++)
-			map[i] = MIR_UNTOUCHED;
-		map[MIR_COPIED] = map[MIR_INHERIT] = MIR_INHERIT;
-	}
 	for (int i = 0; i < m->n; i++) {
 		struct mirror_area *a = m->a[i];
 		uint64_t np = (a->end - a->start) / PAGE_SIZE;
-		for (uint64_t p = 0; p < np; p++)
-			if (a->state[p] != map[a->state[p]])   /* (unwritten state pages stay so) */
-				a->state[p] = map[a->state[p]];
+		for (uint64_t p = 0; p < np; p++) {
+			uint8_t st = a->state[p];
+			uint8_t to = st == MIR_COPIED || st == MIR_INHERIT ? MIR_INHERIT : MIR_UNTOUCHED;
+			if (st != to)      /* (state pages never written stay unallocated) */
+				a->state[p] = to;
+		}
 	}
 }
 
