@@ -18,6 +18,9 @@
  * (private copies); SIGUSR1 also drops pages 0-3 of D, which then read
  * the file again.
  *
+ * Area E is shared anonymous memory; SIGHUP maps a new object at its
+ * address (MAP_FIXED), with another pattern, and prints "REPLACED".
+ *
  * On SIGUSR2 it execs itself ("live_ops exec"): the new program sets up
  * its areas again, prints "EXECD" and goes on as above (a live dump's
  * rounds were of the old program: it must be copied frozen).
@@ -39,13 +42,29 @@
 
 #define ND 16                   /* area D: a private file mapping, pages 0-7 written */
 
-static unsigned char *a, *b, *c, *cz, *d;
+#define NE 16                   /* area E: shared anonymous, replaced on SIGHUP */
+
+static unsigned char *a, *b, *c, *cz, *d, *e;
+static volatile sig_atomic_t replaced;
 static volatile sig_atomic_t changed;
 
 static void fill(unsigned char *p, unsigned long n, unsigned k)
 {
 	for (unsigned long i = 0; i < n * PG / 8; i++)
 		((uint64_t *)p)[i] = (uint64_t)i * 0x9e3779b97f4a7c15ULL ^ k;
+}
+
+static void on_hup(int sig)
+{
+	(void)sig;
+	/* Another object at the same address. */
+	if (mmap(e, NE * PG, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1,
+		 0) != e)
+		_exit(5);
+	fill(e, NE, 7);
+	replaced = 1;
+	if (write(1, "REPLACED\n", 9) != 9)
+		_exit(3);
 }
 
 static void on_usr2(int sig)
@@ -125,8 +144,12 @@ int main(int argc, char **argv)
 		for (unsigned long i = 0; i < 8 * PG / 8; i++)
 			((uint64_t *)d)[i] = (uint64_t)i * 0x9e3779b97f4a7c15ULL ^ 5;
 	}
+	e = mmap(NULL, NE * PG, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	CHECK(e != MAP_FAILED, "mmap: %s", strerror(errno));
+	fill(e, NE, 6);
 	signal(SIGUSR1, on_usr1);
 	signal(SIGUSR2, on_usr2);
+	signal(SIGHUP, on_hup);
 	if (execd) {
 		printf("EXECD\n");
 		fflush(stdout);
@@ -165,6 +188,13 @@ int main(int argc, char **argv)
 			((uint64_t *)want)[w] = (uint64_t)(i * PG / 8 + w) * 0x9e3779b97f4a7c15ULL ^ k;
 		CHECK(!memcmp(d + i * PG, want, PG), "page %lu of the private file mapping holds "
 		      "%s", i, k == 4 ? "not the file's data" : "not its own copy");
+	}
+	for (unsigned long i = 0; i < NE; i++) {
+		unsigned k = replaced ? 7 : 6;
+		for (unsigned long w = 0; w < PG / 8; w++)
+			((uint64_t *)want)[w] = (uint64_t)(i * PG / 8 + w) * 0x9e3779b97f4a7c15ULL ^ k;
+		CHECK(!memcmp(e + i * PG, want, PG), "page %lu of the shared area holds %s", i,
+		      replaced ? "the object it replaced" : "not its data");
 	}
 	CHECK(dontfork(b) == changed, "area B is %sDONTFORK, but the target %s it",
 	      changed ? "not " : "", changed ? "marked" : "did not mark");
