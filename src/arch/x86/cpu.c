@@ -1,6 +1,7 @@
 #include "arch/x86/cpu.h"
 
 #include <cpuid.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -11,7 +12,24 @@ static uint64_t xgetbv0(void)
 	return ((uint64_t)hi << 32) | lo;
 }
 
+static struct cpu_info cached;
+static pthread_once_t cached_once = PTHREAD_ONCE_INIT;
+static void cpu_info_read(struct cpu_info *ci);
+
+static void read_cached(void)
+{
+	cpu_info_read(&cached);
+}
+
+/* Read once: in a VM each cpuid is a trap to the hypervisor (~7 us here),
+ * and dumps ask while the processes are frozen. */
 void cpu_info_get(struct cpu_info *ci)
+{
+	pthread_once(&cached_once, read_cached);
+	*ci = cached;
+}
+
+static void cpu_info_read(struct cpu_info *ci)
 {
 	unsigned a, b, c, d, max, maxext;
 
