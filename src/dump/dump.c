@@ -1146,6 +1146,12 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 		pr_err("periodic live dumps leave the process running");
 		return -EINVAL;
 	}
+	{
+		/* Read now (it is read once): each cpuid traps to the
+		 * hypervisor in a VM, ~50 us for all, not to be frozen time. */
+		struct cpu_info ci;
+		cpu_info_get(&ci);
+	}
 	ret = random_id(c.id);
 	if (!ret && o->prev)
 		ret = load_prev(&c);
