@@ -891,18 +891,16 @@ static void print_stats(struct dump_ctx *c)
 		(now_ns() - c->t_start) / 1e6, c->ms.scan_ns / 1e6, c->ms.copy_ns / 1e6,
 		copy_s > 0 ? bytes / copy_s / (1ULL << 30) : 0.0);
 	if (c->lives) {
-		uint64_t pre = 0, last = 0, stops = 0, tns = 0, tmax = 0, ns = 0;
+		uint64_t pre = live_sum(c, offsetof(struct live_proc, precopied));
+		uint64_t last = live_sum(c, offsetof(struct live_proc, last_written));
+		uint64_t stops = live_sum(c, offsetof(struct live_proc, throttle_stops));
+		uint64_t tns = live_sum(c, offsetof(struct live_proc, throttle_ns));
+		uint64_t tmax = live_max(c, offsetof(struct live_proc, throttle_max_ns));
+		uint64_t ns = live_max(c, offsetof(struct live_proc, precopy_ns));
 		int rounds = 0, nproc = 0, resumed = live_resumed(c);
 		for (int i = 0; i < c->nlives; i++) {
-			const struct live_proc *lp = c->lives[i];
-			pre += lp->precopied;
-			last += lp->last_written;
-			stops += lp->throttle_stops;
-			tns += lp->throttle_ns;
-			tmax = MAX(tmax, lp->throttle_max_ns);
-			rounds = MAX(rounds, lp->rounds + 1);
-			ns = MAX(ns, lp->precopy_ns);
-			nproc += !lp->gone;
+			rounds = MAX(rounds, c->lives[i]->rounds + 1);
+			nproc += !c->lives[i]->gone;
 		}
 		fprintf(stderr, "  live        %8.3f ms copying %llu pages of %d process%s in %d rounds "
 			"while it ran; %llu written in the last\n", ns / 1e6, (unsigned long long)pre,
@@ -1141,10 +1139,6 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 		pr_err("--live --leave-running with --tcp-established: not supported yet (a live "
 		       "dump that kills the process can take them)");
 		return -ENOTSUP;
-	}
-	if (o->live && o->kept && !o->leave_running) {
-		pr_err("periodic live dumps leave the process running");
-		return -EINVAL;
 	}
 	{
 		/* Read now (it is read once): each cpuid traps to the
