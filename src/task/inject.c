@@ -155,7 +155,7 @@ static int batch_wait_done(struct inject *in, uint64_t done_addr)
 	uint64_t t0 = now_ns(), done = 0;
 	struct user_regs_struct r;
 	struct stop st;
-	int err;
+	int err, rerr;
 
 	for (unsigned i = 0;; i++) {
 		err = inject_read(in, done_addr, &done, sizeof(done));
@@ -222,11 +222,9 @@ static int batch_wait_done(struct inject *in, uint64_t done_addr)
 	/* Still in rtcr's code (its rollback included: it has not run its
 	 * own yet): it did not time out and roll back, which needs rtcr off
 	 * the CPU for 2 s. Checked after rtcr's own timeout too. */
-	{
-		int rerr = task_get_regs(in->tid, &r);
-		if (rerr)
-			return rerr;
-	}
+	rerr = task_get_regs(in->tid, &r);
+	if (rerr)
+		return rerr;
 	if (r.rip < in->sc->base || r.rip >= in->sc->base + SCRATCH_DATA_OFF) {
 		pr_err("pid %d: ran on after a batch of injected calls (rtcr was not scheduled "
 		       "for 2 s): the dump is abandoned", in->tid);
@@ -244,7 +242,7 @@ static int batch_wait_done(struct inject *in, uint64_t done_addr)
 		return err;
 	/* In the wait: not to be restarted, so that if rtcr dies from here
 	 * on, the thread rolls back at once, as after a single call. */
-	if (!err && r.rip == in->sc->base + scratch_stub_off(in->slot) + 2) {
+	if (r.rip == in->sc->base + scratch_stub_off(in->slot) + 2) {
 		r.orig_rax = (unsigned long long)-1;
 		r.rax = (unsigned long long)-EINTR;
 		err = task_set_regs(in->tid, &r);
