@@ -221,6 +221,18 @@ restore_detached() {
 	assert_running "$PID"
 }
 
+# rtcr (pid DPID, run with RTCR_TEST_PAUSE_FILE=$T/paused) waiting at
+# its pause point; else fail, showing OUT, with "rtcr did not WHAT".
+wait_paused() { # dpid out what
+	local i
+	for ((i = 0; i < 1000; i++)); do
+		[ -e "$T/paused" ] && return 0
+		kill -0 "$1" 2>/dev/null || break
+		sleep 0.01
+	done
+	[ -e "$T/paused" ] || { cat "$2" >&2; fail "rtcr did not $3"; }
+}
+
 wait_pid_free() { # pid
 	local i
 	for ((i = 0; i < 500; i++)); do

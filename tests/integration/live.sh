@@ -96,18 +96,13 @@ test_live_writer_static() {
 # Dump with --live while rtcr pauses between its last copy round and the
 # freeze (RTCR_TEST_PAUSE_AT), running COMMAND right then if given.
 live_dump_paused() { # name [command...]
-	local d="$T/$1" dpid i
+	local d="$T/$1" dpid
 	mkdir -p "$d"
 	RTCR_TEST_PAUSE_AT=live-rounds-done RTCR_TEST_PAUSE_FILE="$T/paused" \
 		"$RTCR" dump -t "$PID" -D "$d" --leave-running --live --stats > "$d.out" 2>&1 &
 	dpid=$!
 	track_pid "$dpid"
-	for ((i = 0; i < 1000; i++)); do
-		[ -e "$T/paused" ] && break
-		kill -0 "$dpid" 2>/dev/null || break
-		sleep 0.01
-	done
-	[ -e "$T/paused" ] || { cat "$d.out" >&2; fail "rtcr did not reach the pause point"; }
+	wait_paused "$dpid" "$d.out" "reach the pause point"
 	shift
 	[ $# = 0 ] || "$@"
 	rm -f "$T/paused"
@@ -226,15 +221,10 @@ test_live_periodic_goes_on() {
 	RTCR_TEST_PAUSE_AT=periodic-next RTCR_TEST_PAUSE_FILE="$T/paused" \
 		"$RTCR" dump -t "$PID" -D "$T/base" --interval 50 --count 4 --live --stats \
 		> "$T/periodic.out" 2>&1 &
-	local dpid=$! k i
+	local dpid=$! k
 	track_pid "$dpid"
 	for k in 1 2 3; do
-		for ((i = 0; i < 1000; i++)); do
-			[ -e "$T/paused" ] && break
-			kill -0 "$dpid" 2>/dev/null || break
-			sleep 0.01
-		done
-		[ -e "$T/paused" ] || { cat "$T/periodic.out" >&2; fail "rtcr did not pause before checkpoint $((k + 1))"; }
+		wait_paused "$dpid" "$T/periodic.out" "pause before checkpoint $((k + 1))"
 		chain_step "$k"
 		rm -f "$T/paused"
 	done
@@ -302,14 +292,9 @@ test_live_periodic_shared_replaced() {
 	RTCR_TEST_PAUSE_AT=periodic-next RTCR_TEST_PAUSE_FILE="$T/paused" \
 		"$RTCR" dump -t "$PID" -D "$T/base" --interval 50 --count 2 --live --stats \
 		> "$T/periodic.out" 2>&1 &
-	local dpid=$! i
+	local dpid=$!
 	track_pid "$dpid"
-	for ((i = 0; i < 1000; i++)); do
-		[ -e "$T/paused" ] && break
-		kill -0 "$dpid" 2>/dev/null || break
-		sleep 0.01
-	done
-	[ -e "$T/paused" ] || { cat "$T/periodic.out" >&2; fail "rtcr did not pause before checkpoint 2"; }
+	wait_paused "$dpid" "$T/periodic.out" "pause before checkpoint 2"
 	kill -HUP "$PID"
 	wait_for "$T/out" '^REPLACED'
 	rm -f "$T/paused"

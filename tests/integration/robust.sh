@@ -56,16 +56,12 @@ test_killed_after_a_batch() {
 test_batch_ran_on() {
 	start_ready mem_race
 	mkdir -p "$T/img"
-	local cpus i dpid; cpus=$(cpus_of "$PID")
+	local cpus dpid; cpus=$(cpus_of "$PID")
 	RTCR_TEST_PAUSE_AT=batch-done RTCR_TEST_PAUSE_FILE="$T/paused" \
 		"$RTCR" dump -t "$PID" -D "$T/img" > "$T/dump.out" 2>&1 &
 	dpid=$!
 	track_pid "$dpid"
-	for ((i = 0; i < 500; i++)); do
-		[ -e "$T/paused" ] && break
-		sleep 0.01
-	done
-	[ -e "$T/paused" ] || { cat "$T/dump.out" >&2; fail "rtcr did not pause after a batch"; }
+	wait_paused "$dpid" "$T/dump.out" "pause after a batch"
 	sleep 2.5
 	rm -f "$T/paused"
 	if wait "$dpid"; then
