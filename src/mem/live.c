@@ -731,17 +731,14 @@ int live_precopy(struct live_proc **lps, int n)
 
 int live_areas(struct live_proc *lp, struct vma_list *vl)
 {
-	bool reused = false;
-
-	lp->areas_reused = false;
 	int same = areas_unchanged(lp, &lp->areas_how);
 
+	lp->areas_reused = false;
 	if (same < 0) {
 		return same;
 	} else if (same) {
 		lp->areas_how = "from the last round";
 		vma_list_copy(vl, &lp->vl);
-		reused = true;
 		lp->areas_reused = true;
 		/* A mapped file's size and times change without a call of
 		 * this process (another writer, a write through a shared
@@ -763,14 +760,14 @@ int live_areas(struct live_proc *lp, struct vma_list *vl)
 				 (unsigned long long)v->start, (unsigned long long)v->end);
 			if (stat(link, &v->st) < 0 && (!v->path || stat(v->path, &v->st) < 0)) {
 				vma_list_free(vl);
-				reused = lp->areas_reused = false;
+				lp->areas_reused = false;
 				lp->areas_how = "read frozen (a mapped file could not be stat'ed)";
 				break;
 			}
 		}
 	}
 	pr_debug("pid %d: areas %s", lp->pid, lp->areas_how);
-	return reused ? 0 : vma_list_read(lp->pid, vl, true);
+	return lp->areas_reused ? 0 : vma_list_read(lp->pid, vl, true);
 }
 
 int live_final(struct live_proc *lp, struct vma_list *vl, struct mem_stats *st)
