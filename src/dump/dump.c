@@ -543,6 +543,7 @@ static int do_inject(struct dump_ctx *c, struct pdump *p)
 {
 	Rtcr__Thread *t = p->proc->threads[0];
 	uint64_t gadget = mem_find_gadget(p->pid, &p->vl);
+	struct attrs_more more;
 	struct cpu_info ci;
 	int ret;
 
@@ -560,7 +561,7 @@ static int do_inject(struct dump_ctx *c, struct pdump *p)
 	test_kill_point("injecting");
 
 	phase_mark(&c->ph, "inject-begin");
-	ret = attrs_dump(&p->in, p->pid, p->proc);
+	ret = attrs_dump(&p->in, p->pid, p->proc, &more);
 	phase_mark(&c->ph, "attrs");
 	if (!ret)
 		ret = timers_dump(&p->in, p->pid, p->proc);
@@ -572,12 +573,12 @@ static int do_inject(struct dump_ctx *c, struct pdump *p)
 	phase_mark(&c->ph, "signals");
 	test_kill_point("queried");
 	if (!ret)
-		ret = creds_dump(&p->in, p->pid, &p->proc->creds);
+		ret = creds_dump(&p->in, p->pid, &more.securebits, &p->proc->creds);
 	if (!ret)
 		ret = thread_dump_inj(&p->in, t);
 	phase_mark(&c->ph, "creds+thread");
 	if (!ret)
-		ret = mem_dump_mm(&p->in, p->pid, &p->vl, &p->mm);
+		ret = mem_dump_mm(&p->in, p->pid, &p->vl, &more.brk, &p->mm);
 	phase_mark(&c->ph, "mm");
 	/* Dirty tracking for the next incremental dump: after the pages to
 	 * store were found, before the process runs again. */
@@ -597,7 +598,7 @@ static int do_inject(struct dump_ctx *c, struct pdump *p)
 		if (!ret)
 			ret = thread_dump_inj(&it, ti);
 		if (!ret)
-			ret = creds_dump(&it, ti->tid, &ti->creds);
+			ret = creds_dump(&it, ti->tid, NULL, &ti->creds);
 		if (!ret && creds_equal(ti->creds, p->proc->creds)) {
 			rtcr__creds__free_unpacked(ti->creds, NULL);
 			ti->creds = NULL;

@@ -35,7 +35,9 @@ struct mem_stats {
 int mem_find_pages_tree(const pid_t *pids, struct vma_list **vls, const bool *inc, int n,
 			struct mem_stats *st) __must_check;
 /* Build the Mm record (layout from /proc, brk from an injected brk(0)). */
-int mem_dump_mm(struct inject *in, pid_t pid, const struct vma_list *vl, Rtcr__Mm **out) __must_check;
+/* brk: the break, queried already (attrs_dump()), or NULL to query it here. */
+int mem_dump_mm(struct inject *in, pid_t pid, const struct vma_list *vl, const long *brk,
+		Rtcr__Mm **out) __must_check;
 /* (Again) the stored and inherited pages of every area of mm, from vl's
  * lists (a live dump knows them only after the release). */
 void mem_mm_pages(Rtcr__Mm *mm, const struct vma_list *vl);

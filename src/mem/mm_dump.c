@@ -212,7 +212,8 @@ int mem_find_pages_tree(const pid_t *pids, struct vma_list **vls, const bool *in
 	return ret;
 }
 
-int mem_dump_mm(struct inject *in, pid_t pid, const struct vma_list *vl, Rtcr__Mm **out)
+int mem_dump_mm(struct inject *in, pid_t pid, const struct vma_list *vl, const long *known_brk,
+		Rtcr__Mm **out)
 {
 	Rtcr__Mm *mm = xzalloc(sizeof(*mm));
 	uint64_t f[PROC_STAT_FIELDS];
@@ -236,8 +237,9 @@ int mem_dump_mm(struct inject *in, pid_t pid, const struct vma_list *vl, Rtcr__M
 	mm->arg_end = f[49];
 	mm->env_start = f[50];
 	mm->env_end = f[51];
-	ret = inject_syscall(in, __NR_brk, 0, 0, 0, 0, 0, 0, &brk);
-	if (ret)
+	if (known_brk)
+		brk = *known_brk;
+	else if ((ret = inject_syscall(in, __NR_brk, 0, 0, 0, 0, 0, 0, &brk)))
 		goto err;
 	mm->brk = brk;
 

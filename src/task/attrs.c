@@ -67,7 +67,7 @@ static int dump_rlimits(pid_t pid, Rtcr__Process *p)
 	return 0;
 }
 
-int attrs_dump(struct inject *in, pid_t pid, Rtcr__Process *p)
+int attrs_dump(struct inject *in, pid_t pid, Rtcr__Process *p, struct attrs_more *more)
 {
 	uint64_t f[PROC_STAT_FIELDS], v;
 	struct proc_status ps;
@@ -125,7 +125,7 @@ int attrs_dump(struct inject *in, pid_t pid, Rtcr__Process *p)
 		static const char *const what[] = {
 			"PR_GET_DUMPABLE", "PR_GET_THP_DISABLE", "PR_GET_PDEATHSIG",
 			"PR_GET_CHILD_SUBREAPER", "ARCH_GET_XCOMP_PERM", "getitimer",
-			"getitimer", "getitimer",
+			"getitimer", "getitimer", "PR_GET_SECUREBITS", "brk",
 		};
 		struct inj_call c[] = {
 			{ .nr = __NR_prctl, .a = { PR_GET_DUMPABLE } },
@@ -137,6 +137,8 @@ int attrs_dump(struct inject *in, pid_t pid, Rtcr__Process *p)
 			{ .nr = __NR_getitimer, .a = { 0, out + 32 } },
 			{ .nr = __NR_getitimer, .a = { 1, out + 64 } },
 			{ .nr = __NR_getitimer, .a = { 2, out + 96 } },
+			{ .nr = __NR_prctl, .a = { PR_GET_SECUREBITS } },
+			{ .nr = __NR_brk, .a = { 0 } },
 		};
 		size_t failed;
 		ret = inject_batch(in, c, ARRAY_SIZE(c), &failed);
@@ -148,6 +150,8 @@ int attrs_dump(struct inject *in, pid_t pid, Rtcr__Process *p)
 		p->dumpable = c[0].ret;
 		p->thp_disable = c[1].ret;
 		xr = c[4].ret;
+		more->securebits = c[8].ret;
+		more->brk = c[9].ret;
 	}
 	{
 		struct {

@@ -22,7 +22,7 @@
 /* They are passed to setgroups() through the injection data area. */
 #define CREDS_MAX_GROUPS (SCRATCH_DATA_LEN / 4)
 
-int creds_dump(struct inject *in, pid_t pid, Rtcr__Creds **out)
+int creds_dump(struct inject *in, pid_t pid, const long *securebits, Rtcr__Creds **out)
 {
 	Rtcr__Creds *c = xzalloc(sizeof(*c));
 	struct proc_status ps;
@@ -59,8 +59,9 @@ int creds_dump(struct inject *in, pid_t pid, Rtcr__Creds **out)
 	    proc_status_u64(&ps, "CapAmb", &c->cap_amb, 16))
 		goto bad;
 	proc_status_free(&ps);
-	ret = inject_syscall(in, __NR_prctl, PR_GET_SECUREBITS, 0, 0, 0, 0, 0, &sb);
-	if (ret)
+	if (securebits)
+		sb = *securebits;
+	else if ((ret = inject_syscall(in, __NR_prctl, PR_GET_SECUREBITS, 0, 0, 0, 0, 0, &sb)))
 		goto err;
 	if (sb < 0) {
 		pr_err("pid %d: PR_GET_SECUREBITS: %s", pid, strerror((int)-sb));

@@ -473,7 +473,7 @@ static int unpin(struct inject *in)
 static int take_slot(struct inject *in, struct scratch *sc, unsigned slot, const void *xstate,
 		     size_t xstate_len)
 {
-	long ret;
+	struct user_regs_struct r;
 	int err;
 
 	in->sc = sc;
@@ -499,7 +499,15 @@ static int take_slot(struct inject *in, struct scratch *sc, unsigned slot, const
 	}
 	in->gadget = sc->base + scratch_stub_off(slot);
 	in->rollback = xstate != NULL;
-	return inject_syscall(in, __NR_getpid, 0, 0, 0, 0, 0, 0, &ret);
+	/* Parked at its stub's syscall exit, as after a call through it and
+	 * without running one: if rtcr dies from here on, the stub's next
+	 * instructions roll it back. */
+	r = in->saved;
+	r.rip = in->gadget + 2;
+	r.orig_rax = (unsigned long long)-1;
+	r.rax = (unsigned long long)-EINTR;
+	r.eflags &= ~0x100ULL;
+	return task_set_regs(in->tid, &r);
 }
 
 int inject_map_scratch(struct inject *in, struct scratch *sc, uint64_t addr, unsigned nslots,

@@ -20,8 +20,16 @@
 /* Checks that need no stopping: fails with a message naming the reason. */
 int task_preflight(pid_t pid) __must_check;
 
-/* Process-wide attributes (everything in Process but threads/signals/creds). */
-int attrs_dump(struct inject *in, pid_t pid, Rtcr__Process *p) __must_check;
+/*
+ * Process-wide attributes (everything in Process but threads/signals/creds).
+ * The same batch of injected calls also queries what creds_dump() and
+ * mem_dump_mm() need of the main thread: each call is a resume of it.
+ */
+struct attrs_more {
+	long securebits;   /* PR_GET_SECUREBITS */
+	long brk;          /* brk(0) */
+};
+int attrs_dump(struct inject *in, pid_t pid, Rtcr__Process *p, struct attrs_more *more) __must_check;
 int attrs_restore_child(const Rtcr__Process *p, bool detach) __must_check;
 /* Before credentials change (limits, prctl flags)... */
 int attrs_restore_inj(struct inject *in, const Rtcr__Process *p) __must_check;
@@ -47,7 +55,8 @@ int signals_restore_thread_pending(struct inject *in, pid_t pid, const Rtcr__Thr
 int signals_restore_one(struct inject *in, const Rtcr__Process *p, int sig) __must_check;
 int peek_pending(pid_t tid, bool shared, Rtcr__SigInfo ***out, size_t *n) __must_check;
 
-int creds_dump(struct inject *in, pid_t pid, Rtcr__Creds **out) __must_check;
+/* securebits: queried already (attrs_dump()), or NULL to query them here. */
+int creds_dump(struct inject *in, pid_t pid, const long *securebits, Rtcr__Creds **out) __must_check;
 int creds_check(const Rtcr__Creds *c) __must_check;
 bool creds_equal(const Rtcr__Creds *a, const Rtcr__Creds *b);
 /* Same credentials as the restoring rtcr (nothing to change)? */
