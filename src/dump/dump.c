@@ -54,6 +54,7 @@
 #include "arch/x86/scratch_layout.h"
 #include "common/proc.h"
 #include "common/phases.h"
+#include "common/spare.h"
 #include "common/util.h"
 #include "common/version.h"
 #include "files/files.h"
@@ -1167,7 +1168,10 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 			goto out;
 	}
 
-	/* FROZEN */
+	/* FROZEN. The spare CPU's worker is woken first: a wake-up costs
+	 * up to ~2 ms here, and it may only run where nothing else would. */
+	if (c.lives)
+		spare_arm();
 	g_ctx = &c;
 	ret = freeze_tree(&c);
 	if (ret)
@@ -1246,6 +1250,7 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 		for (int i = 0; i < c.np && !ret; i++)
 			if (c.p[i].lp)
 				ret = live_final(c.p[i].lp, &c.p[i].vl, &c.ms);
+		spare_disarm();
 		if (c.lives)
 			phase_mark(&c.ph, "live-final");
 		if (!ret)
@@ -1415,6 +1420,7 @@ done:
 	goto out;
 
 abort:
+	spare_disarm();
 	for (int i = 0; i < c.np; i++) {
 		struct pdump *p = &c.p[i];
 		if (!p->injecting)

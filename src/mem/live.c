@@ -269,6 +269,66 @@ static void on_written(void *arg, uint64_t start, uint64_t end, uint64_t cat)
 	}
 }
 
+/*
+ * The frozen written-pages scan, in pieces of about equal tracked size,
+ * shared with the spare CPU (common/spare.h): the walk of every pte is
+ * the part of the freeze that grows with the memory. Each piece has its
+ * own cursor and list of private file pages; the mirror states they set
+ * are of distinct pages.
+ */
+#define SPLIT_PIECES    8
+#define SPLIT_MIN_BYTES (64ull << 20)   /* below, one walk (~50 us) */
+
+static int scan_written_split(struct pagemap *pm, const struct pm_scan_spec *sp,
+			      struct round_scan *s)
+{
+	const struct vma_list *vl = s->vl;
+	uint64_t total = 0, cum = 0, bounds[SPLIT_PIECES + 1];
+	struct round_scan ps[SPLIT_PIECES];
+	void *args[SPLIT_PIECES];
+	int n = 1, k = 1, ret;
+
+	for (int i = 0; i < vl->nr; i++)
+		if (s->ma[i])
+			total += vl->v[i].end - vl->v[i].start;
+	if (total < SPLIT_MIN_BYTES)
+		return pagemap_scan_ex(pm, sp, vl->v[0].start, vl->v[vl->nr - 1].end, on_written, s);
+	bounds[0] = vl->v[0].start;
+	ps[0] = *s;
+	ps[0].vi = 0;
+	for (int i = 0; i < vl->nr && k < SPLIT_PIECES; i++) {
+		uint64_t len;
+
+		if (!s->ma[i])
+			continue;
+		len = vl->v[i].end - vl->v[i].start;
+		for (; k < SPLIT_PIECES && cum + len > total / SPLIT_PIECES * k; k++) {
+			uint64_t b = vl->v[i].start + ((total / SPLIT_PIECES * k - cum) & ~(PAGE_SIZE - 1));
+			if (b <= bounds[n - 1])
+				continue;
+			bounds[n] = b;
+			ps[n] = *s;
+			ps[n].vi = i;
+			n++;
+		}
+		cum += len;
+	}
+	bounds[n] = vl->v[vl->nr - 1].end;
+	for (int i = 0; i < n; i++) {
+		memset(&ps[i].unsure, 0, sizeof(ps[i].unsure));
+		memset(&ps[i].filew, 0, sizeof(ps[i].filew));
+		args[i] = &ps[i];
+	}
+	ret = pagemap_scan_split(pm, sp, bounds, n, on_written, args);
+	/* In address order, as one scan would have listed them. */
+	for (int i = 0; i < n; i++) {
+		for (uint32_t r = 0; r < ps[i].filew.nr; r++)
+			prl_add(&s->filew, ps[i].filew.v[r].start, ps[i].filew.v[r].npages);
+		prl_free(&ps[i].filew);
+	}
+	return ret;
+}
+
 struct swap_arg {
 	struct round_scan *s;
 	int vi;
@@ -538,8 +598,11 @@ static int round_run(struct live_proc *lp, struct vma_list *vl, bool frozen)
 			.return_mask = PAGE_IS_WRITTEN,
 		};
 		s.vi = 0;
-		ret = pagemap_scan_ex(&pm, &written, vl->v[0].start, vl->v[vl->nr - 1].end,
-				      on_written, &s);
+		if (frozen)
+			ret = scan_written_split(&pm, &written, &s);
+		else
+			ret = pagemap_scan_ex(&pm, &written, vl->v[0].start, vl->v[vl->nr - 1].end,
+					      on_written, &s);
 	}
 	/* Of those, in private file mappings: data or the file's page. */
 	s.written = true;

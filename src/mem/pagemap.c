@@ -7,6 +7,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "common/spare.h"
 #include "common/util.h"
 
 void prl_add(struct page_run_list *l, uint64_t start, uint64_t npages)
@@ -108,6 +109,55 @@ int pagemap_scan_ex(struct pagemap *pm, const struct pm_scan_spec *sp, uint64_t 
 		a.start = a.walk_end;
 	}
 	return 0;
+}
+
+struct split_piece {
+	struct pagemap pm;     /* the caller's fd, a vector of its own */
+	uint64_t start, end;
+	void *arg;
+	int ret;
+};
+
+struct split_job {
+	const struct pm_scan_spec *sp;
+	pagemap_cb cb;
+	struct split_piece *p;
+};
+
+static void split_one(void *arg, int i)
+{
+	struct split_job *j = arg;
+	struct split_piece *p = &j->p[i];
+
+	p->ret = pagemap_scan_ex(&p->pm, j->sp, p->start, p->end, j->cb, p->arg);
+}
+
+int pagemap_scan_split(struct pagemap *pm, const struct pm_scan_spec *sp, const uint64_t *bounds,
+		       int n, pagemap_cb cb, void **args)
+{
+	struct split_piece *p = xzalloc(n * sizeof(*p));
+	struct split_job j = { sp, cb, p };
+	int ret = 0;
+
+	for (int i = 0; i < n; i++) {
+		p[i].pm = *pm;
+		if (i) {
+			p[i].pm.vec_len = 1024;
+			p[i].pm.vec = xmalloc(p[i].pm.vec_len * sizeof(*p[i].pm.vec));
+		}
+		p[i].start = bounds[i];
+		p[i].end = bounds[i + 1];
+		p[i].arg = args[i];
+	}
+	spare_run(split_one, &j, n);
+	for (int i = 0; i < n; i++) {
+		if (!ret)
+			ret = p[i].ret;
+		if (i)
+			free(p[i].pm.vec);
+	}
+	free(p);
+	return ret;
 }
 
 int pagemap_scan_all(struct pagemap *pm, uint64_t start, uint64_t end, pagemap_cb cb, void *arg)

@@ -85,6 +85,15 @@ int pagemap_scan_ex(struct pagemap *pm, const struct pm_scan_spec *sp, uint64_t 
 		    uint64_t end, pagemap_cb cb, void *arg) __must_check;
 
 /*
+ * pagemap_scan_ex over the n ranges [bounds[i], bounds[i + 1]), with
+ * cb(args[i], ...) for range i, shared with the spare CPU when it is
+ * armed (common/spare.h): cb runs concurrently for distinct ranges.
+ * Returns the first range's error.
+ */
+int pagemap_scan_split(struct pagemap *pm, const struct pm_scan_spec *sp, const uint64_t *bounds,
+		       int n, pagemap_cb cb, void **args) __must_check;
+
+/*
  * Of the pages in u, neither present nor written (per PAGEMAP_SCAN): call
  * cb for each that is a real swap entry, not one of the pte markers the
  * userfaultfd write-protection leaves on pages never populated (the

@@ -1,0 +1,151 @@
+/*
+ * The spare CPU (spare.h).
+ */
+#include "common/spare.h"
+
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+
+struct job {
+	void (*fn)(void *arg, int i);
+	void *arg;
+	int n;
+	atomic_int next;   /* the next piece to take */
+	atomic_int left;   /* pieces not done yet */
+};
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static bool have_worker;
+static pthread_t th;
+static cpu_set_t allowed;          /* rtcr's CPUs when the worker began */
+static atomic_uint gen;            /* bumped by each arm; the worker sleeps on it */
+static atomic_bool armed;
+static struct job *_Atomic cur;    /* the job under way, if any */
+static atomic_int busy;            /* the worker holds a pointer to a job */
+
+static void cpu_relax(void)
+{
+	__asm__ volatile("pause" ::: "memory");
+}
+
+static void take(struct job *j)
+{
+	for (int i; (i = atomic_fetch_add(&j->next, 1)) < j->n;) {
+		j->fn(j->arg, i);
+		atomic_fetch_sub(&j->left, 1);
+	}
+}
+
+static void *worker(void *unused)
+{
+	struct sched_param sp = { 0 };
+	unsigned seen = 0;
+
+	(void)unused;
+	/* Only where nothing else would run: it never delays a process
+	 * rtcr waits for (to stop, or to run an injected call). */
+	if (sched_setscheduler(0, SCHED_IDLE, &sp))
+		pr_debug("spare CPU worker: SCHED_IDLE: %s", strerror(errno));
+	for (;;) {
+		unsigned g = atomic_load(&gen);
+		uint64_t t0;
+
+		if (g == seen) {
+			syscall(SYS_futex, &gen, FUTEX_WAIT_PRIVATE, g, NULL, NULL, 0);
+			continue;
+		}
+		seen = g;
+		t0 = now_ns();
+		for (unsigned k = 0; atomic_load(&armed); k++) {
+			struct job *j;
+
+			atomic_fetch_add(&busy, 1);
+			j = atomic_load(&cur);
+			if (j)
+				take(j);
+			atomic_fetch_sub(&busy, 1);
+			if (!(k & 1023) && now_ns() - t0 > SPARE_SPIN_MAX_MS * 1000000ull)
+				break;
+			cpu_relax();
+		}
+	}
+	return NULL;
+}
+
+static void start(void)
+{
+	const char *e = getenv("RTCR_SPARE");
+	sigset_t all, old;
+	pthread_attr_t at;
+	int err;
+
+	if ((e && !strcmp(e, "0")) || sched_getaffinity(0, sizeof(allowed), &allowed) ||
+	    CPU_COUNT(&allowed) < 2)
+		return;
+	/* Signals are the main thread's. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&at, 64 << 10);
+	err = pthread_create(&th, &at, worker, NULL);
+	have_worker = !err;
+	pthread_attr_destroy(&at);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err)
+		pr_debug("no spare CPU worker: %s", strerror(err));
+}
+
+void spare_arm(void)
+{
+	cpu_set_t other;
+	int me;
+
+	pthread_once(&once, start);
+	if (!have_worker)
+		return;
+	/* Not on this CPU: woken there, it would take it from the caller
+	 * for a time slice. */
+	other = allowed;
+	me = sched_getcpu();
+	if (me >= 0 && CPU_ISSET(me, &other)) {
+		CPU_CLR(me, &other);
+		pthread_setaffinity_np(th, sizeof(other), &other);
+	}
+	atomic_store(&armed, true);
+	atomic_fetch_add(&gen, 1);
+	syscall(SYS_futex, &gen, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+void spare_disarm(void)
+{
+	atomic_store(&armed, false);
+}
+
+void spare_run(void (*fn)(void *arg, int i), void *arg, int n)
+{
+	struct job j = { .fn = fn, .arg = arg, .n = n };
+
+	atomic_init(&j.next, 0);
+	atomic_init(&j.left, n);
+	if (have_worker && atomic_load(&armed))
+		atomic_store(&cur, &j);
+	take(&j);
+	/* The worker's last piece; then it lets go of j. */
+	while (atomic_load(&j.left) > 0)
+		cpu_relax();
+	atomic_store(&cur, NULL);
+	while (atomic_load(&busy) > 0)
+		cpu_relax();
+}

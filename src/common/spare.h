@@ -1,0 +1,34 @@
+/*
+ * The spare CPU: a worker thread that shares the frozen phase's
+ * page-table walks with rtcr's main thread.
+ *
+ * While the tree is frozen, rtcr works on one CPU and the other CPUs are
+ * idle; the walk of the tracker's bits (PAGEMAP_SCAN, ~0.5-1 ms per GiB)
+ * is the part of the freeze that grows with the memory. Split in pieces,
+ * it runs on two CPUs at once (walks of different page tables only
+ * share the memory map's lock, for reading).
+ *
+ * Waking a sleeping thread on an idle virtual CPU costs 0.05-2 ms here,
+ * more than it would save, so the worker is woken when the freeze begins
+ * (spare_arm()) and spins until spare_disarm() (or SPARE_SPIN_MAX_MS),
+ * and work is shared by taking pieces: the caller takes pieces too, and
+ * a worker that arrives late only takes fewer. Nothing ever waits for
+ * the worker but for the piece it is doing.
+ *
+ * Arm only while the processes are stopped: a spinning thread would take
+ * a CPU from them. With one usable CPU (or RTCR_SPARE=0) there is no
+ * worker and spare_run() does every piece itself.
+ */
+#ifndef RTCR_COMMON_SPARE_H
+#define RTCR_COMMON_SPARE_H
+
+#define SPARE_SPIN_MAX_MS 200   /* a worker never spins longer than this per arm */
+
+void spare_arm(void);
+void spare_disarm(void);
+
+/* fn(arg, i) for i in [0, n), shared with the worker if armed; returns
+ * when all are done. fn must be safe to run concurrently for distinct i. */
+void spare_run(void (*fn)(void *arg, int i), void *arg, int n);
+
+#endif
