@@ -23,6 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/spare.h"
 #include "common/util.h"
 #include "mem/pagemap.h"
 #include "unit_util.h"
@@ -272,6 +273,75 @@ static void many_runs_case(bool scan)
 static void test_many_runs_scan(void **state) { many_runs_case(true); }
 static void test_many_runs_read(void **state) { many_runs_case(false); }
 
+/*
+ * pagemap_scan_split(): ranges cut inside runs, more regions in a range
+ * than a piece's vector holds (1024), an empty range; the worker armed.
+ * Each range's callback gets its own list; in range order they are the
+ * runs of one whole scan, each page once.
+ */
+static void add_run(void *arg, uint64_t start, uint64_t end, uint64_t cat)
+{
+	(void)cat;
+	prl_add(arg, start, (end - start) / PAGE_SIZE);
+}
+
+static void test_scan_split(void **state)
+{
+	static const struct pm_scan_spec data = {
+		.anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+		.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+		.skip_zero = true,
+	};
+	const size_t pages = 6000;
+	struct page_run_list whole = { 0 }, got = { 0 }, part[5] = { { 0 } };
+	void *args[5] = { &part[0], &part[1], &part[2], &part[3], &part[4] };
+	uint8_t *base = map_anon(pages);
+	uint64_t b = (uintptr_t)base, bounds[6];
+	struct pagemap pm;
+
+	(void)state;
+	/* Every other page, then a run of 100 across a bound. */
+	for (size_t i = 0; i < 4000; i += 2)
+		touch_write(base, i);
+	for (size_t i = 4950; i < 5050; i++)
+		touch_write(base, i);
+	assert_int_equal(pagemap_open(&pm, getpid()), 0);
+	if (!pm.scan) {
+		pagemap_close(&pm);
+		munmap(base, pages * PAGE_SIZE);
+		skip();
+	}
+	bounds[0] = b;
+	bounds[1] = b + 2999 * PAGE_SIZE;   /* 1500 regions in range 0 */
+	bounds[2] = b + 3000 * PAGE_SIZE;   /* one page, without data */
+	bounds[3] = b + 3000 * PAGE_SIZE;   /* empty */
+	bounds[4] = b + 5000 * PAGE_SIZE;   /* inside the run of 100 */
+	bounds[5] = b + pages * PAGE_SIZE;
+	assert_int_equal(pagemap_scan_ex(&pm, &data, bounds[0], bounds[5], add_run, &whole), 0);
+	spare_arm();
+	assert_int_equal(pagemap_scan_split(&pm, &data, bounds, 5, add_run, args), 0);
+	spare_disarm();
+	assert_int_equal(part[1].nr, 0);
+	assert_int_equal(part[2].nr, 0);
+	assert_int_equal(part[4].v[0].start, bounds[4]);
+	for (int i = 0; i < 5; i++) {
+		for (uint32_t r = 0; r < part[i].nr; r++)
+			prl_add(&got, part[i].v[r].start, part[i].v[r].npages);
+		prl_free(&part[i]);
+	}
+	assert_int_equal(whole.npages, 2000 + 100);
+	assert_int_equal(got.nr, whole.nr);
+	assert_int_equal(got.npages, whole.npages);
+	for (uint32_t r = 0; r < whole.nr; r++) {
+		if (got.v[r].start != whole.v[r].start || got.v[r].npages != whole.v[r].npages)
+			fail_msg("run %u differs", r);
+	}
+	prl_free(&whole);
+	prl_free(&got);
+	pagemap_close(&pm);
+	munmap(base, pages * PAGE_SIZE);
+}
+
 static void file_case(bool scan)
 {
 	char *dir = tmpdir_make();
@@ -375,6 +445,7 @@ int main(void)
 		cmocka_unit_test(test_anon_read),
 		cmocka_unit_test(test_many_runs_scan),
 		cmocka_unit_test(test_many_runs_read),
+		cmocka_unit_test(test_scan_split),
 		cmocka_unit_test(test_file_private_scan),
 		cmocka_unit_test(test_file_private_read),
 		cmocka_unit_test(test_read_path_unaligned_end),
