@@ -79,6 +79,7 @@ struct pdump {
 	struct inject in;             /* the main thread's */
 	struct scratch sc;
 	bool injecting;
+	bool answered;                /* its injected queries answered by the last dump's */
 	struct vma_list vl;
 	struct track tr;              /* dirty-page tracking (mem/track.h) */
 	struct mirror mir;            /* live, not in the rounds: its pages, copied frozen */
@@ -540,14 +541,63 @@ static int note_stops_reported(struct dump_ctx *c, struct pdump *p)
 	return 0;
 }
 
+/*
+ * A periodic checkpoint of a process that made no call that changes what
+ * injected calls read since the last one's freeze (live_answers_current()):
+ * that one's answers, and the rest read as usual, without stopping a
+ * thread for a call. Not with a stopped child (asking whether its stop
+ * was collected is a call).
+ */
+static bool answers_usable(struct dump_ctx *c, struct pdump *p)
+{
+	if (!c->o->kept || !p->lp || !live_answers_current(p->lp) ||
+	    !answers_cover(p->lp->answers, p->tids, p->ntids))
+		return false;
+	for (int k = 0; k < c->np; k++)
+		if (c->p[k].stopped && c->p[k].proc && c->p[k].proc->ppid == p->pid)
+			return false;
+	return true;
+}
+
+static int dump_answered(struct pdump *p)
+{
+	const struct answers *a = p->lp->answers;
+	struct attrs_more more;
+	int ret;
+
+	ret = attrs_dump(NULL, p->pid, p->proc, NULL);
+	if (ret)
+		return ret;
+	answers_apply(a, p->proc, &more);
+	ret = peek_pending(p->pid, true, &p->proc->shared_pending, &p->proc->n_shared_pending);
+	if (!ret)
+		ret = creds_dump(NULL, p->pid, &more.securebits, &p->proc->creds);
+	for (int i = 1; i < p->ntids && !ret; i++) {
+		Rtcr__Thread *ti = p->proc->threads[i];
+		long sb = answers_thread_securebits(a, ti->tid);
+		ret = creds_dump(NULL, ti->tid, &sb, &ti->creds);
+		if (!ret && creds_equal(ti->creds, p->proc->creds)) {
+			rtcr__creds__free_unpacked(ti->creds, NULL);
+			ti->creds = NULL;
+		}
+	}
+	if (!ret)
+		ret = mem_dump_mm(NULL, p->pid, &p->vl, &more.brk, &p->mm);
+	p->answered = !ret;
+	return ret;
+}
+
 static int do_inject(struct dump_ctx *c, struct pdump *p)
 {
 	Rtcr__Thread *t = p->proc->threads[0];
-	uint64_t gadget = mem_find_gadget(p->pid, &p->vl);
+	uint64_t gadget;
 	struct attrs_more more;
 	struct cpu_info ci;
 	int ret;
 
+	if (answers_usable(c, p))
+		return dump_answered(p);
+	gadget = mem_find_gadget(p->pid, &p->vl);
 	if (!gadget)
 		return -ENOEXEC;
 	ret = inject_begin(&p->in, p->pid, gadget);
@@ -846,6 +896,15 @@ static int write_image(struct dump_ctx *c)
 	return ret;
 }
 
+static int answered(const struct dump_ctx *c)
+{
+	int n = 0;
+
+	for (int i = 0; i < c->np; i++)
+		n += c->p[i].answered;
+	return n;
+}
+
 static int live_resumed(const struct dump_ctx *c)
 {
 	int n = 0;
@@ -915,6 +974,10 @@ static void print_stats(struct dump_ctx *c)
 			fprintf(stderr, "  throttled   %llu stops while it ran, %.3f ms in all, the "
 				"longest %.3f ms (it wrote faster than rtcr copies)\n",
 				(unsigned long long)stops, tns / 1e6, tmax / 1e6);
+		if (answered(c))
+			fprintf(stderr, "  asked       nothing: the last checkpoint's answers to injected "
+				"calls (%d of %d process%s; no call that changes them since)\n",
+				answered(c), c->np, c->np == 1 ? "" : "es");
 		for (int i = 0; i < c->np; i++)
 			if (c->p[i].lp && c->p[i].lp->areas_how)
 				fprintf(stderr, "  areas       %s (pid %d)\n", c->p[i].lp->areas_how,
@@ -929,7 +992,7 @@ static void print_stats(struct dump_ctx *c)
 	fprintf(stderr, "STATS dump pid=%d processes=%d threads=%d pages=%llu bytes=%llu image=%llu "
 		"frozen_ns=%llu copy_ns=%llu scan_ns=%llu total_ns=%llu inherited=%llu precopied=%llu "
 		"final_pages=%llu throttle_stops=%llu throttle_ns=%llu throttle_max_ns=%llu "
-		"live_resumed=%d\n", c->o->pid,
+		"live_resumed=%d answered=%d\n", c->o->pid,
 		c->np, nthr, (unsigned long long)c->ms.pages, (unsigned long long)bytes,
 		(unsigned long long)c->image_bytes, (unsigned long long)(c->t_thaw - c->t_freeze),
 		(unsigned long long)c->ms.copy_ns, (unsigned long long)c->ms.scan_ns,
@@ -939,7 +1002,7 @@ static void print_stats(struct dump_ctx *c)
 		(unsigned long long)live_sum(c, offsetof(struct live_proc, throttle_stops)),
 		(unsigned long long)live_sum(c, offsetof(struct live_proc, throttle_ns)),
 		(unsigned long long)live_max(c, offsetof(struct live_proc, throttle_max_ns)),
-		live_resumed(c));
+		live_resumed(c), answered(c));
 }
 
 bool dump_interrupted(void)
@@ -1017,7 +1080,7 @@ static int live_tree(struct dump_ctx *c)
 			free(lp);
 		}
 		lp = xzalloc(sizeof(*lp));
-		ret = live_begin(lp, pid, c->has_prev ? c->prev_id : NULL, c->id);
+		ret = live_begin(lp, pid, c->has_prev ? c->prev_id : NULL, c->id, c->o->kept != NULL);
 resumed:
 		if (ret && qi > 0) {
 			pr_debug("pid %d: copied frozen (%s)", pid, strerror(-ret));
@@ -1061,6 +1124,8 @@ static void keep_lives(struct dump_ctx *c)
 		if (!lp || lp->gone)
 			continue;
 		live_keep(lp, c->id);     /* (not freed by dump_run() then) */
+		answers_free(lp->answers);
+		lp->answers = answers_take(c->p[i].proc, c->p[i].mm);
 		s->lp = xrealloc(s->lp, (s->n + 1) * sizeof(*s->lp));
 		s->lp[s->n++] = lp;
 	}

@@ -17,6 +17,7 @@
 #include "common/util.h"
 #include "mem/pagemap.h"
 #include "task/inject.h"
+#include "task/task.h"
 #include "task/ptrace.h"
 
 #define LIVE_MAX_ROUNDS   8
@@ -95,7 +96,8 @@ static int create_tracker(struct live_proc *lp, const uint8_t id[16])
 	return ret;
 }
 
-int live_begin(struct live_proc *lp, pid_t pid, const uint8_t *prev_id, const uint8_t id[16])
+int live_begin(struct live_proc *lp, pid_t pid, const uint8_t *prev_id, const uint8_t id[16],
+	       bool periodic)
 {
 	int ret;
 
@@ -120,7 +122,10 @@ int live_begin(struct live_proc *lp, pid_t pid, const uint8_t *prev_id, const ui
 	if (!ret)
 		ret = mirror_init(&lp->m, pid);
 	if (!ret)
-		lp->watching = !mapwatch_open(&lp->mw, pid);
+		lp->watching = !mapwatch_open(&lp->mw, pid, &mw_memory);
+	/* (Not counting: every checkpoint asks again.) */
+	if (!ret && periodic && mapwatch_open(&lp->aw, pid, &mw_attrs))
+		memset(&lp->aw, 0, sizeof(lp->aw));
 	return ret;
 }
 
@@ -167,7 +172,9 @@ int live_resume(struct live_proc *lp, const uint8_t *prev_id, const uint8_t id[1
 	 * in its own parents. Pages that had no data stay untouched. */
 	mirror_rebase(&lp->m);
 	if (!lp->watching && !lp->mw.nfd)
-		lp->watching = !mapwatch_open(&lp->mw, lp->pid);
+		lp->watching = !mapwatch_open(&lp->mw, lp->pid, &mw_memory);
+	if (!lp->aw.nfd && mapwatch_open(&lp->aw, lp->pid, &mw_attrs))
+		memset(&lp->aw, 0, sizeof(lp->aw));
 	/* From now on the bits are reset for this image. */
 	return track_set_image(&lp->tr, id);
 }
@@ -176,6 +183,9 @@ void live_frozen_end(struct live_proc *lp)
 {
 	uint64_t n;
 
+	/* After the freeze's own injected calls, which are counted too. */
+	lp->aw_based = lp->aw.nfd && !mapwatch_count(&lp->aw, &lp->aw_base);
+
 	/* Areas read frozen: lp->vl is older; the next round reads them. */
 	if (!lp->areas_reused || !lp->watching)
 		return;
@@ -183,6 +193,13 @@ void live_frozen_end(struct live_proc *lp)
 		lp->vl_counted = false;
 	else
 		lp->mw_base = n;
+}
+
+bool live_answers_current(struct live_proc *lp)
+{
+	uint64_t n;
+
+	return lp->answers && lp->aw_based && !mapwatch_count(&lp->aw, &n) && n == lp->aw_base;
 }
 
 void live_keep(struct live_proc *lp, const uint8_t id[16])
@@ -965,6 +982,9 @@ void live_end(struct live_proc *lp)
 		pthread_join(lp->unwatcher, NULL);
 	lp->unwatching = false;
 	mapwatch_close(&lp->mw);
+	mapwatch_close(&lp->aw);
+	answers_free(lp->answers);
+	lp->answers = NULL;
 	if (lp->uffd >= 0)
 		close(lp->uffd);
 	lp->uffd = -1;

@@ -21,7 +21,7 @@
 
 /* 64-bit numbers (also counted with the x32 bit): what can add, remove or
  * move an area, or change its protection, flags or policy. */
-static const int native_nrs[] = {
+static const int mem_native[] = {
 	9,   /* mmap */          10,  /* mprotect */       11,  /* munmap */
 	12,  /* brk */           25,  /* mremap */         28,  /* madvise */
 	30,  /* shmat */         59,  /* execve */         67,  /* shmdt */
@@ -33,7 +33,7 @@ static const int native_nrs[] = {
 };
 /* i386 numbers (int 0x80) that change flags with no change /proc/PID/maps
  * shows, or map over an area in place; the others change the bounds. */
-static const int i386_nrs[] = {
+static const int mem_i386[] = {
 	90,  /* mmap */          91,  /* munmap */         125, /* mprotect */
 	150, /* mlock */         151, /* munlock */        152, /* mlockall */
 	153, /* munlockall */    163, /* mremap */         172, /* prctl */
@@ -41,37 +41,102 @@ static const int i386_nrs[] = {
 	380, /* pkey_mprotect */ 440, /* process_madvise */ 453, /* map_shadow_stack */
 	462, /* mseal */
 };
-#define X32_BIT 0x40000000
+const struct mw_calls mw_memory = {
+	"memory-map", mem_native, ARRAY_SIZE(mem_native), mem_i386, ARRAY_SIZE(mem_i386), false,
+};
 
-static char *filter_string(void)
+/*
+ * What can change a process's state that only an injected call can read
+ * (task/answers.c): its signal actions (and the kernel's reset of a
+ * SA_RESETHAND action, at a delivery: deliveries are counted), a thread's
+ * alternate stack (a sigreturn restores the one of its frame) and
+ * clear-tid address, prctl settings, securebits, dumpable and the
+ * parent-death signal (reset by a credential change), interval and POSIX
+ * timers, the break, the AMX permission; new threads; exec. x32's own
+ * numbers for some of them are listed too (512...).
+ */
+static const int attr_native[] = {
+	12,  /* brk */           13,  /* rt_sigaction */   15,  /* rt_sigreturn */
+	37,  /* alarm */         38,  /* setitimer */      56,  /* clone */
+	57,  /* fork */          58,  /* vfork */          59,  /* execve */
+	105, /* setuid */        106, /* setgid */         113, /* setreuid */
+	114, /* setregid */      116, /* setgroups */      117, /* setresuid */
+	119, /* setresgid */     122, /* setfsuid */       123, /* setfsgid */
+	126, /* capset */        131, /* sigaltstack */    135, /* personality */
+	157, /* prctl */         158, /* arch_prctl */     218, /* set_tid_address */
+	222, /* timer_create */  223, /* timer_settime */  226, /* timer_delete */
+	322, /* execveat */      435, /* clone3 */
+	512, /* x32 rt_sigaction */ 513, /* x32 rt_sigreturn */ 520, /* x32 execve */
+	525, /* x32 sigaltstack */ 526, /* x32 timer_create */ 545, /* x32 execveat */
+};
+/* (Most share their number with a 64-bit call, gettid, sendmsg, recvfrom
+ * among them: a process that makes those is queried again each time.) */
+static const int attr_i386[] = {
+	2,   /* fork */          11,  /* execve */         23,  /* setuid */
+	27,  /* alarm */         45,  /* brk */            46,  /* setgid */
+	48,  /* signal */        67,  /* sigaction */      70,  /* setreuid */
+	71,  /* setregid */      81,  /* setgroups */      104, /* setitimer */
+	119, /* sigreturn */     120, /* clone */          136, /* personality */
+	138, /* setfsuid */      139, /* setfsgid */       164, /* setresuid */
+	170, /* setresgid */     172, /* prctl */          173, /* rt_sigreturn */
+	174, /* rt_sigaction */  185, /* capset */         186, /* sigaltstack */
+	190, /* vfork */         203, /* setreuid32 */     204, /* setregid32 */
+	206, /* setgroups32 */   208, /* setresuid32 */    210, /* setresgid32 */
+	213, /* setuid32 */      214, /* setgid32 */       215, /* setfsuid32 */
+	216, /* setfsgid32 */    258, /* set_tid_address */ 259, /* timer_create */
+	260, /* timer_settime */ 263, /* timer_delete */   358, /* execveat */
+	384, /* arch_prctl */    435, /* clone3 */
+};
+
+const struct mw_calls mw_attrs = {
+	"attribute", attr_native, ARRAY_SIZE(attr_native), attr_i386, ARRAY_SIZE(attr_i386), true,
+};
+
+#define X32_BIT 0x40000000
+#define NR_RESTART_SYSCALL 219   /* 64-bit; i386 madvise */
+
+static bool listed(const struct mw_calls *c, int nr)
 {
-	size_t cap = 4096, len = 0;
+	for (size_t i = 0; i < c->nnative; i++)
+		if (c->native[i] == nr)
+			return true;
+	for (size_t i = 0; i < c->ni386; i++)
+		if (c->i386[i] == nr)
+			return true;
+	return false;
+}
+
+static char *filter_string(const struct mw_calls *c)
+{
+	size_t cap = 8192, len = 0;
 	char *f = xmalloc(cap);
 
 	f[0] = 0;
 #define ADD(nr) len += snprintf(f + len, cap - len, "%sid == %d", len ? " || " : "", (nr))
-	for (size_t i = 0; i < ARRAY_SIZE(native_nrs); i++) {
-		ADD(native_nrs[i]);
-		ADD(native_nrs[i] | X32_BIT);
+	for (size_t i = 0; i < c->nnative; i++) {
+		ADD(c->native[i]);
+		ADD(c->native[i] | X32_BIT);
 	}
-	for (size_t i = 0; i < ARRAY_SIZE(i386_nrs); i++) {
+	for (size_t i = 0; i < c->ni386; i++) {
 		bool dup = false;
-		for (size_t j = 0; j < ARRAY_SIZE(native_nrs); j++)
-			dup |= native_nrs[j] == i386_nrs[i];
+		for (size_t j = 0; j < c->nnative; j++)
+			dup |= c->native[j] == c->i386[i];
 		if (!dup)
-			ADD(i386_nrs[i]);
+			ADD(c->i386[i]);
 	}
 #undef ADD
 	return f;
 }
 
 /* raw_syscalls: sys_enter, sys_exit; syscalls: sys_{enter,exit}_restart_syscall
- * (0 if the kernel lacks them). */
-#define NIDS 4
+ * and signal: signal_deliver (0 if the kernel lacks them). */
+#define NIDS 5
+enum { ID_ENTER, ID_EXIT, ID_RESTART_ENTER, ID_RESTART_EXIT, ID_DELIVER };
 static int read_ids(const char *root, int ids[NIDS])
 {
 	static const char *ev[NIDS] = { "raw_syscalls/sys_enter", "raw_syscalls/sys_exit",
-		"syscalls/sys_enter_restart_syscall", "syscalls/sys_exit_restart_syscall" };
+		"syscalls/sys_enter_restart_syscall", "syscalls/sys_exit_restart_syscall",
+		"signal/signal_deliver" };
 
 	for (int i = 0; i < NIDS; i++) {
 		char path[128], *buf;
@@ -157,18 +222,23 @@ static int open_counter(int id, pid_t tid, const char *filter)
 	return fd;
 }
 
-int mapwatch_open(struct mapwatch *w, pid_t pid)
+int mapwatch_open(struct mapwatch *w, pid_t pid, const struct mw_calls *calls)
 {
 	pid_t *tids = NULL, *seen = NULL;
 	int ids[NIDS], nseen = 0, ret = 0;
 	char *filter;
 
 	memset(w, 0, sizeof(*w));
-	if (tracepoint_ids(ids)) {
-		pr_debug("pid %d: no raw_syscalls tracepoints: its areas are read frozen", pid);
+	if (tracepoint_ids(ids) || (calls->deliveries && !ids[ID_DELIVER])) {
+		pr_debug("pid %d: no tracepoints to count its %s calls", pid, calls->what);
 		return -ENOTSUP;
 	}
-	filter = filter_string();
+	/* Restarts are subtracted only where their number is counted. */
+	if (!listed(calls, NR_RESTART_SYSCALL))
+		ids[ID_RESTART_ENTER] = ids[ID_RESTART_EXIT] = 0;
+	if (!calls->deliveries)
+		ids[ID_DELIVER] = 0;
+	filter = filter_string(calls);
 	/* A thread made before its maker's counter existed is not counted by
 	 * inheritance: list the threads again until none is new. */
 	for (int pass = 0, added = 1; added && !ret; pass++) {
@@ -196,7 +266,8 @@ int mapwatch_open(struct mapwatch *w, pid_t pid)
 				int fd;
 				if (!ids[e])
 					continue;
-				fd = open_counter(ids[e], tids[k], e < 2 ? filter : NULL);
+				fd = open_counter(ids[e], tids[k],
+						  e == ID_ENTER || e == ID_EXIT ? filter : NULL);
 				if (fd == -ESRCH) {
 					gone = true;   /* exited: it calls nothing more */
 					break;
@@ -207,7 +278,7 @@ int mapwatch_open(struct mapwatch *w, pid_t pid)
 				}
 				w->fds = xrealloc(w->fds, (w->nfd + 1) * sizeof(int));
 				w->neg = xrealloc(w->neg, (w->nfd + 1) * sizeof(bool));
-				w->neg[w->nfd] = e >= 2;
+				w->neg[w->nfd] = e == ID_RESTART_ENTER || e == ID_RESTART_EXIT;
 				w->fds[w->nfd++] = fd;
 			}
 			seen = xrealloc(seen, (nseen + 1) * sizeof(pid_t));
@@ -220,7 +291,7 @@ int mapwatch_open(struct mapwatch *w, pid_t pid)
 	free(seen);
 	free(filter);
 	if (ret) {
-		pr_debug("pid %d: cannot count its calls (%s): its areas are read frozen", pid,
+		pr_debug("pid %d: cannot count its %s calls: %s", pid, calls->what,
 			 strerror(-ret));
 		mapwatch_close(w);
 		return -ENOTSUP;

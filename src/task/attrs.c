@@ -71,7 +71,7 @@ int attrs_dump(struct inject *in, pid_t pid, Rtcr__Process *p, struct attrs_more
 {
 	uint64_t f[PROC_STAT_FIELDS], v;
 	struct proc_status ps;
-	uint64_t out = inject_batch_out(in);
+	uint64_t out = in ? inject_batch_out(in) : 0;
 	char path[64], *s;
 	char comm[64];
 	long xr;
@@ -117,7 +117,7 @@ int attrs_dump(struct inject *in, pid_t pid, Rtcr__Process *p, struct attrs_more
 		return -errno;
 	}
 	ret = dump_rlimits(pid, p);
-	if (ret)
+	if (ret || !in)
 		return ret;
 
 	/* One batch: the results land at out, past the batch's table. */

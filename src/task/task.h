@@ -30,6 +30,8 @@ struct attrs_more {
 	long brk;          /* brk(0) */
 };
 int attrs_dump(struct inject *in, pid_t pid, Rtcr__Process *p, struct attrs_more *more) __must_check;
+/* in NULL: only what /proc and calls on the pid tell (the caller has the
+ * rest from answers_apply()). */
 int attrs_restore_child(const Rtcr__Process *p, bool detach) __must_check;
 /* Before credentials change (limits, prctl flags)... */
 int attrs_restore_inj(struct inject *in, const Rtcr__Process *p) __must_check;
@@ -54,6 +56,21 @@ int signals_restore_thread_pending(struct inject *in, pid_t pid, const Rtcr__Thr
 /* Set one signal's saved action (or the default) by an injected call. */
 int signals_restore_one(struct inject *in, const Rtcr__Process *p, int sig) __must_check;
 int peek_pending(pid_t tid, bool shared, Rtcr__SigInfo ***out, size_t *n) __must_check;
+
+/*
+ * What a dump asked a process through injected calls (answers.c), kept
+ * between periodic checkpoints and reused while nothing that could
+ * change it was counted (mem/mapwatch.h: mw_attrs). answers_take():
+ * NULL if the process's answers change by themselves (armed timers).
+ */
+struct answers;
+struct answers *answers_take(const Rtcr__Process *p, const Rtcr__Mm *mm);
+/* Answers for each of these threads? */
+bool answers_cover(const struct answers *a, const pid_t *tids, int n);
+/* The injected parts of p (its threads listed already), and more. */
+void answers_apply(const struct answers *a, Rtcr__Process *p, struct attrs_more *more);
+long answers_thread_securebits(const struct answers *a, pid_t tid);
+void answers_free(struct answers *a);
 
 /* securebits: queried already (attrs_dump()), or NULL to query them here. */
 int creds_dump(struct inject *in, pid_t pid, const long *securebits, Rtcr__Creds **out) __must_check;

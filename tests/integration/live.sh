@@ -314,6 +314,45 @@ test_live_periodic_shared_replaced() {
 	live_restore_check base/ckpt-000002
 }
 
+# Periodic live checkpoints ask again what only injected calls read
+# (signal actions, alternate stack, parent-death signal, clear-tid) only
+# if the process made a call that changes it, or had a signal delivered
+# (a SA_RESETHAND action goes back to the default then, with no call):
+# checkpoint 2 reuses checkpoint 1's answers; before checkpoint 3 the
+# target changes them all (calls), before checkpoint 4 a delivery resets
+# SIGUSR2's action (its handler leaves by siglongjmp: no sigreturn).
+# Each of the three restores to its own state.
+test_live_periodic_answers() {
+	OUT_PIPE=1 start_ready answers
+	mkdir -p "$T/base"
+	RTCR_TEST_PAUSE_AT=periodic-next RTCR_TEST_PAUSE_FILE="$T/paused" \
+		"$RTCR" dump -t "$PID" -D "$T/base" --interval 50 --count 4 --live --stats \
+		> "$T/periodic.out" 2>&1 &
+	local dpid=$! k
+	track_pid "$dpid"
+	wait_paused "$dpid" "$T/periodic.out" "pause before checkpoint 2"
+	rm -f "$T/paused"
+	wait_paused "$dpid" "$T/periodic.out" "pause before checkpoint 3"
+	touch "$T/go.change"
+	wait_for "$T/out" '^CHANGED'
+	rm -f "$T/paused"
+	wait_paused "$dpid" "$T/periodic.out" "pause before checkpoint 4"
+	kill -USR2 "$PID"
+	wait_for "$T/out" '^RESET'
+	rm -f "$T/paused"
+	wait "$dpid" || { cat "$T/periodic.out" >&2; fail "periodic live dumps failed"; }
+	[ "$(sed -n 's/^STATS dump.* answered=\([0-9]*\).*/\1/p' "$T/periodic.out" | tr '\n' ' ')" = "0 1 0 0 " ] ||
+		{ cat "$T/periodic.out" >&2; fail "answers reused other than at checkpoint 2 alone"; }
+	assert_contains "$T/periodic.out" "^  asked       nothing" "the reuse is reported"
+	rm -f "$T/go.change"
+	kill_target
+	for k in 2 3 4; do
+		: > "$T/out"
+		chain_restore_check "$T/base/ckpt-00000$k" x
+		wait_pid_free "$PID"
+	done
+}
+
 test_live_refusals() {
 	start_ready counter
 	mkdir -p "$T/d"
