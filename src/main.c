@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "cmd/cmd.h"
 #include "common/log.h"
@@ -112,6 +113,20 @@ static int parse_pid(const char *s, int *pid)
 	return 0;
 }
 
+/* A live dump counts each thread's calls with up to 7 perf events
+ * (mem/mapwatch.h), beside the image files and /proc: the soft limit of
+ * open files goes up to the hard one. */
+static void raise_nofile(void)
+{
+	struct rlimit r;
+
+	if (!getrlimit(RLIMIT_NOFILE, &r) && r.rlim_cur < r.rlim_max) {
+		r.rlim_cur = r.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &r))
+			pr_debug("raising the open-file limit: %s", strerror(errno));
+	}
+}
+
 static int cmd_dump(int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -170,6 +185,7 @@ static int cmd_dump(int argc, char **argv)
 		pr_err("dump needs -t PID and -D DIR");
 		return 2;
 	}
+	raise_nofile();
 	if (interval) {
 		struct periodic_opts po = { .pid = o.pid, .base = o.dir, .interval_ms = interval,
 					    .keep = keep, .count = count, .stats = o.stats,

@@ -47,16 +47,17 @@ static void take(struct job *j)
 	}
 }
 
+/*
+ * Waiting, it yields its CPU at each turn: any other task there (a
+ * process of the tree that rtcr seizes, anything else) runs first. Not
+ * SCHED_IDLE: holding a piece, it must not be starved while rtcr's main
+ * thread waits for it.
+ */
 static void *worker(void *unused)
 {
-	struct sched_param sp = { 0 };
 	unsigned seen = 0;
 
 	(void)unused;
-	/* Only where nothing else would run: it never delays a process
-	 * rtcr waits for (to stop, or to run an injected call). */
-	if (sched_setscheduler(0, SCHED_IDLE, &sp))
-		pr_debug("spare CPU worker: SCHED_IDLE: %s", strerror(errno));
 	for (;;) {
 		unsigned g = atomic_load(&gen);
 		uint64_t t0;
@@ -67,7 +68,7 @@ static void *worker(void *unused)
 		}
 		seen = g;
 		t0 = now_ns();
-		for (unsigned k = 0; atomic_load(&armed); k++) {
+		while (atomic_load(&armed)) {
 			struct job *j;
 
 			atomic_fetch_add(&busy, 1);
@@ -75,9 +76,14 @@ static void *worker(void *unused)
 			if (j)
 				take(j);
 			atomic_fetch_sub(&busy, 1);
-			if (!(k & 1023) && now_ns() - t0 > SPARE_SPIN_MAX_MS * 1000000ull)
+			/* Armed again meanwhile: the limit counts from then. */
+			if ((g = atomic_load(&gen)) != seen) {
+				seen = g;
+				t0 = now_ns();
+			}
+			if (now_ns() - t0 > SPARE_SPIN_MAX_MS * 1000000ull)
 				break;
-			cpu_relax();
+			sched_yield();
 		}
 	}
 	return NULL;
@@ -133,6 +139,18 @@ void spare_disarm(void)
 	atomic_store(&armed, false);
 }
 
+/* Until *v is 0; yielding after a while: should the worker share this
+ * CPU, it runs. */
+static void wait_zero(atomic_int *v)
+{
+	for (unsigned k = 0; atomic_load(v) > 0; k++) {
+		if (k < 4096)
+			cpu_relax();
+		else
+			sched_yield();
+	}
+}
+
 void spare_run(void (*fn)(void *arg, int i), void *arg, int n)
 {
 	struct job j = { .fn = fn, .arg = arg, .n = n };
@@ -143,9 +161,7 @@ void spare_run(void (*fn)(void *arg, int i), void *arg, int n)
 		atomic_store(&cur, &j);
 	take(&j);
 	/* The worker's last piece; then it lets go of j. */
-	while (atomic_load(&j.left) > 0)
-		cpu_relax();
+	wait_zero(&j.left);
 	atomic_store(&cur, NULL);
-	while (atomic_load(&busy) > 0)
-		cpu_relax();
+	wait_zero(&busy);
 }

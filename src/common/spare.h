@@ -9,15 +9,17 @@
  * share the memory map's lock, for reading).
  *
  * Waking a sleeping thread on an idle virtual CPU costs 0.05-2 ms here,
- * more than it would save, so the worker is woken when the freeze begins
- * (spare_arm()) and spins until spare_disarm() (or SPARE_SPIN_MAX_MS),
- * and work is shared by taking pieces: the caller takes pieces too, and
- * a worker that arrives late only takes fewer. Nothing ever waits for
- * the worker but for the piece it is doing.
+ * more than it would save, so the worker is woken just before the freeze
+ * begins (spare_arm()), on another CPU than the caller's, and waits for
+ * work there until spare_disarm() (or SPARE_SPIN_MAX_MS), yielding its
+ * CPU at each turn: any other task there runs first. Work is shared by
+ * taking pieces: the caller takes pieces too, and a worker that arrives
+ * late only takes fewer. Nothing ever waits for the worker but for the
+ * piece it is doing (the caller yields while it waits, should the two
+ * share a CPU).
  *
- * Arm only while the processes are stopped: a spinning thread would take
- * a CPU from them. With one usable CPU (or RTCR_SPARE=0) there is no
- * worker and spare_run() does every piece itself.
+ * With one usable CPU (or RTCR_SPARE=0) there is no worker and
+ * spare_run() does every piece itself.
  */
 #ifndef RTCR_COMMON_SPARE_H
 #define RTCR_COMMON_SPARE_H

@@ -295,6 +295,7 @@ static void on_written(void *arg, uint64_t start, uint64_t end, uint64_t cat)
  */
 #define SPLIT_PIECES    8
 #define SPLIT_MIN_BYTES (64ull << 20)   /* below, one walk (~50 us) */
+#define SPLIT_ALIGN     (2ull << 20)    /* a bound inside a huge page would split it */
 
 static int scan_written_split(struct pagemap *pm, const struct pm_scan_spec *sp,
 			      struct round_scan *s)
@@ -320,7 +321,11 @@ static int scan_written_split(struct pagemap *pm, const struct pm_scan_spec *sp,
 			continue;
 		len = vl->v[i].end - vl->v[i].start;
 		for (; k < SPLIT_PIECES && cum + len > total / SPLIT_PIECES * k; k++) {
-			uint64_t b = vl->v[i].start + ((total / SPLIT_PIECES * k - cum) & ~(PAGE_SIZE - 1));
+			uint64_t b = vl->v[i].start + (total / SPLIT_PIECES * k - cum);
+			/* (The scan splits a huge page that a bound cuts, to
+			 * protect part of it: on a 2 MiB boundary, or the
+			 * area's start.) */
+			b = MAX(b & ~(SPLIT_ALIGN - 1), vl->v[i].start);
 			if (b <= bounds[n - 1])
 				continue;
 			bounds[n] = b;

@@ -51,7 +51,8 @@ const struct mw_calls mw_memory = {
  * SA_RESETHAND action, at a delivery: deliveries are counted), a thread's
  * alternate stack (a sigreturn restores the one of its frame) and
  * clear-tid address, prctl settings, securebits, dumpable and the
- * parent-death signal (reset by a credential change), interval and POSIX
+ * parent-death signal (reset by a credential change, which entering a
+ * user namespace is: unshare, setns), interval and POSIX
  * timers, the break, the AMX permission; new threads; exec. x32's own
  * numbers for some of them are listed too (512...).
  */
@@ -65,7 +66,8 @@ static const int attr_native[] = {
 	126, /* capset */        131, /* sigaltstack */    135, /* personality */
 	157, /* prctl */         158, /* arch_prctl */     218, /* set_tid_address */
 	222, /* timer_create */  223, /* timer_settime */  226, /* timer_delete */
-	322, /* execveat */      435, /* clone3 */
+	272, /* unshare */       308, /* setns */          322, /* execveat */
+	435, /* clone3 */
 	512, /* x32 rt_sigaction */ 513, /* x32 rt_sigreturn */ 520, /* x32 execve */
 	525, /* x32 sigaltstack */ 526, /* x32 timer_create */ 545, /* x32 execveat */
 };
@@ -84,8 +86,9 @@ static const int attr_i386[] = {
 	206, /* setgroups32 */   208, /* setresuid32 */    210, /* setresgid32 */
 	213, /* setuid32 */      214, /* setgid32 */       215, /* setfsuid32 */
 	216, /* setfsgid32 */    258, /* set_tid_address */ 259, /* timer_create */
-	260, /* timer_settime */ 263, /* timer_delete */   358, /* execveat */
-	384, /* arch_prctl */    435, /* clone3 */
+	260, /* timer_settime */ 263, /* timer_delete */   310, /* unshare */
+	346, /* setns */         358, /* execveat */       384, /* arch_prctl */
+	435, /* clone3 */
 };
 
 const struct mw_calls mw_attrs = {

@@ -20,8 +20,9 @@
  * counted since (task/answers.c).
  *
  * The counters are perf events on the raw_syscalls tracepoints, filtered
- * by syscall number, one pair per thread, inherited by the threads and
- * children made after. Numbers of the 64-bit, x32 and i386 (int 0x80)
+ * by syscall number, one pair per thread (with signal_deliver's and
+ * restart_syscall's where the set has them), inherited by the threads
+ * and children made after. Numbers of the 64-bit, x32 and i386 (int 0x80)
  * system calls are counted, so an i386 number that is also a 64-bit one
  * counts too: a false alarm only costs the read (smaps, the injected
  * calls). The one that is not rare, 64-bit restart_syscall (i386

@@ -507,7 +507,9 @@ static int take_slot(struct inject *in, struct scratch *sc, unsigned slot, const
 	r.orig_rax = (unsigned long long)-1;
 	r.rax = (unsigned long long)-EINTR;
 	r.eflags &= ~0x100ULL;
-	return task_set_regs(in->tid, &r);
+	err = task_set_regs(in->tid, &r);
+	in->parked = !err;
+	return err;
 }
 
 int inject_map_scratch(struct inject *in, struct scratch *sc, uint64_t addr, unsigned nslots,
@@ -622,6 +624,12 @@ int inject_finish(struct inject *in)
 		err = task_set_regs(in->tid, &in->saved);
 		if (err)
 			return err;
+	} else if (in->parked) {
+		/* Never ran since its seize stop: its registers as they were
+		 * there are exact (not on a stub that may be unmapped). */
+		err = task_set_regs(in->tid, &in->saved);
+		if (err)
+			return err;
 	}
 	err = task_set_sigmask(in->tid, in->saved_sigmask);
 	if (err)
@@ -634,6 +642,7 @@ int inject_finish(struct inject *in)
 		close(in->memfd);
 	in->memfd = -1;
 	in->resumed = false;
+	in->parked = false;
 	return pin_err;
 }
 

@@ -63,6 +63,7 @@ struct inject {
 	bool ran_on;                     /* it rolled back after a batch (rtcr too late) */
 	unsigned nr_calls;
 	bool resumed;                    /* the task ran since inject_begin() */
+	bool parked;                     /* its registers set on its stub (take_slot()) */
 	bool pinned;                     /* moved to rtcr's CPU; its own set: */
 	cpu_set_t saved_cpus;
 	bool group_stop;                 /* a SIGSTOP arrived while we worked */

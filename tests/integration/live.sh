@@ -20,14 +20,18 @@ freeze_bound() { # name max
 		fail "the freeze copied $final pages (bound $2): the writer was not slowed down"
 }
 
-# The same, or the writer was throttled (held in slices while rtcr
-# copied): what a writer at full speed writes between rtcr's last round
-# and the freeze is not rtcr's to bound, and a stall of rtcr on this
-# shared machine (~20 ms) lets it write that much.
-freeze_bound_or_throttled() { # name max
+# The same, with a looser bound if the writer was throttled (held in
+# slices while rtcr copied): what a writer at full speed writes between
+# rtcr's last slice and the freeze is not rtcr's to bound, and a stall of
+# rtcr on this shared machine (~20 ms) once let it write 8835 pages.
+freeze_bound_or_throttled() { # name max max-if-throttled
 	local stops; stops=$(sed -n 's/.*throttle_stops=\([0-9]*\).*/\1/p' "$T/$1.out")
 	[ -n "$stops" ] || fail "no throttle_stops in the statistics"
-	[ "$stops" -gt 0 ] || freeze_bound "$@"
+	if [ "$stops" -gt 0 ]; then
+		freeze_bound "$1" "$3"
+	else
+		freeze_bound "$1" "$2"
+	fi
 }
 
 # Every page rewritten continuously while the live dump copies: the
@@ -40,7 +44,7 @@ test_live_writer_all_hot() {
 	start_ready mem_race 16384
 	chain_dump d1 --live
 	assert_contains "$T/d1.out" "live .* rounds while it ran" "live statistics"
-	freeze_bound_or_throttled d1 8192
+	freeze_bound_or_throttled d1 8192 12288
 	live_restore_check d1
 }
 
@@ -315,38 +319,43 @@ test_live_periodic_shared_replaced() {
 }
 
 # Periodic live checkpoints ask again what only injected calls read
-# (signal actions, alternate stack, parent-death signal, clear-tid) only
-# if the process made a call that changes it, or had a signal delivered
-# (a SA_RESETHAND action goes back to the default then, with no call):
-# checkpoint 2 reuses checkpoint 1's answers; before checkpoint 3 the
-# target changes them all (calls), before checkpoint 4 a delivery resets
-# SIGUSR2's action (its handler leaves by siglongjmp: no sigreturn).
-# Each of the three restores to its own state.
+# only if the process made a call that changes it, or had a signal
+# delivered (a SA_RESETHAND action goes back to the default then, with no
+# call). Before checkpoint 3 the target changes a signal action; before
+# 5, 6, 7, 8 its alternate stack, parent-death signal, clear-tid address
+# and break, one each; before 9 a delivery resets SIGUSR2's action (its
+# handler leaves by siglongjmp: no sigreturn). Checkpoints 2 and 4 change
+# nothing and reuse the last answers. Each restores to its own state.
 test_live_periodic_answers() {
 	OUT_PIPE=1 start_ready answers
 	mkdir -p "$T/base"
 	RTCR_TEST_PAUSE_AT=periodic-next RTCR_TEST_PAUSE_FILE="$T/paused" \
-		"$RTCR" dump -t "$PID" -D "$T/base" --interval 50 --count 4 --live --stats \
+		"$RTCR" dump -t "$PID" -D "$T/base" --interval 50 --count 9 --live --stats \
 		> "$T/periodic.out" 2>&1 &
-	local dpid=$! k
+	local dpid=$! k c
 	track_pid "$dpid"
-	wait_paused "$dpid" "$T/periodic.out" "pause before checkpoint 2"
-	rm -f "$T/paused"
-	wait_paused "$dpid" "$T/periodic.out" "pause before checkpoint 3"
-	touch "$T/go.change"
-	wait_for "$T/out" '^CHANGED'
-	rm -f "$T/paused"
-	wait_paused "$dpid" "$T/periodic.out" "pause before checkpoint 4"
-	kill -USR2 "$PID"
-	wait_for "$T/out" '^RESET'
-	rm -f "$T/paused"
+	for k in 2 3 4 5 6 7 8 9; do
+		wait_paused "$dpid" "$T/periodic.out" "pause before checkpoint $k"
+		case $k in
+		3) c=1;; 5) c=2;; 6) c=3;; 7) c=4;; 8) c=5;; *) c=;;
+		esac
+		if [ -n "$c" ]; then
+			touch "$T/go.c$c"
+			wait_for "$T/out" "^CHANGED $c"
+		elif [ $k = 9 ]; then
+			kill -USR2 "$PID"
+			wait_for "$T/out" '^RESET'
+		fi
+		rm -f "$T/paused"
+	done
 	wait "$dpid" || { cat "$T/periodic.out" >&2; fail "periodic live dumps failed"; }
-	[ "$(sed -n 's/^STATS dump.* answered=\([0-9]*\).*/\1/p' "$T/periodic.out" | tr '\n' ' ')" = "0 1 0 0 " ] ||
-		{ cat "$T/periodic.out" >&2; fail "answers reused other than at checkpoint 2 alone"; }
+	[ "$(sed -n 's/^STATS dump.* answered=\([0-9]*\).*/\1/p' "$T/periodic.out" | tr '\n' ' ')" = \
+	  "0 1 0 1 0 0 0 0 0 " ] ||
+		{ cat "$T/periodic.out" >&2; fail "answers reused other than at checkpoints 2 and 4"; }
 	assert_contains "$T/periodic.out" "^  asked       nothing" "the reuse is reported"
-	rm -f "$T/go.change"
+	rm -f "$T"/go.c*
 	kill_target
-	for k in 2 3 4; do
+	for k in 2 3 5 6 7 8 9; do
 		: > "$T/out"
 		chain_restore_check "$T/base/ckpt-00000$k" x
 		wait_pid_free "$PID"

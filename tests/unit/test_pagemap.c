@@ -275,9 +275,10 @@ static void test_many_runs_read(void **state) { many_runs_case(false); }
 
 /*
  * pagemap_scan_split(): ranges cut inside runs, more regions in a range
- * than a piece's vector holds (1024), an empty range; the worker armed.
- * Each range's callback gets its own list; in range order they are the
- * runs of one whole scan, each page once.
+ * than a piece's own vector holds (1024; range 0 uses the caller's), a
+ * range without data, an empty range; the worker armed. Each range's
+ * callback gets its own list; in range order they are the runs of one
+ * whole scan, each page once.
  */
 static void add_run(void *arg, uint64_t start, uint64_t end, uint64_t cat)
 {
@@ -292,14 +293,17 @@ static void test_scan_split(void **state)
 		.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
 		.skip_zero = true,
 	};
+	enum { N = 6 };
 	const size_t pages = 6000;
-	struct page_run_list whole = { 0 }, got = { 0 }, part[5] = { { 0 } };
-	void *args[5] = { &part[0], &part[1], &part[2], &part[3], &part[4] };
+	struct page_run_list whole = { 0 }, got = { 0 }, part[N] = { { 0 } };
+	void *args[N];
 	uint8_t *base = map_anon(pages);
-	uint64_t b = (uintptr_t)base, bounds[6];
+	uint64_t b = (uintptr_t)base, bounds[N + 1];
 	struct pagemap pm;
 
 	(void)state;
+	for (int i = 0; i < N; i++)
+		args[i] = &part[i];
 	/* Every other page, then a run of 100 across a bound. */
 	for (size_t i = 0; i < 4000; i += 2)
 		touch_write(base, i);
@@ -312,19 +316,22 @@ static void test_scan_split(void **state)
 		skip();
 	}
 	bounds[0] = b;
-	bounds[1] = b + 2999 * PAGE_SIZE;   /* 1500 regions in range 0 */
-	bounds[2] = b + 3000 * PAGE_SIZE;   /* one page, without data */
-	bounds[3] = b + 3000 * PAGE_SIZE;   /* empty */
-	bounds[4] = b + 5000 * PAGE_SIZE;   /* inside the run of 100 */
-	bounds[5] = b + pages * PAGE_SIZE;
-	assert_int_equal(pagemap_scan_ex(&pm, &data, bounds[0], bounds[5], add_run, &whole), 0);
+	bounds[1] = b + 100 * PAGE_SIZE;    /* 50 regions */
+	bounds[2] = b + 3099 * PAGE_SIZE;   /* 1500 regions, a 1024-entry vector */
+	bounds[3] = b + 3100 * PAGE_SIZE;   /* one page, without data */
+	bounds[4] = b + 3100 * PAGE_SIZE;   /* empty */
+	bounds[5] = b + 5000 * PAGE_SIZE;   /* inside the run of 100 */
+	bounds[6] = b + pages * PAGE_SIZE;
+	assert_int_equal(pagemap_scan_ex(&pm, &data, bounds[0], bounds[N], add_run, &whole), 0);
 	spare_arm();
-	assert_int_equal(pagemap_scan_split(&pm, &data, bounds, 5, add_run, args), 0);
+	assert_int_equal(pagemap_scan_split(&pm, &data, bounds, N, add_run, args), 0);
 	spare_disarm();
-	assert_int_equal(part[1].nr, 0);
+	assert_int_equal(part[0].nr, 50);
+	assert_int_equal(part[1].nr, 1500);
 	assert_int_equal(part[2].nr, 0);
-	assert_int_equal(part[4].v[0].start, bounds[4]);
-	for (int i = 0; i < 5; i++) {
+	assert_int_equal(part[3].nr, 0);
+	assert_int_equal(part[5].v[0].start, bounds[5]);
+	for (int i = 0; i < N; i++) {
 		for (uint32_t r = 0; r < part[i].nr; r++)
 			prl_add(&got, part[i].v[r].start, part[i].v[r].npages);
 		prl_free(&part[i]);
