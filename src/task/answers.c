@@ -84,10 +84,12 @@ static const struct thread_answers *thread_of(const struct answers *a, pid_t tid
 
 bool answers_cover(const struct answers *a, const pid_t *tids, int n)
 {
+	if (!a)
+		return false;
 	for (int i = 0; i < n; i++)
 		if (!thread_of(a, tids[i]))
 			return false;
-	return a != NULL;
+	return true;
 }
 
 void answers_apply(const struct answers *a, Rtcr__Process *p, struct attrs_more *more)
