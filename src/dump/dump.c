@@ -79,7 +79,8 @@ struct pdump {
 	struct inject in;             /* the main thread's */
 	struct scratch sc;
 	bool injecting;
-	bool answered;                /* its injected queries answered by the last dump's */
+	bool answered;                /* its injected queries answered already: */
+	bool answered_early;          /* by live_ask() (else by the last checkpoint's freeze) */
 	struct vma_list vl;
 	struct track tr;              /* dirty-page tracking (mem/track.h) */
 	struct mirror mir;            /* live, not in the rounds: its pages, copied frozen */
@@ -109,6 +110,7 @@ struct dump_ctx {
 				       * as it was before the rounds (the root first) */
 	int nlives;
 	uint64_t vdso_hash;           /* of the root's [vdso], read while frozen */
+	struct pdump *asking;         /* held by live_ask() */
 };
 
 /* For the emergency exit: what is held right now. */
@@ -119,8 +121,10 @@ static void on_crash(int sig)
 {
 	struct dump_ctx *c = g_ctx;
 
-	for (int i = 0; c && i < c->np; i++) {
-		struct pdump *p = &c->p[i];
+	for (int i = 0; c && i <= c->np; i++) {
+		struct pdump *p = i < c->np ? &c->p[i] : c->asking;
+		if (!p)
+			continue;
 		/* Once the scratch exists its rollback frames restore the
 		 * threads when they run on; before that, put the main thread's
 		 * registers back. */
@@ -550,7 +554,7 @@ static int note_stops_reported(struct dump_ctx *c, struct pdump *p)
  */
 static bool answers_usable(struct dump_ctx *c, struct pdump *p)
 {
-	if (!c->o->kept || !p->lp || !live_answers_current(p->lp) ||
+	if (!p->lp || !live_answers_current(p->lp) ||
 	    !answers_cover(p->lp->answers, p->tids, p->ntids))
 		return false;
 	for (int k = 0; k < c->np; k++)
@@ -584,6 +588,7 @@ static int dump_answered(struct pdump *p)
 	if (!ret)
 		ret = mem_dump_mm(NULL, p->pid, &p->vl, &more.brk, &p->mm);
 	p->answered = !ret;
+	p->answered_early = p->lp->asked;
 	return ret;
 }
 
@@ -668,6 +673,106 @@ static int do_inject(struct dump_ctx *c, struct pdump *p)
 		return ret;
 	p->injecting = false;
 	return 0;
+}
+
+/*
+ * A live dump without answers kept from a last checkpoint asks the
+ * injected queries in a short stop of each process of the rounds, after
+ * them and before the freeze, its counters of what changes the answers
+ * open (mem/mapwatch.h: mw_attrs, opened by live_begin()); the freeze
+ * takes them if nothing was counted since (answers_usable()). The process
+ * is stopped twice, each time for less: its longest pause is shorter.
+ * Asked only if the areas of the last round are current (the injection
+ * runs at a syscall instruction found in them). Not fatal: whatever goes
+ * wrong, the freeze asks as usual.
+ */
+static int live_ask(struct dump_ctx *c, struct live_proc *lp)
+{
+	struct pdump q;
+	uint64_t n, t0;
+	int ret = 0;
+
+	if (lp->gone || !lp->aw.nfd || live_answers_current(lp) || !lp->watching ||
+	    !lp->vl_counted || !lp->vl.nr || mapwatch_count(&lp->mw, &n) || n != lp->mw_base)
+		return 0;
+	lp->mw_asked_base = n;
+	memset(&q, 0, sizeof(q));
+	q.pid = lp->pid;
+	q.in.memfd = -1;
+	q.lp = lp;
+	c->asking = &q;
+	t0 = now_ns();
+	/* Every thread stopped, the main one first. */
+	{
+		pid_t *tids;
+		int nt = proc_tasks(lp->pid, &tids);
+		if (nt < 0)
+			ret = nt;
+		for (int k = 0; k < nt; k++)
+			if (tids[k] == lp->pid) {
+				tids[k] = tids[0];
+				tids[0] = lp->pid;
+			}
+		q.tids = xmalloc((nt > 0 ? nt : 1) * sizeof(pid_t));
+		for (int k = 0; k < nt && !ret; k++) {
+			struct stop st;
+			if (k >= SCRATCH_MAX_SLOTS) {
+				ret = -ENOTSUP;
+				break;
+			}
+			ret = task_seize(tids[k], false);
+			if (ret == -ESRCH && k) {
+				ret = 0;      /* a thread that just exited */
+				continue;
+			}
+			if (ret)
+				break;
+			q.tids[q.ntids++] = tids[k];
+			ret = task_stop(tids[k], &st);
+			if (!ret && st.kind != STOP_INTERRUPT)
+				ret = -EAGAIN;   /* stopped by someone else: not now */
+		}
+		free(tids);
+	}
+	if (!ret) {
+		q.proc = xzalloc(sizeof(*q.proc));
+		rtcr__process__init(q.proc);
+		q.proc->pid = lp->pid;
+		q.proc->threads = xzalloc(q.ntids * sizeof(*q.proc->threads));
+		for (int i = 0; i < q.ntids && !ret; i++) {
+			Rtcr__Thread *t = xzalloc(sizeof(*t));
+			rtcr__thread__init(t);
+			q.proc->threads[q.proc->n_threads++] = t;
+			ret = thread_dump_cpu(q.tids[i], t);
+		}
+	}
+	if (!ret) {
+		vma_list_copy(&q.vl, &lp->vl);
+		ret = do_inject(c, &q);
+		if (!ret)
+			ret = check_signalled();
+	}
+	if (q.injecting) {
+		if (q.sc.base && inject_unmap_scratch(&q.in))
+			pr_err("pid %d: could not remove rtcr's scratch area", q.pid);
+		if (inject_finish(&q.in))
+			pr_err("pid %d: could not restore its registers", q.pid);
+		q.injecting = false;
+	}
+	inject_abandon(&q.in);
+	/* Counted from before the release: a call right after it counts. */
+	live_asked(lp, ret ? NULL : answers_take(q.proc, q.mm));
+	for (int i = 0; i < q.ntids; i++)
+		task_detach(q.tids[i], 0);
+	lp->ask_ns = now_ns() - t0;
+	c->asking = NULL;
+	pr_debug("pid %d: asked before the freeze: %s", q.pid, ret ? strerror(-ret) : "ok");
+	free(q.tids);
+	vma_list_free(&q.vl);
+	process_free(q.proc);
+	mm_free(q.mm);
+	/* Only a signal to rtcr stops the dump; the freeze asks otherwise. */
+	return ret == -EINTR || g_signalled ? ret : 0;
 }
 
 /* Everything about one live process except its pages. */
@@ -974,10 +1079,17 @@ static void print_stats(struct dump_ctx *c)
 			fprintf(stderr, "  throttled   %llu stops while it ran, %.3f ms in all, the "
 				"longest %.3f ms (it wrote faster than rtcr copies)\n",
 				(unsigned long long)stops, tns / 1e6, tmax / 1e6);
-		if (answered(c))
-			fprintf(stderr, "  asked       nothing: the last checkpoint's answers to injected "
-				"calls (%d of %d process%s; no call that changes them since)\n",
-				answered(c), c->np, c->np == 1 ? "" : "es");
+		for (int i = 0; i < c->nlives; i++)
+			if (c->lives[i]->ask_ns)
+				fprintf(stderr, "  ask stop    %8.3f ms: pid %d stopped for the injected "
+					"queries before the freeze\n", c->lives[i]->ask_ns / 1e6,
+					c->lives[i]->pid);
+		for (int i = 0; i < c->np; i++)
+			if (c->p[i].answered)
+				fprintf(stderr, "  asked       nothing frozen: the answers to injected calls of "
+					"%s (pid %d; no call that changes them since)\n",
+					c->p[i].answered_early ? "a stop before the freeze" :
+					"the last checkpoint's freeze", c->p[i].pid);
 		for (int i = 0; i < c->np; i++)
 			if (c->p[i].lp && c->p[i].lp->areas_how)
 				fprintf(stderr, "  areas       %s (pid %d)\n", c->p[i].lp->areas_how,
@@ -992,7 +1104,7 @@ static void print_stats(struct dump_ctx *c)
 	fprintf(stderr, "STATS dump pid=%d processes=%d threads=%d pages=%llu bytes=%llu image=%llu "
 		"frozen_ns=%llu copy_ns=%llu scan_ns=%llu total_ns=%llu inherited=%llu precopied=%llu "
 		"final_pages=%llu throttle_stops=%llu throttle_ns=%llu throttle_max_ns=%llu "
-		"live_resumed=%d answered=%d\n", c->o->pid,
+		"live_resumed=%d answered=%d ask_ns=%llu\n", c->o->pid,
 		c->np, nthr, (unsigned long long)c->ms.pages, (unsigned long long)bytes,
 		(unsigned long long)c->image_bytes, (unsigned long long)(c->t_thaw - c->t_freeze),
 		(unsigned long long)c->ms.copy_ns, (unsigned long long)c->ms.scan_ns,
@@ -1002,7 +1114,8 @@ static void print_stats(struct dump_ctx *c)
 		(unsigned long long)live_sum(c, offsetof(struct live_proc, throttle_stops)),
 		(unsigned long long)live_sum(c, offsetof(struct live_proc, throttle_ns)),
 		(unsigned long long)live_max(c, offsetof(struct live_proc, throttle_max_ns)),
-		live_resumed(c), answered(c));
+		live_resumed(c), answered(c),
+		(unsigned long long)live_max(c, offsetof(struct live_proc, ask_ns)));
 }
 
 bool dump_interrupted(void)
@@ -1080,7 +1193,7 @@ static int live_tree(struct dump_ctx *c)
 			free(lp);
 		}
 		lp = xzalloc(sizeof(*lp));
-		ret = live_begin(lp, pid, c->has_prev ? c->prev_id : NULL, c->id, c->o->kept != NULL);
+		ret = live_begin(lp, pid, c->has_prev ? c->prev_id : NULL, c->id);
 resumed:
 		if (ret && qi > 0) {
 			pr_debug("pid %d: copied frozen (%s)", pid, strerror(-ret));
@@ -1126,6 +1239,7 @@ static void keep_lives(struct dump_ctx *c)
 		live_keep(lp, c->id);     /* (not freed by dump_run() then) */
 		answers_free(lp->answers);
 		lp->answers = answers_take(c->p[i].proc, c->p[i].mm);
+		lp->asked = false;
 		s->lp = xrealloc(s->lp, (s->n + 1) * sizeof(*s->lp));
 		s->lp[s->n++] = lp;
 	}
@@ -1226,6 +1340,11 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 		if (!ret)
 			ret = live_precopy(c.lives, c.nlives);
 		phase_mark(&c.wall, "rounds");
+		g_ctx = &c;
+		for (int i = 0; i < c.nlives && !ret; i++)
+			ret = live_ask(&c, c.lives[i]);
+		g_ctx = NULL;
+		phase_mark(&c.wall, "ask");
 		test_pause_point("live-rounds-done");
 		if (!ret)
 			ret = check_signalled();
@@ -1234,7 +1353,7 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 	}
 
 	/* FROZEN. The spare CPU's worker is woken first: a wake-up costs
-	 * up to ~2 ms here, and it may only run where nothing else would. */
+	 * up to ~2 ms here (it yields its CPU to anything else there). */
 	if (c.lives)
 		spare_arm();
 	g_ctx = &c;

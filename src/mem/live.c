@@ -96,8 +96,7 @@ static int create_tracker(struct live_proc *lp, const uint8_t id[16])
 	return ret;
 }
 
-int live_begin(struct live_proc *lp, pid_t pid, const uint8_t *prev_id, const uint8_t id[16],
-	       bool periodic)
+int live_begin(struct live_proc *lp, pid_t pid, const uint8_t *prev_id, const uint8_t id[16])
 {
 	int ret;
 
@@ -123,8 +122,8 @@ int live_begin(struct live_proc *lp, pid_t pid, const uint8_t *prev_id, const ui
 		ret = mirror_init(&lp->m, pid);
 	if (!ret)
 		lp->watching = !mapwatch_open(&lp->mw, pid, &mw_memory);
-	/* (Not counting: every checkpoint asks again.) */
-	if (!ret && periodic && mapwatch_open(&lp->aw, pid, &mw_attrs))
+	/* (Not counting: the freeze asks.) */
+	if (!ret && mapwatch_open(&lp->aw, pid, &mw_attrs))
 		memset(&lp->aw, 0, sizeof(lp->aw));
 	return ret;
 }
@@ -161,6 +160,7 @@ int live_resume(struct live_proc *lp, const uint8_t *prev_id, const uint8_t id[1
 	lp->tr = t;
 	lp->inc = true;
 	lp->resumed = true;
+	lp->ask_ns = 0;
 	lp->has_base = false;
 	lp->gone = false;
 	lp->rounds = 0;
@@ -192,6 +192,21 @@ void live_frozen_end(struct live_proc *lp)
 	if (mapwatch_count(&lp->mw, &n))
 		lp->vl_counted = false;
 	else
+		lp->mw_base = n;
+}
+
+void live_asked(struct live_proc *lp, struct answers *a)
+{
+	uint64_t n;
+
+	answers_free(lp->answers);
+	lp->answers = a;
+	lp->asked = true;
+	lp->aw_based = a && lp->aw.nfd && !mapwatch_count(&lp->aw, &lp->aw_base);
+	/* The stop's scratch area came and went: if the areas of the last
+	 * round were current before it, they are after it. */
+	if (lp->watching && lp->vl_counted && lp->mw_asked_base == lp->mw_base &&
+	    !mapwatch_count(&lp->mw, &n))
 		lp->mw_base = n;
 }
 
@@ -956,7 +971,8 @@ static void *unwatch_thread(void *arg)
 {
 	struct mapwatch *mw = arg;
 
-	mapwatch_close(mw);
+	mapwatch_close(&mw[0]);
+	mapwatch_close(&mw[1]);
 	free(mw);
 	return NULL;
 }
@@ -966,14 +982,17 @@ void live_unwatch(struct live_proc *lp)
 	struct mapwatch *mw;
 
 	lp->watching = false;
-	if (!lp->mw.nfd || lp->unwatching)
+	lp->aw_based = false;
+	if ((!lp->mw.nfd && !lp->aw.nfd) || lp->unwatching)
 		return;
 	/* Closing the last counter of a tracepoint waits for an RCU grace
 	 * period (~50 ms each here): a thread does it while the image is
 	 * written; live_end() waits for it. */
-	mw = xmalloc(sizeof(*mw));
-	*mw = lp->mw;
+	mw = xmalloc(2 * sizeof(*mw));
+	mw[0] = lp->mw;
+	mw[1] = lp->aw;
 	memset(&lp->mw, 0, sizeof(lp->mw));
+	memset(&lp->aw, 0, sizeof(lp->aw));
 	if (pthread_create(&lp->unwatcher, NULL, unwatch_thread, mw)) {
 		unwatch_thread(mw);
 		return;

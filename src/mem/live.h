@@ -54,13 +54,17 @@ struct live_proc {
 	unsigned run_us;         /* throttled: its run window between held slices */
 	uint64_t throttle_stops, throttle_ns, throttle_max_ns;   /* held slices */
 	bool resumed;            /* went on from the last dump's copy (live_resume()) */
-	/* Periodic: the calls that change what injected calls read, counted
-	 * (mw_attrs), the count at the end of the last freeze, and that
-	 * freeze's answers (task.h), kept by the dump (keep_lives()). */
+	/* The calls that change what injected calls read, counted
+	 * (mw_attrs), the count when the answers (task.h) were taken: by
+	 * a stop before the freeze (live_ask() in dump.c), or, periodic, at
+	 * the end of the last freeze (kept by keep_lives()). */
 	struct mapwatch aw;
 	bool aw_based;
 	uint64_t aw_base;
 	struct answers *answers;
+	uint64_t mw_asked_base;  /* the memory-map count before live_ask()'s stop */
+	bool asked;              /* the answers are live_ask()'s, not a last freeze's */
+	uint64_t ask_ns;         /* live_ask()'s stop: first seize to release */
 	uint8_t base_id[16];     /* kept (live_keep()): the image the copy is of */
 	bool has_base;
 };
@@ -70,9 +74,8 @@ struct live_proc {
  * injected call) pid's tracker; from now on its written bits are reset
  * for image id. prev_id: the parent image (NULL: a full dump).
  */
-/* periodic: the first of periodic dumps (count mw_attrs too). */
 int live_begin(struct live_proc *lp, pid_t pid, const uint8_t *prev_id,
-	       const uint8_t id[16], bool periodic) __must_check;
+	       const uint8_t id[16]) __must_check;
 /*
  * Periodic live dumps: the next dump of the same process goes on from
  * this one instead of starting again (live_begin()). After a dump with
@@ -98,8 +101,12 @@ void live_keep(struct live_proc *lp, const uint8_t id[16]);
  * memory-map call meanwhile.
  */
 void live_frozen_end(struct live_proc *lp);
-/* No call that changes lp->answers counted since the last freeze? */
+/* No call that changes lp->answers counted since they were taken? */
 bool live_answers_current(struct live_proc *lp);
+/* Answers asked in a stop before the freeze (dump.c: live_ask()), with
+ * the count from now on; lp->mw_asked_base: the memory-map count before
+ * the stop. */
+void live_asked(struct live_proc *lp, struct answers *a);
 /* Copy rounds while the processes run (lps[0] is the root: an error in
  * its rounds is the dump's; another process that fails, e.g. exits, just
  * leaves the rounds), each round over all of them, until the tree writes

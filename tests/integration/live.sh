@@ -321,21 +321,24 @@ test_live_periodic_shared_replaced() {
 # Periodic live checkpoints ask again what only injected calls read
 # only if the process made a call that changes it, or had a signal
 # delivered (a SA_RESETHAND action goes back to the default then, with no
-# call). Before checkpoint 3 the target changes a signal action; before
-# 5, 6, 7, 8 its alternate stack, parent-death signal, clear-tid address
-# and break, one each; before 9 a delivery resets SIGUSR2's action (its
-# handler leaves by siglongjmp: no sigreturn). Checkpoints 2 and 4 change
-# nothing and reuse the last answers. Each restores to its own state.
+# call). rtcr pauses after each checkpoint's rounds (and its stop that
+# asks, when it has no answers kept); before checkpoint 3's freeze the
+# target changes a signal action; before 5, 6, 7, 8's its alternate
+# stack, parent-death signal, clear-tid address and break, one each;
+# before 9's a delivery resets SIGUSR2's action (its handler leaves by
+# siglongjmp: no sigreturn). Checkpoint 1 has the answers of its stop
+# before the freeze, 2 and 4 those of the last freeze. Each restores to
+# its own state.
 test_live_periodic_answers() {
 	OUT_PIPE=1 start_ready answers
 	mkdir -p "$T/base"
-	RTCR_TEST_PAUSE_AT=periodic-next RTCR_TEST_PAUSE_FILE="$T/paused" \
+	RTCR_TEST_PAUSE_AT=live-rounds-done RTCR_TEST_PAUSE_FILE="$T/paused" \
 		"$RTCR" dump -t "$PID" -D "$T/base" --interval 50 --count 9 --live --stats \
 		> "$T/periodic.out" 2>&1 &
 	local dpid=$! k c
 	track_pid "$dpid"
-	for k in 2 3 4 5 6 7 8 9; do
-		wait_paused "$dpid" "$T/periodic.out" "pause before checkpoint $k"
+	for k in 1 2 3 4 5 6 7 8 9; do
+		wait_paused "$dpid" "$T/periodic.out" "pause before the freeze of checkpoint $k"
 		case $k in
 		3) c=1;; 5) c=2;; 6) c=3;; 7) c=4;; 8) c=5;; *) c=;;
 		esac
@@ -350,16 +353,40 @@ test_live_periodic_answers() {
 	done
 	wait "$dpid" || { cat "$T/periodic.out" >&2; fail "periodic live dumps failed"; }
 	[ "$(sed -n 's/^STATS dump.* answered=\([0-9]*\).*/\1/p' "$T/periodic.out" | tr '\n' ' ')" = \
-	  "0 1 0 1 0 0 0 0 0 " ] ||
-		{ cat "$T/periodic.out" >&2; fail "answers reused other than at checkpoints 2 and 4"; }
-	assert_contains "$T/periodic.out" "^  asked       nothing" "the reuse is reported"
+	  "1 1 0 1 0 0 0 0 0 " ] ||
+		{ cat "$T/periodic.out" >&2; fail "answers reused other than at checkpoints 1, 2 and 4"; }
+	assert_contains "$T/periodic.out" "^  asked       nothing frozen: .* of the last checkpoint's freeze" \
+		"the reuse is reported"
 	rm -f "$T"/go.c*
 	kill_target
-	for k in 2 3 5 6 7 8 9; do
+	for k in 1 2 3 5 6 7 8 9; do
 		: > "$T/out"
 		chain_restore_check "$T/base/ckpt-00000$k" x
 		wait_pid_free "$PID"
 	done
+}
+
+# A single live dump asks the injected queries in a short stop after its
+# rounds, and the freeze takes those answers if nothing that changes them
+# was counted since (d1); a signal action changed between that stop and
+# the freeze (rtcr paused there) is asked again frozen (d2). Each image
+# restores to its own state.
+answers_change1() { touch "$T/go.c1"; wait_for "$T/out" '^CHANGED 1'; }
+test_live_asked_before_freeze() {
+	OUT_PIPE=1 start_ready answers
+	live_dump_paused d1
+	assert_contains "$T/d1.out" "answered=1" "the freeze took the answers asked before it"
+	assert_contains "$T/d1.out" "^  asked       nothing frozen: .* a stop before the freeze" \
+		"the stop before the freeze is reported"
+	live_dump_paused d2 answers_change1
+	assert_contains "$T/d2.out" "answered=0" "the changed answers asked again frozen"
+	rm -f "$T"/go.c*
+	kill_target
+	: > "$T/out"
+	chain_restore_check "$T/d1" x
+	wait_pid_free "$PID"
+	: > "$T/out"
+	chain_restore_check "$T/d2" x
 }
 
 test_live_refusals() {
