@@ -688,45 +688,63 @@ static int do_inject(struct dump_ctx *c, struct pdump *p)
  */
 static int live_ask(struct dump_ctx *c, struct live_proc *lp)
 {
+	uint64_t f[PROC_STAT_FIELDS];
 	struct pdump q;
 	uint64_t n, t0;
+	bool all = false;
 	int ret = 0;
 
 	if (lp->gone || !lp->aw.nfd || live_answers_current(lp) || !lp->watching ||
-	    !lp->vl_counted || !lp->vl.nr || mapwatch_count(&lp->mw, &n) || n != lp->mw_base)
+	    !lp->vl_counted || !lp->vl.nr)
 		return 0;
-	lp->mw_asked_base = n;
 	memset(&q, 0, sizeof(q));
 	q.pid = lp->pid;
 	q.in.memfd = -1;
 	q.lp = lp;
 	c->asking = &q;
 	t0 = now_ns();
-	/* Every thread stopped, the main one first. */
-	{
+	/* Every thread stopped, the main one first; listed again until none
+	 * is new (a thread made during the stop would run through it). */
+	for (int pass = 0; !all && !ret; pass++) {
 		pid_t *tids;
 		int nt = proc_tasks(lp->pid, &tids);
-		if (nt < 0)
+
+		if (nt < 0) {
 			ret = nt;
+			break;
+		}
+		if (pass == 4) {
+			ret = -EAGAIN;     /* threads come and go: the freeze asks */
+			free(tids);
+			break;
+		}
 		for (int k = 0; k < nt; k++)
 			if (tids[k] == lp->pid) {
 				tids[k] = tids[0];
 				tids[0] = lp->pid;
 			}
-		q.tids = xmalloc((nt > 0 ? nt : 1) * sizeof(pid_t));
+		all = true;
 		for (int k = 0; k < nt && !ret; k++) {
 			struct stop st;
-			if (k >= SCRATCH_MAX_SLOTS) {
+			bool known = false;
+
+			for (int j = 0; j < q.ntids && !known; j++)
+				known = q.tids[j] == tids[k];
+			if (known)
+				continue;
+			if (q.ntids >= SCRATCH_MAX_SLOTS) {
 				ret = -ENOTSUP;
 				break;
 			}
 			ret = task_seize(tids[k], false);
-			if (ret == -ESRCH && k) {
+			if (ret == -ESRCH && tids[k] != lp->pid) {
 				ret = 0;      /* a thread that just exited */
 				continue;
 			}
 			if (ret)
 				break;
+			all = false;
+			q.tids = xrealloc(q.tids, (q.ntids + 1) * sizeof(pid_t));
 			q.tids[q.ntids++] = tids[k];
 			ret = task_stop(tids[k], &st);
 			if (!ret && st.kind != STOP_INTERRUPT)
@@ -734,6 +752,15 @@ static int live_ask(struct dump_ctx *c, struct live_proc *lp)
 		}
 		free(tids);
 	}
+	/* The same process (not a pid used again); its areas still the last
+	 * round's, now that nothing of it runs: the injection needs a
+	 * syscall instruction found in them. */
+	if (!ret && (!q.ntids || q.tids[0] != lp->pid))
+		ret = -ESRCH;
+	if (!ret && (proc_stat_read(lp->pid, f, NULL) || f[22] != lp->start_time))
+		ret = -ESRCH;
+	if (!ret && (mapwatch_count(&lp->mw, &n) || n != lp->mw_base))
+		ret = -EAGAIN;
 	if (!ret) {
 		q.proc = xzalloc(sizeof(*q.proc));
 		rtcr__process__init(q.proc);
@@ -760,8 +787,10 @@ static int live_ask(struct dump_ctx *c, struct live_proc *lp)
 		q.injecting = false;
 	}
 	inject_abandon(&q.in);
-	/* Counted from before the release: a call right after it counts. */
-	live_asked(lp, ret ? NULL : answers_take(q.proc, q.mm));
+	/* Counted before the release: a call right after it counts. The
+	 * scratch area came and went with every thread stopped since the
+	 * count matched the areas: the areas are current after it too. */
+	live_asked(lp, ret ? NULL : answers_take(q.proc, q.mm), !ret);
 	for (int i = 0; i < q.ntids; i++)
 		task_detach(q.tids[i], 0);
 	lp->ask_ns = now_ns() - t0;
@@ -772,7 +801,7 @@ static int live_ask(struct dump_ctx *c, struct live_proc *lp)
 	process_free(q.proc);
 	mm_free(q.mm);
 	/* Only a signal to rtcr stops the dump; the freeze asks otherwise. */
-	return ret == -EINTR || g_signalled ? ret : 0;
+	return g_signalled ? -EINTR : 0;
 }
 
 /* Everything about one live process except its pages. */

@@ -195,7 +195,7 @@ void live_frozen_end(struct live_proc *lp)
 		lp->mw_base = n;
 }
 
-void live_asked(struct live_proc *lp, struct answers *a)
+void live_asked(struct live_proc *lp, struct answers *a, bool areas_held)
 {
 	uint64_t n;
 
@@ -204,9 +204,9 @@ void live_asked(struct live_proc *lp, struct answers *a)
 	lp->asked = true;
 	lp->aw_based = a && lp->aw.nfd && !mapwatch_count(&lp->aw, &lp->aw_base);
 	/* The stop's scratch area came and went: if the areas of the last
-	 * round were current before it, they are after it. */
-	if (lp->watching && lp->vl_counted && lp->mw_asked_base == lp->mw_base &&
-	    !mapwatch_count(&lp->mw, &n))
+	 * round were current when every thread had stopped, they are after
+	 * it (else the next count differs from mw_base, as it should). */
+	if (areas_held && lp->watching && lp->vl_counted && !mapwatch_count(&lp->mw, &n))
 		lp->mw_base = n;
 }
 

@@ -62,7 +62,6 @@ struct live_proc {
 	bool aw_based;
 	uint64_t aw_base;
 	struct answers *answers;
-	uint64_t mw_asked_base;  /* the memory-map count before live_ask()'s stop */
 	bool asked;              /* the answers are live_ask()'s, not a last freeze's */
 	uint64_t ask_ns;         /* live_ask()'s stop: first seize to release */
 	uint8_t base_id[16];     /* kept (live_keep()): the image the copy is of */
@@ -104,9 +103,10 @@ void live_frozen_end(struct live_proc *lp);
 /* No call that changes lp->answers counted since they were taken? */
 bool live_answers_current(struct live_proc *lp);
 /* Answers asked in a stop before the freeze (dump.c: live_ask()), with
- * the count from now on; lp->mw_asked_base: the memory-map count before
- * the stop. */
-void live_asked(struct live_proc *lp, struct answers *a);
+ * the count from now on; areas_held: every thread stopped since the
+ * memory-map count was found equal to lp->mw_base (the stop's own
+ * scratch mapping then leaves the areas current). */
+void live_asked(struct live_proc *lp, struct answers *a, bool areas_held);
 /* Copy rounds while the processes run (lps[0] is the root: an error in
  * its rounds is the dump's; another process that fails, e.g. exits, just
  * leaves the rounds), each round over all of them, until the tree writes

@@ -4,11 +4,11 @@
 
 cpus_of() { awk '/^Cpus_allowed_list/ {print $2}' "/proc/$1/status"; }
 
-killed_at() { # point
+killed_at() { # point [rtcr dump options]
 	start_ready counter
 	mkdir -p "$T/img"
 	local cpus; cpus=$(cpus_of "$PID")
-	RTCR_TEST_KILL_AT=$1 "$RTCR" dump -t "$PID" -D "$T/img" > "$T/dump.out" 2>&1
+	RTCR_TEST_KILL_AT=$1 "$RTCR" dump -t "$PID" -D "$T/img" "${@:2}" > "$T/dump.out" 2>&1
 	local rc=$?
 	[ $rc = 137 ] || { cat "$T/dump.out" >&2; fail "rtcr was not killed at '$1' (exit $rc)"; }
 	[ ! -e "$T/img/image.rtcr" ] || fail "killed dump left image.rtcr"
@@ -24,6 +24,10 @@ killed_at() { # point
 test_killed_after_seize() { killed_at seized; }
 test_killed_while_injecting() { killed_at injecting; }
 test_killed_after_queries() { killed_at queried; }
+# A live dump asks its injected queries in a stop before the freeze
+# (dump.c: live_ask()): killed there, the same.
+test_killed_while_asking() { killed_at injecting --live --leave-running; }
+test_killed_after_asking() { killed_at queried --live --leave-running; }
 test_killed_before_commit() { killed_at written; }
 
 # Killed while the main thread waits in its stub after a batch of
