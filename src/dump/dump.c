@@ -546,11 +546,12 @@ static int note_stops_reported(struct dump_ctx *c, struct pdump *p)
 }
 
 /*
- * A periodic checkpoint of a process that made no call that changes what
- * injected calls read since the last one's freeze (live_answers_current()):
- * that one's answers, and the rest read as usual, without stopping a
- * thread for a call. Not with a stopped child (asking whether its stop
- * was collected is a call).
+ * A process of the rounds that made no call that changes what injected
+ * calls read since its answers were taken (live_answers_current()), by
+ * live_ask()'s stop or by the last periodic checkpoint's freeze: those
+ * answers, and the rest read as usual, without stopping a thread for a
+ * call. Not with a stopped child (asking whether its stop was collected
+ * is a call).
  */
 static bool answers_usable(struct dump_ctx *c, struct pdump *p)
 {
