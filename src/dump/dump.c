@@ -564,6 +564,19 @@ static bool answers_usable(struct dump_ctx *c, struct pdump *p)
 	return true;
 }
 
+/* A thread's credentials, kept only if they differ from the process's. */
+static int thread_creds(struct inject *in, Rtcr__Thread *t, const long *securebits,
+			const Rtcr__Creds *process)
+{
+	int ret = creds_dump(in, t->tid, securebits, &t->creds);
+
+	if (!ret && creds_equal(t->creds, process)) {
+		rtcr__creds__free_unpacked(t->creds, NULL);
+		t->creds = NULL;
+	}
+	return ret;
+}
+
 static int dump_answered(struct pdump *p)
 {
 	const struct answers *a = p->lp->answers;
@@ -580,11 +593,7 @@ static int dump_answered(struct pdump *p)
 	for (int i = 1; i < p->ntids && !ret; i++) {
 		Rtcr__Thread *ti = p->proc->threads[i];
 		long sb = answers_thread_securebits(a, ti->tid);
-		ret = creds_dump(NULL, ti->tid, &sb, &ti->creds);
-		if (!ret && creds_equal(ti->creds, p->proc->creds)) {
-			rtcr__creds__free_unpacked(ti->creds, NULL);
-			ti->creds = NULL;
-		}
+		ret = thread_creds(NULL, ti, &sb, p->proc->creds);
 	}
 	if (!ret)
 		ret = mem_dump_mm(NULL, p->pid, &p->vl, &more.brk, &p->mm);
@@ -655,11 +664,7 @@ static int do_inject(struct dump_ctx *c, struct pdump *p)
 		if (!ret)
 			ret = thread_dump_inj(&it, ti);
 		if (!ret)
-			ret = creds_dump(&it, ti->tid, NULL, &ti->creds);
-		if (!ret && creds_equal(ti->creds, p->proc->creds)) {
-			rtcr__creds__free_unpacked(ti->creds, NULL);
-			ti->creds = NULL;
-		}
+			ret = thread_creds(&it, ti, NULL, p->proc->creds);
 		fin = inject_finish(&it);
 		inject_abandon(&it);
 		if (!ret)
