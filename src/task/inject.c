@@ -146,6 +146,19 @@ int inject_call(struct inject *in, const char *what, long nr, uint64_t a0, uint6
 }
 
 /*
+ * The thread at its stub's syscall exit, as a call through the stub
+ * leaves it: not to be restarted, so that if rtcr dies from here on,
+ * the stub's next instructions roll it back at once.
+ */
+static int park(struct inject *in, struct user_regs_struct *r)
+{
+	r->rip = in->sc->base + scratch_stub_off(in->slot) + 2;
+	r->orig_rax = (unsigned long long)-1;
+	r->rax = (unsigned long long)-EINTR;
+	return task_set_regs(in->tid, r);
+}
+
+/*
  * The dump-safe end of a batch: once the executor set done, the thread
  * waits in its stub's ppoll; interrupt it there. A stop on the way (a
  * SIGSTOP) is noted and the batch goes on.
@@ -240,13 +253,9 @@ static int batch_wait_done(struct inject *in, uint64_t done_addr)
 	}
 	if (err)
 		return err;
-	/* In the wait: not to be restarted, so that if rtcr dies from here
-	 * on, the thread rolls back at once, as after a single call. */
-	if (r.rip == in->sc->base + scratch_stub_off(in->slot) + 2) {
-		r.orig_rax = (unsigned long long)-1;
-		r.rax = (unsigned long long)-EINTR;
-		err = task_set_regs(in->tid, &r);
-	}
+	/* In the wait: parked there. */
+	if (r.rip == in->sc->base + scratch_stub_off(in->slot) + 2)
+		err = park(in, &r);
 	return err;
 }
 
@@ -499,15 +508,10 @@ static int take_slot(struct inject *in, struct scratch *sc, unsigned slot, const
 	}
 	in->gadget = sc->base + scratch_stub_off(slot);
 	in->rollback = xstate != NULL;
-	/* Parked at its stub's syscall exit, as after a call through it and
-	 * without running one: if rtcr dies from here on, the stub's next
-	 * instructions roll it back. */
+	/* Parked on its stub without running a call through it. */
 	r = in->saved;
-	r.rip = in->gadget + 2;
-	r.orig_rax = (unsigned long long)-1;
-	r.rax = (unsigned long long)-EINTR;
 	r.eflags &= ~0x100ULL;
-	err = task_set_regs(in->tid, &r);
+	err = park(in, &r);
 	in->parked = !err;
 	return err;
 }
