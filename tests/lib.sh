@@ -105,8 +105,9 @@ assert_running() { # pid
 	[ "$tracer" = 0 ] || fail "pid $1 is still traced by $tracer"
 }
 assert_gone() { # pid
+	# Z: a zombie; X: dead, being released by its reaper right now.
 	local st; st=$(proc_state "$1")
-	[ -z "$st" ] || [ "$st" = Z ] || fail "pid $1 still exists (state $st)"
+	[ -z "$st" ] || [ "$st" = Z ] || [ "$st" = X ] || fail "pid $1 still exists (state $st)"
 }
 
 # Start a target program with stdout/stderr to $T/out, closing every fd
