@@ -17,21 +17,13 @@
 #include "common/log.h"
 #include "common/util.h"
 
-struct job {
-	void (*fn)(void *arg, int i);
-	void *arg;
-	int n;
-	atomic_int next;   /* the next piece to take */
-	atomic_int left;   /* pieces not done yet */
-};
-
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static bool have_worker;
 static pthread_t th;
 static cpu_set_t allowed;          /* rtcr's CPUs when the worker began */
 static atomic_uint gen;            /* bumped by each arm; the worker sleeps on it */
 static atomic_bool armed;
-static struct job *_Atomic cur;    /* the job under way, if any */
+static struct spare_job *_Atomic cur;    /* the job under way, if any */
 static atomic_int busy;            /* the worker holds a pointer to a job */
 
 static void cpu_relax(void)
@@ -39,7 +31,7 @@ static void cpu_relax(void)
 	__asm__ volatile("pause" ::: "memory");
 }
 
-static void take(struct job *j)
+static void take(struct spare_job *j)
 {
 	for (int i; (i = atomic_fetch_add(&j->next, 1)) < j->n;) {
 		j->fn(j->arg, i);
@@ -69,7 +61,7 @@ static void *worker(void *unused)
 		seen = g;
 		t0 = now_ns();
 		while (atomic_load(&armed)) {
-			struct job *j;
+			struct spare_job *j;
 
 			atomic_fetch_add(&busy, 1);
 			j = atomic_load(&cur);
@@ -151,17 +143,35 @@ static void wait_zero(atomic_int *v)
 	}
 }
 
-void spare_run(void (*fn)(void *arg, int i), void *arg, int n)
+void spare_post(struct spare_job *j, void (*fn)(void *arg, int i), void *arg, int n)
 {
-	struct job j = { .fn = fn, .arg = arg, .n = n };
+	struct spare_job *none = NULL;
 
-	atomic_init(&j.next, 0);
-	atomic_init(&j.left, n);
-	if (have_worker && atomic_load(&armed))
-		atomic_store(&cur, &j);
-	take(&j);
+	j->fn = fn;
+	j->arg = arg;
+	j->n = n;
+	atomic_init(&j->next, 0);
+	atomic_init(&j->left, n);
+	j->posted = have_worker && atomic_load(&armed) &&
+		    atomic_compare_exchange_strong(&cur, &none, j);
+}
+
+void spare_join(struct spare_job *j)
+{
+	take(j);
+	if (!j->posted)
+		return;
 	/* The worker's last piece; then it lets go of j. */
-	wait_zero(&j.left);
+	wait_zero(&j->left);
 	atomic_store(&cur, NULL);
 	wait_zero(&busy);
+	j->posted = false;
+}
+
+void spare_run(void (*fn)(void *arg, int i), void *arg, int n)
+{
+	struct spare_job j;
+
+	spare_post(&j, fn, arg, n);
+	spare_join(&j);
 }

@@ -24,6 +24,9 @@
 #ifndef RTCR_COMMON_SPARE_H
 #define RTCR_COMMON_SPARE_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
+
 #define SPARE_SPIN_MAX_MS 200   /* a worker never spins longer than this per arm */
 
 void spare_arm(void);
@@ -32,5 +35,24 @@ void spare_disarm(void);
 /* fn(arg, i) for i in [0, n), shared with the worker if armed; returns
  * when all are done. fn must be safe to run concurrently for distinct i. */
 void spare_run(void (*fn)(void *arg, int i), void *arg, int n);
+
+/*
+ * The same in two steps, for the caller to do other work meanwhile:
+ * spare_post() hands the pieces to the worker, which begins at once if
+ * armed; spare_join() does the pieces it has not taken and waits for
+ * the one it is doing. One job is posted at a time: a job posted while
+ * another is, or with no worker, is all done by spare_join(). j is the
+ * caller's and must live until spare_join() returns.
+ */
+struct spare_job {
+	void (*fn)(void *arg, int i);
+	void *arg;
+	int n;
+	atomic_int next;   /* the next piece to take */
+	atomic_int left;   /* pieces not done yet */
+	bool posted;       /* the worker may take pieces */
+};
+void spare_post(struct spare_job *j, void (*fn)(void *arg, int i), void *arg, int n);
+void spare_join(struct spare_job *j);
 
 #endif

@@ -81,6 +81,8 @@ struct pdump {
 	bool injecting;
 	bool answered;                /* its injected queries answered already: */
 	bool answered_early;          /* by live_ask() (else by the last checkpoint's freeze) */
+	bool answers_applied;         /* dump_answered_proc() done */
+	struct attrs_more more;       /* (its answers of those) */
 	struct vma_list vl;
 	struct track tr;              /* dirty-page tracking (mem/track.h) */
 	struct mirror mir;            /* live, not in the rounds: its pages, copied frozen */
@@ -577,28 +579,49 @@ static int thread_creds(struct inject *in, Rtcr__Thread *t, const long *securebi
 	return ret;
 }
 
-static int dump_answered(struct pdump *p)
+/* Answered: what /proc tells, and the answers taken instead of the
+ * injected calls. Needs neither the pages nor the memory objects: done
+ * while the final round's walk runs (frozen_answers()). */
+static int dump_answered_proc(struct pdump *p)
 {
 	const struct answers *a = p->lp->answers;
-	struct attrs_more more;
 	int ret;
 
 	ret = attrs_dump(NULL, p->pid, p->proc, NULL);
 	if (ret)
 		return ret;
-	answers_apply(a, p->proc, &more);
+	answers_apply(a, p->proc, &p->more);
 	ret = peek_pending(p->pid, true, &p->proc->shared_pending, &p->proc->n_shared_pending);
 	if (!ret)
-		ret = creds_dump(NULL, p->pid, &more.securebits, &p->proc->creds);
+		ret = creds_dump(NULL, p->pid, &p->more.securebits, &p->proc->creds);
 	for (int i = 1; i < p->ntids && !ret; i++) {
 		Rtcr__Thread *ti = p->proc->threads[i];
 		long sb = answers_thread_securebits(a, ti->tid);
 		ret = thread_creds(NULL, ti, &sb, p->proc->creds);
 	}
+	p->answers_applied = !ret;
+	return ret;
+}
+
+static int dump_answered(struct pdump *p)
+{
+	int ret = p->answers_applied ? 0 : dump_answered_proc(p);
+
 	if (!ret)
-		ret = mem_dump_mm(NULL, p->pid, &p->vl, &more.brk, &p->mm);
+		ret = mem_dump_mm(NULL, p->pid, &p->vl, &p->more.brk, &p->mm);
 	p->answered = !ret;
 	p->answered_early = p->lp->asked;
+	return ret;
+}
+
+/* FROZEN: the processes whose answers are current, their /proc part. */
+static int frozen_answers(struct dump_ctx *c)
+{
+	int ret = 0;
+
+	for (int i = 0; i < c->np && !ret; i++)
+		if (!c->p[i].zombie && answers_usable(c, &c->p[i]))
+			ret = dump_answered_proc(&c->p[i]);
 	return ret;
 }
 
@@ -610,7 +633,7 @@ static int do_inject(struct dump_ctx *c, struct pdump *p)
 	struct cpu_info ci;
 	int ret;
 
-	if (answers_usable(c, p))
+	if (p->answers_applied || answers_usable(c, p))
 		return dump_answered(p);
 	gadget = mem_find_gadget(p->pid, &p->vl);
 	if (!gadget)
@@ -810,6 +833,31 @@ static int live_ask(struct dump_ctx *c, struct live_proc *lp)
 	return g_signalled ? -EINTR : 0;
 }
 
+/*
+ * FROZEN, first: the areas of the processes with rounds, and the final
+ * round of the root begun: its walk of the written pages (the part of
+ * the freeze that grows with the memory) runs on the spare CPU while
+ * this one reads the handles and registers. One walk at a time is the
+ * spare CPU's: the other processes' wait for live_final().
+ */
+static int frozen_areas(struct dump_ctx *c)
+{
+	bool begun = false;
+	int ret = 0;
+
+	for (int i = 0; i < c->np && !ret; i++) {
+		struct pdump *p = &c->p[i];
+		if (!p->lp || p->zombie)
+			continue;
+		ret = live_areas(p->lp, &p->vl);
+		if (!ret && !begun) {
+			live_final_begin(p->lp, &p->vl);
+			begun = true;
+		}
+	}
+	return ret;
+}
+
 /* Everything about one live process except its pages. */
 static int dump_process(struct dump_ctx *c, struct pdump *p, int fi)
 {
@@ -820,9 +868,8 @@ static int dump_process(struct dump_ctx *c, struct pdump *p, int fi)
 	if (!ret)
 		ret = files_dump(&c->fc, fi, &p->files);
 	phase_mark(&c->ph, "fds");
-	if (!ret && p->lp)
-		ret = live_areas(p->lp, &p->vl);
-	else if (!ret)
+	/* (A process with rounds has them: frozen_areas().) */
+	if (!ret && !p->lp)
 		ret = vma_list_read(p->pid, &p->vl, p->tr.target_fd >= 0);
 	phase_mark(&c->ph, "areas");
 	if (ret)
@@ -1402,6 +1449,10 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 	if (ret)
 		goto abort;
 	phase_mark(&c.ph, "sharing");
+	ret = frozen_areas(&c);
+	if (ret)
+		goto abort;
+	phase_mark(&c.ph, "live-areas");
 	/* Our own trackers (mem/track.h), and copies of them children got
 	 * through fork, are not the processes' handles. */
 	live = xmalloc(c.np * sizeof(pid_t));
@@ -1440,6 +1491,10 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 	if (ret)
 		goto abort;
 	phase_mark(&c.ph, "registers");
+	ret = frozen_answers(&c);
+	if (ret)
+		goto abort;
+	phase_mark(&c.ph, "answers");
 	/* Pages with data; a shared memory object's only once in the tree. */
 	{
 		struct vma_list **vls = xmalloc(c.np * sizeof(*vls));
@@ -1639,6 +1694,8 @@ done:
 	goto out;
 
 abort:
+	for (int i = 0; i < c.nlives; i++)
+		live_final_abandon(c.lives[i]);
 	spare_disarm();
 	for (int i = 0; i < c.np; i++) {
 		struct pdump *p = &c.p[i];

@@ -312,23 +312,36 @@ static void on_written(void *arg, uint64_t start, uint64_t end, uint64_t cat)
 #define SPLIT_MIN_BYTES (64ull << 20)   /* below, one walk (~50 us) */
 #define SPLIT_ALIGN     (2ull << 20)    /* a bound inside a huge page would split it */
 
-static int scan_written_split(struct pagemap *pm, const struct pm_scan_spec *sp,
-			      struct round_scan *s)
+struct written_split {
+	struct pagemap_split *ps;
+	struct round_scan *s;
+	struct round_scan pieces[SPLIT_PIECES];
+	int n;
+};
+
+/* Begun (the spare CPU takes pieces at once); NULL if one walk is
+ * enough, which it has done. */
+static struct written_split *scan_written_start(struct pagemap *pm, const struct pm_scan_spec *sp,
+						struct round_scan *s, int *err)
 {
 	const struct vma_list *vl = s->vl;
 	uint64_t total = 0, cum = 0, bounds[SPLIT_PIECES + 1];
-	struct round_scan ps[SPLIT_PIECES];
+	struct written_split *w;
 	void *args[SPLIT_PIECES];
-	int n = 1, k = 1, ret;
+	int n = 1, k = 1;
 
 	for (int i = 0; i < vl->nr; i++)
 		if (s->ma[i])
 			total += vl->v[i].end - vl->v[i].start;
-	if (total < SPLIT_MIN_BYTES)
-		return pagemap_scan_ex(pm, sp, vl->v[0].start, vl->v[vl->nr - 1].end, on_written, s);
+	if (total < SPLIT_MIN_BYTES) {
+		*err = pagemap_scan_ex(pm, sp, vl->v[0].start, vl->v[vl->nr - 1].end, on_written, s);
+		return NULL;
+	}
+	w = xzalloc(sizeof(*w));
+	w->s = s;
 	bounds[0] = vl->v[0].start;
-	ps[0] = *s;
-	ps[0].vi = 0;
+	w->pieces[0] = *s;
+	w->pieces[0].vi = 0;
 	for (int i = 0; i < vl->nr && k < SPLIT_PIECES; i++) {
 		uint64_t len;
 
@@ -344,25 +357,36 @@ static int scan_written_split(struct pagemap *pm, const struct pm_scan_spec *sp,
 			if (b <= bounds[n - 1])
 				continue;
 			bounds[n] = b;
-			ps[n] = *s;
-			ps[n].vi = i;
+			w->pieces[n] = *s;
+			w->pieces[n].vi = i;
 			n++;
 		}
 		cum += len;
 	}
 	bounds[n] = vl->v[vl->nr - 1].end;
 	for (int i = 0; i < n; i++) {
-		memset(&ps[i].unsure, 0, sizeof(ps[i].unsure));
-		memset(&ps[i].filew, 0, sizeof(ps[i].filew));
-		args[i] = &ps[i];
+		memset(&w->pieces[i].unsure, 0, sizeof(w->pieces[i].unsure));
+		memset(&w->pieces[i].filew, 0, sizeof(w->pieces[i].filew));
+		args[i] = &w->pieces[i];
 	}
-	ret = pagemap_scan_split(pm, sp, bounds, n, on_written, args);
+	w->n = n;
+	w->ps = pagemap_split_start(pm, sp, bounds, n, on_written, args);
+	*err = 0;
+	return w;
+}
+
+static int scan_written_finish(struct written_split *w)
+{
+	struct round_scan *s = w->s;
+	int ret = pagemap_split_finish(w->ps);
+
 	/* In address order, as one scan would have listed them. */
-	for (int i = 0; i < n; i++) {
-		for (uint32_t r = 0; r < ps[i].filew.nr; r++)
-			prl_add(&s->filew, ps[i].filew.v[r].start, ps[i].filew.v[r].npages);
-		prl_free(&ps[i].filew);
+	for (int i = 0; i < w->n; i++) {
+		for (uint32_t r = 0; r < w->pieces[i].filew.nr; r++)
+			prl_add(&s->filew, w->pieces[i].filew.v[r].start, w->pieces[i].filew.v[r].npages);
+		prl_free(&w->pieces[i].filew);
 	}
+	free(w);
 	return ret;
 }
 
@@ -568,22 +592,42 @@ static int copy_throttled(struct live_proc *lp, struct vma_list *vl, struct mirr
  * registered are registered and protected first, then taken whole.
  * Frozen: such areas are taken whole, then registered for the next dump.
  */
-static int round_run(struct live_proc *lp, struct vma_list *vl, bool frozen)
-{
-	struct round_scan s = { .vl = vl };
-	uint64_t t0 = now_ns();
+/* A round: its areas set up and its written pages' walk under way
+ * (round_begin()), then the rest (round_end()). */
+struct live_round {
+	struct round_scan s;
 	struct pagemap pm;
-	bool any_whole = false, any_inherit = false;
-	uint64_t n = 0;
+	bool pm_open;
+	bool frozen;
+	bool any_whole, any_inherit;
+	struct written_split *ws;   /* frozen: the walk shared with the spare CPU */
+	uint64_t t0;
+	int ret;
+};
+
+static const struct pm_scan_spec written_spec = {
+	.flags = PM_SCAN_WP_MATCHING,
+	.category_mask = PAGE_IS_WRITTEN,
+	.return_mask = PAGE_IS_WRITTEN,
+};
+
+static void round_begin(struct live_proc *lp, struct vma_list *vl, bool frozen, struct live_round *r)
+{
+	struct round_scan *s = &r->s;
 	int ret;
 
+	memset(r, 0, sizeof(*r));
+	s->vl = vl;
+	r->frozen = frozen;
+	r->t0 = now_ns();
 	if (!vl->nr)
-		return 0;
-	s.ma = xzalloc(vl->nr * sizeof(*s.ma));
-	s.whole = xzalloc(vl->nr * sizeof(bool));
-	s.inherit = xzalloc(vl->nr * sizeof(bool));
-	ret = pagemap_open(&pm, lp->pid);
-	if (!ret && !pm.scan) {
+		return;
+	s->ma = xzalloc(vl->nr * sizeof(*s->ma));
+	s->whole = xzalloc(vl->nr * sizeof(bool));
+	s->inherit = xzalloc(vl->nr * sizeof(bool));
+	ret = pagemap_open(&r->pm, lp->pid);
+	r->pm_open = !ret;
+	if (!ret && !r->pm.scan) {
 		pr_err("pid %d: a live dump needs PAGEMAP_SCAN (Linux 6.7)", lp->pid);
 		ret = -ENOTSUP;
 	}
@@ -604,99 +648,140 @@ static int round_run(struct live_proc *lp, struct vma_list *vl, bool frozen)
 			if (!fresh)
 				mirror_reset(a);
 			if (!frozen) {
-				int r = track_protect(lp->uffd, v);
-				if (r < 0) {
-					ret = r;
+				int t = track_protect(lp->uffd, v);
+				if (t < 0) {
+					ret = t;
 					break;
 				}
-				if (r > 0)
+				if (t > 0)
 					continue;     /* cannot be tracked: taken frozen */
 				v->uffd_wp = true;
 			}
-			s.whole[i] = true;
+			s->whole[i] = true;
 		} else if (fresh) {
 			/* Tracked, but its bounds changed since the last round
 			 * (mprotect split it, or it merged): what was known of
 			 * its pages was by the old bounds. At the first round of
 			 * an incremental dump, its unwritten data is the parent's. */
 			if (lp->inc && lp->rounds == 0 && !frozen)
-				s.inherit[i] = any_inherit = true;
+				s->inherit[i] = r->any_inherit = true;
 			else
-				s.whole[i] = true;
+				s->whole[i] = true;
 		}
-		any_whole |= s.whole[i];
-		s.ma[i] = a;
+		r->any_whole |= s->whole[i];
+		s->ma[i] = a;
 	}
 	/* Written since the last round, and protected again. */
 	if (!ret) {
-		static const struct pm_scan_spec written = {
-			.flags = PM_SCAN_WP_MATCHING,
-			.category_mask = PAGE_IS_WRITTEN,
-			.return_mask = PAGE_IS_WRITTEN,
-		};
-		s.vi = 0;
+		s->vi = 0;
 		if (frozen)
-			ret = scan_written_split(&pm, &written, &s);
+			r->ws = scan_written_start(&r->pm, &written_spec, s, &ret);
 		else
-			ret = pagemap_scan_ex(&pm, &written, vl->v[0].start, vl->v[vl->nr - 1].end,
-					      on_written, &s);
+			ret = pagemap_scan_ex(&r->pm, &written_spec, vl->v[0].start,
+					      vl->v[vl->nr - 1].end, on_written, s);
 	}
+	r->ret = ret;
+}
+
+/* The walk done, and its state let go of. */
+static int round_join(struct live_round *r)
+{
+	int ret = 0;
+
+	if (r->ws)
+		ret = scan_written_finish(r->ws);
+	r->ws = NULL;
+	return ret;
+}
+
+static void round_free(struct live_round *r)
+{
+	(void)round_join(r);
+	prl_free(&r->s.unsure);
+	prl_free(&r->s.filew);
+	if (r->pm_open)
+		pagemap_close(&r->pm);
+	r->pm_open = false;
+	free(r->s.ma);
+	free(r->s.whole);
+	free(r->s.inherit);
+	r->s.ma = NULL;
+	r->s.whole = r->s.inherit = NULL;
+}
+
+static int round_end(struct live_proc *lp, struct live_round *r)
+{
+	struct round_scan *s = &r->s;
+	struct vma_list *vl = s->vl;
+	struct pagemap *pm = &r->pm;
+	bool frozen = r->frozen;
+	uint64_t n = 0;
+	int ret = r->ret, j;
+
+	j = round_join(r);
+	if (!ret)
+		ret = j;
+	if (!vl->nr)
+		return 0;
 	/* Of those, in private file mappings: data or the file's page. */
-	s.written = true;
-	for (uint32_t r = 0; r < s.filew.nr && !ret; r++) {
-		uint64_t rs = s.filew.v[r].start, re = rs + s.filew.v[r].npages * PAGE_SIZE;
-		s.vi = 0;
-		if (vma_list_seek(vl, &s.vi, rs) < 0)
+	s->written = true;
+	for (uint32_t q = 0; q < s->filew.nr && !ret; q++) {
+		uint64_t rs = s->filew.v[q].start, re = rs + s->filew.v[q].npages * PAGE_SIZE;
+		s->vi = 0;
+		if (vma_list_seek(vl, &s->vi, rs) < 0)
 			continue;
-		ret = pagemap_scan_all(&pm, rs, re, on_region, &s);
+		ret = pagemap_scan_all(pm, rs, re, on_region, s);
 	}
 	/* Frozen: held pages of private file mappings still data? */
 	for (int i = 0; i < vl->nr && !ret && frozen; i++)
-		if (s.ma[i] && !s.whole[i] && vl->v[i].kind == RTCR__VMA_KIND__FILE_PRIVATE)
-			ret = verify_file_private(&pm, &vl->v[i], s.ma[i]);
+		if (s->ma[i] && !s->whole[i] && vl->v[i].kind == RTCR__VMA_KIND__FILE_PRIVATE)
+			ret = verify_file_private(pm, &vl->v[i], s->ma[i]);
 	/* Whole areas: every page with data (after the protection, so a
 	 * write from now on is seen by the next round). */
-	if (!ret && (any_whole || any_inherit)) {
-		s.written = false;
+	if (!ret && (r->any_whole || r->any_inherit)) {
+		s->written = false;
 		for (int i = 0; i < vl->nr && !ret; i++) {
-			if (!s.whole[i] && !s.inherit[i])
+			if (!s->whole[i] && !s->inherit[i])
 				continue;
-			s.vi = i;
-			ret = pagemap_scan_all(&pm, vl->v[i].start, vl->v[i].end, on_region, &s);
+			s->vi = i;
+			ret = pagemap_scan_all(pm, vl->v[i].start, vl->v[i].end, on_region, s);
 		}
-		if (!ret && s.unsure.nr) {
-			struct swap_arg w = { &s, 0 };
-			ret = pagemap_real_swap(&pm, &s.unsure, on_swapped, &w);
+		if (!ret && s->unsure.nr) {
+			struct swap_arg w = { s, 0 };
+			ret = pagemap_real_swap(pm, &s->unsure, on_swapped, &w);
 		}
 	}
 	pr_debug("pid %d: round %d%s: setup+scan %.3f ms", lp->pid, lp->rounds,
-		 frozen ? " (frozen)" : "", (now_ns() - t0) / 1e6);
+		 frozen ? " (frozen)" : "", (now_ns() - r->t0) / 1e6);
 	if (!ret) {
 		if (lp->run_us && !frozen)
-			ret = copy_throttled(lp, vl, s.ma, &n);
+			ret = copy_throttled(lp, vl, s->ma, &n);
 		else
-			ret = copy_dirty(lp, vl, s.ma, frozen, UINT64_MAX, &n);
+			ret = copy_dirty(lp, vl, s->ma, frozen, UINT64_MAX, &n);
 		if (ret)
 			pr_err("pid %d: copying its memory: %s", lp->pid, strerror(-ret));
 	}
 	/* Frozen: areas that were not tracked are tracked from now on. */
 	for (int i = 0; i < vl->nr && !ret && frozen; i++)
-		if (s.whole[i] && !vl->v[i].uffd_wp) {
-			int r = track_protect(lp->uffd, &vl->v[i]);
-			if (r < 0)
-				ret = r;
-			vl->v[i].uffd_wp = r == 0;
+		if (s->whole[i] && !vl->v[i].uffd_wp) {
+			int t = track_protect(lp->uffd, &vl->v[i]);
+			if (t < 0)
+				ret = t;
+			vl->v[i].uffd_wp = t == 0;
 		}
 	pr_debug("pid %d: round %d%s: %llu pages, %.3f ms", lp->pid, lp->rounds,
-		 frozen ? " (frozen)" : "", (unsigned long long)n, (now_ns() - t0) / 1e6);
+		 frozen ? " (frozen)" : "", (unsigned long long)n, (now_ns() - r->t0) / 1e6);
 	lp->last_written = n;
-	prl_free(&s.unsure);
-	prl_free(&s.filew);
-	pagemap_close(&pm);
-	free(s.ma);
-	free(s.whole);
-	free(s.inherit);
+	round_free(r);
 	return ret;
+}
+
+static int round_run(struct live_proc *lp, struct vma_list *vl, bool frozen)
+{
+	struct live_round r;
+
+	round_begin(lp, vl, frozen, &r);
+	return round_end(lp, &r);
 }
 
 /*
@@ -870,6 +955,25 @@ int live_areas(struct live_proc *lp, struct vma_list *vl)
 	return lp->areas_reused ? 0 : vma_list_read(lp->pid, vl, true);
 }
 
+void live_final_begin(struct live_proc *lp, struct vma_list *vl)
+{
+	uint64_t t0 = now_ns();
+
+	live_final_abandon(lp);
+	lp->final = xmalloc(sizeof(*lp->final));
+	round_begin(lp, vl, true, lp->final);
+	lp->final_ns = now_ns() - t0;
+}
+
+void live_final_abandon(struct live_proc *lp)
+{
+	if (!lp->final)
+		return;
+	round_free(lp->final);
+	free(lp->final);
+	lp->final = NULL;
+}
+
 int live_final(struct live_proc *lp, struct vma_list *vl, struct mem_stats *st)
 {
 	uint64_t t0 = now_ns();
@@ -877,7 +981,19 @@ int live_final(struct live_proc *lp, struct vma_list *vl, struct mem_stats *st)
 
 	/* Areas are matched by their exact bounds: the ones that went away
 	 * are forgotten. */
-	ret = round_run(lp, vl, true);
+	if (lp->final && lp->final->s.vl != vl) {
+		pr_err("pid %d: its final round was begun with other areas", lp->pid);
+		live_final_abandon(lp);
+		return -EINVAL;
+	}
+	if (lp->final) {
+		ret = round_end(lp, lp->final);
+		free(lp->final);
+		lp->final = NULL;
+		st->scan_ns += lp->final_ns;
+	} else {
+		ret = round_run(lp, vl, true);
+	}
 	mirror_sweep(&lp->m);
 	for (int i = 0; i < vl->nr && !ret; i++) {
 		struct vma *v = &vl->v[i];
@@ -1002,6 +1118,7 @@ void live_unwatch(struct live_proc *lp)
 
 void live_end(struct live_proc *lp)
 {
+	live_final_abandon(lp);
 	if (lp->unwatching)
 		pthread_join(lp->unwatcher, NULL);
 	lp->unwatching = false;

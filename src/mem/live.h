@@ -30,6 +30,8 @@
 
 struct answers;
 
+struct live_round;
+
 struct live_proc {
 	pid_t pid;
 	uint64_t start_time;     /* (proc stat field 22): the same process at the freeze? */
@@ -66,6 +68,8 @@ struct live_proc {
 	uint64_t ask_ns;         /* live_ask()'s stop: first seize to release */
 	uint8_t base_id[16];     /* kept (live_keep()): the image the copy is of */
 	bool has_base;
+	struct live_round *final;   /* the final round, begun (live_final_begin()) */
+	uint64_t final_ns;          /* its beginning */
 };
 
 /*
@@ -130,6 +134,18 @@ int live_areas(struct live_proc *lp, struct vma_list *vl) __must_check;
  * their pages (mem_find_pages_tree) and captures them.
  */
 int live_final(struct live_proc *lp, struct vma_list *vl, struct mem_stats *st) __must_check;
+/*
+ * The same begun early: frozen, with vl the areas read now and not
+ * changed until live_final() (which goes on with it), its walk of the
+ * written pages is handed to the spare CPU (common/spare.h) while the
+ * caller reads the rest. A live_proc with a round begun holds the spare
+ * CPU's job and the process's pagemap: live_final_abandon() (also done
+ * by live_end()) waits for the walk and lets it go. The pages it found
+ * written are then protected again and marked to copy in lp's copy
+ * only: lp must not be kept for a next dump.
+ */
+void live_final_begin(struct live_proc *lp, struct vma_list *vl);
+void live_final_abandon(struct live_proc *lp);
 /*
  * After the final round (nothing is read from the process: after the
  * release, or frozen before a killing dump's write): the pages to store

@@ -118,46 +118,65 @@ struct split_piece {
 	int ret;
 };
 
-struct split_job {
+struct pagemap_split {
 	const struct pm_scan_spec *sp;
 	pagemap_cb cb;
+	int n;
 	struct split_piece *p;
+	struct spare_job job;
 };
 
 static void split_one(void *arg, int i)
 {
-	struct split_job *j = arg;
+	struct pagemap_split *j = arg;
 	struct split_piece *p = &j->p[i];
 
 	p->ret = pagemap_scan_ex(&p->pm, j->sp, p->start, p->end, j->cb, p->arg);
 }
 
+struct pagemap_split *pagemap_split_start(struct pagemap *pm, const struct pm_scan_spec *sp,
+					  const uint64_t *bounds, int n, pagemap_cb cb, void **args)
+{
+	struct pagemap_split *j = xzalloc(sizeof(*j));
+
+	j->sp = sp;
+	j->cb = cb;
+	j->n = n;
+	j->p = xzalloc(n * sizeof(*j->p));
+	for (int i = 0; i < n; i++) {
+		j->p[i].pm = *pm;
+		if (i) {
+			j->p[i].pm.vec_len = 1024;
+			j->p[i].pm.vec = xmalloc(j->p[i].pm.vec_len * sizeof(*j->p[i].pm.vec));
+		}
+		j->p[i].start = bounds[i];
+		j->p[i].end = bounds[i + 1];
+		j->p[i].arg = args[i];
+	}
+	spare_post(&j->job, split_one, j, n);
+	return j;
+}
+
+int pagemap_split_finish(struct pagemap_split *j)
+{
+	int ret = 0;
+
+	spare_join(&j->job);
+	for (int i = 0; i < j->n; i++) {
+		if (!ret)
+			ret = j->p[i].ret;
+		if (i)
+			free(j->p[i].pm.vec);
+	}
+	free(j->p);
+	free(j);
+	return ret;
+}
+
 int pagemap_scan_split(struct pagemap *pm, const struct pm_scan_spec *sp, const uint64_t *bounds,
 		       int n, pagemap_cb cb, void **args)
 {
-	struct split_piece *p = xzalloc(n * sizeof(*p));
-	struct split_job j = { sp, cb, p };
-	int ret = 0;
-
-	for (int i = 0; i < n; i++) {
-		p[i].pm = *pm;
-		if (i) {
-			p[i].pm.vec_len = 1024;
-			p[i].pm.vec = xmalloc(p[i].pm.vec_len * sizeof(*p[i].pm.vec));
-		}
-		p[i].start = bounds[i];
-		p[i].end = bounds[i + 1];
-		p[i].arg = args[i];
-	}
-	spare_run(split_one, &j, n);
-	for (int i = 0; i < n; i++) {
-		if (!ret)
-			ret = p[i].ret;
-		if (i)
-			free(p[i].pm.vec);
-	}
-	free(p);
-	return ret;
+	return pagemap_split_finish(pagemap_split_start(pm, sp, bounds, n, cb, args));
 }
 
 int pagemap_scan_all(struct pagemap *pm, uint64_t start, uint64_t end, pagemap_cb cb, void *arg)

@@ -92,6 +92,12 @@ int pagemap_scan_ex(struct pagemap *pm, const struct pm_scan_spec *sp, uint64_t 
  */
 int pagemap_scan_split(struct pagemap *pm, const struct pm_scan_spec *sp, const uint64_t *bounds,
 		       int n, pagemap_cb cb, void **args) __must_check;
+/* The same in two steps (spare_post(), spare_join()): the worker begins
+ * at once; pm, sp and the args stay the caller's until the finish. */
+struct pagemap_split;
+struct pagemap_split *pagemap_split_start(struct pagemap *pm, const struct pm_scan_spec *sp,
+					  const uint64_t *bounds, int n, pagemap_cb cb, void **args);
+int pagemap_split_finish(struct pagemap_split *ps) __must_check;
 
 /*
  * Of the pages in u, neither present nor written (per PAGEMAP_SCAN): call

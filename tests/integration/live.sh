@@ -401,6 +401,30 @@ test_live_refusals() {
 	[ ! -e "$T/d/image.rtcr" ] || fail "an image was left"
 }
 
+# A handle rtcr refuses, found at the freeze, after the rounds: the final
+# round's walk of 80 MiB was begun on the spare CPU (live_final_begin())
+# when the refusal came; the dump fails naming the fd, waits for the walk
+# and lets go. The process runs on, its memory intact, and a second live
+# dump refuses the same way.
+test_live_refused_at_freeze() {
+	HOLDER_MIB=80 start_ready holder io_uring
+	local k
+	for k in 1 2; do
+		mkdir -p "$T/d$k"
+		! "$RTCR" -v -v dump -t "$PID" -D "$T/d$k" --live --leave-running > "$T/d$k.out" 2>&1 ||
+			fail "a live dump of a process holding an io_uring succeeded"
+		assert_contains "$T/d$k.out" "fd 3: io_uring: not supported" "refusal message"
+		# (The walk begins with the areas, before the fds are read.)
+		assert_contains "$T/d$k.out" "live round 0" "copy rounds before the freeze"
+		assert_contains "$T/d$k.out" "areas from the last round" "areas found at the freeze"
+		[ ! -e "$T/d$k/image.rtcr" ] || fail "an image was left behind"
+		assert_running "$PID"
+	done
+	touch "$T/go"
+	wait "$PID" || { cat "$T/out" >&2; fail "target broken after the refused live dumps"; }
+	assert_contains "$T/out" '^PASS' "target verdict"
+}
+
 # A live incremental chain restored lazily.
 test_live_chain_restored_lazily() {
 	OUT_PIPE=1 start_ready mem_incr 2048 10

@@ -3,6 +3,8 @@
  * keeps counting. Used to check that a dump refuses by name and leaves
  * the process running untouched: after the trigger it checks that it
  * kept counting all along and that its handle still works.
+ * HOLDER_MIB=N: it also holds N MiB of written memory (a live dump then
+ * shares its final walk with the spare CPU), unchanged at the end.
  */
 #include "target.h"
 
@@ -48,6 +50,8 @@ int main(int argc, char **argv)
 	int fd = -1, fds[2];
 	(void)fds;
 	unsigned long before;
+	char *mem = NULL;
+	size_t nmem = 0;
 
 	if (!strcmp(kind, "pipe")) {
 		/* argv[2]: a pipe whose other end is outside, as /proc/PID/fd/N */
@@ -164,6 +168,15 @@ int main(int argc, char **argv)
 		fail("creating %s", kind);
 	if (linked[0])
 		atexit(unlink_linked);
+	if (getenv("HOLDER_MIB")) {
+		size_t len = strtoull(getenv("HOLDER_MIB"), NULL, 10) << 20;
+		mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (mem == MAP_FAILED)
+			fail("mmap %zu bytes", len);
+		for (size_t i = 0; i < len / 4096; i++)
+			mem[i * 4096] = (char)(i * 7 + 1);
+		nmem = len / 4096;
+	}
 	ready();
 	while (!trigger_set(trigger_path())) {
 		counter++;
@@ -176,6 +189,8 @@ int main(int argc, char **argv)
 	if (fd >= 0)
 		CHECK(fcntl(fd, F_GETFD) >= 0, "fd %d of kind %s was closed", fd, kind);
 	CHECK(counter == before, "counter moved unexpectedly");
+	for (size_t i = 0; i < nmem; i++)
+		CHECK(mem[i * 4096] == (char)(i * 7 + 1), "page %zu of its memory changed", i);
 	CHECK(counter > 10, "barely counted (%lu): was the process stopped?", counter);
 	pass();
 }

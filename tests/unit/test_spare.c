@@ -92,6 +92,44 @@ static void test_armed_runs_each_once(void **state)
 	assert_int_equal(run_rounds(false), 0);
 }
 
+/*
+ * spare_post() then spare_join() with work of the caller between: every
+ * piece once. A second job posted while the first is under way is not
+ * handed to the worker: its join does it all, here.
+ */
+static void test_posted_then_joined(void **state)
+{
+	int others = 0, second_others = 0;
+
+	(void)state;
+	main_thread = pthread_self();
+	for (int r = 0; r < 50; r++) {
+		struct pieces p, q;
+		struct spare_job j, k;
+		volatile uint64_t x = 0;
+
+		memset(&p, 0, sizeof(p));
+		memset(&q, 0, sizeof(q));
+		spare_arm();
+		spare_post(&j, piece, &p, PIECES);
+		spare_post(&k, piece, &q, PIECES);
+		assert_false(k.posted);
+		for (int w = 0; w < 200000; w++)   /* the caller's own work */
+			x += w;
+		spare_join(&k);
+		spare_join(&j);
+		spare_disarm();
+		for (int i = 0; i < PIECES; i++) {
+			assert_int_equal(atomic_load(&p.runs[i]), 1);
+			assert_int_equal(atomic_load(&q.runs[i]), 1);
+			others += !pthread_equal(p.by[i], pthread_self());
+			second_others += !pthread_equal(q.by[i], pthread_self());
+		}
+	}
+	print_message("  %d of %d posted pieces ran on the worker\n", others, 50 * PIECES);
+	assert_int_equal(second_others, 0);
+}
+
 static void test_zero_pieces(void **state)
 {
 	(void)state;
@@ -105,6 +143,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_unarmed_runs_all_here),
 		cmocka_unit_test(test_armed_runs_each_once),
+		cmocka_unit_test(test_posted_then_joined),
 		cmocka_unit_test(test_zero_pieces),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
