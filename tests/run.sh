@@ -88,9 +88,10 @@ if [ $unit = 1 ]; then run_unit "$B" ""; fi
 run_integration "$B" ""
 if [ $san = 1 ] && [ -x build-san/rtcr ]; then
 	[ $unit = 1 ] && run_unit build-san " [asan+ubsan]"
-	# The hosted code under ASan/UBSan, on the tests that exercise most of it.
+	# The hosted code under ASan/UBSan, on the tests that exercise most of it
+	# (and live dumps: their threads and rounds).
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		run_integration build-san " [asan+ubsan]" 'basic|image|files'
+		run_integration build-san " [asan+ubsan]" 'basic|image|files|live'
 fi
 
 # A short fuzzing run of the image reader (libFuzzer, ASan, UBSan).
