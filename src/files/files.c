@@ -171,7 +171,8 @@ static int cmp_int(const void *a, const void *b)
 	return *(const int *)a - *(const int *)b;
 }
 
-static int read_fds(pid_t pid, struct fd_info **out)
+/* pid's fds, but for rtcr's trackers listed in own (not read). */
+static int read_fds(pid_t pid, struct fd_info **out, const struct fd_ref *own, int nown)
 {
 	char path[64];
 	struct dirent *de;
@@ -187,9 +188,23 @@ static int read_fds(pid_t pid, struct fd_info **out)
 	while ((de = readdir(d))) {
 		if (!isdigit((unsigned char)de->d_name[0]))
 			continue;
+		int fd = atoi(de->d_name);
+		bool mine = false;
+		for (int k = 0; k < nown && !mine; k++)
+			mine = own[k].pid == pid && own[k].fd == fd;
+		if (mine) {
+			/* Still a userfaultfd (is_own()'s first test): not read. */
+			char lp[64], *l;
+			snprintf(lp, sizeof(lp), "/proc/%d/fd/%d", pid, fd);
+			l = xreadlink(lp);
+			mine = l && !strcmp(l, "anon_inode:[userfaultfd]");
+			free(l);
+			if (mine)
+				continue;
+		}
 		if (nfds == cap)
 			fds = xrealloc(fds, (cap = cap ? cap * 2 : 64) * sizeof(int));
-		fds[nfds++] = atoi(de->d_name);
+		fds[nfds++] = fd;
 	}
 	closedir(d);
 	qsort(fds, nfds, sizeof(int), cmp_int);
@@ -232,7 +247,7 @@ int files_collect(struct files_collect *fc, const pid_t *pids, int n, const stru
 	memset(fc, 0, sizeof(*fc));
 	fc->procs = xzalloc((n ? n : 1) * sizeof(*fc->procs));
 	for (int i = 0; i < n; i++) {
-		int k = read_fds(pids[i], &fc->procs[i].fds);
+		int k = read_fds(pids[i], &fc->procs[i].fds, own, nown);
 		fc->procs[i].pid = pids[i];
 		fc->nprocs = i + 1;
 		if (k < 0)
