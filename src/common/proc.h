@@ -51,7 +51,9 @@ pid_t proc_host_tid(pid_t pid, pid_t nstid);
 /* Limits from /proc/PID/limits (used when prlimit(2) is refused). */
 int proc_limits(pid_t pid, uint64_t cur[16], uint64_t max[16]) __must_check;
 
-/* Namespace of pid differs from ours? name is "pid", "mnt", ... */
+/* Namespace of pid differs from ours? name is "pid", "mnt", ... (ours
+ * are read once: whoever makes rtcr enter another calls proc_ns_forget()) */
 int proc_ns_differs(pid_t pid, const char *name) __must_check;
+void proc_ns_forget(void);
 
 #endif

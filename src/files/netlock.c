@@ -26,6 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/proc.h"
 #include "common/util.h"
 
 void netlock_name(const uint8_t id[16], char *buf, size_t len)
@@ -293,6 +294,7 @@ static int netns_find(uint64_t ino)
 
 static int enter_fd(int fd, const char *what)
 {
+	proc_ns_forget();
 	if (setns(fd, CLONE_NEWNET) < 0) {
 		int e = errno;
 		pr_err("entering the network namespace %s: %s", what, strerror(e));
@@ -365,6 +367,7 @@ int netlock_release_image(const Rtcr__Inventory *inv, bool same_boot)
 		int fd = netns_find(inv->netns->ino);
 		if (fd >= 0 && self >= 0 && !enter_fd(fd, "of the dump")) {
 			ret = netlock_release(table, false);
+			proc_ns_forget();
 			if (setns(self, CLONE_NEWNET) < 0) {
 				pr_perror("back to rtcr's network namespace");
 				ret = -errno;
