@@ -6,7 +6,9 @@
 #   bench/periodic_rt.sh               REPS=1 MIB=1024 PAGES=16 PERIOD_US=1000 SECS=10
 #                                      INTERVAL=100 KEEP=3 FULL_EVERY_MS=1000 POLICY=fifo|other
 #   CASES="base incr incrnk full"     the cases run, in this order (base is the reference);
-#                                      also: live (= incrnk with --live)
+#                                      also: live (= incrnk with --live), livenow (= live
+#                                      with --idle-wait 0: each freeze at once, not in
+#                                      the task's idle time)
 #   VERBOSE=1                          print every rep's raw lines
 #
 # Target bench/rttask.c: MIB MiB of touched anonymous memory, a wake every
@@ -93,6 +95,7 @@ case_base() {
 case_incr() { case_incr_keep --keep "$keep"; }
 case_incrnk() { case_incr_keep; }
 case_live() { case_incr_keep --live; }
+case_livenow() { case_incr_keep --live --idle-wait 0; }
 case_incr_keep() { # [--keep N]
 	local r n0 n1
 	start_task || return 1
@@ -162,7 +165,7 @@ buckets=("<10us" "<50us" "<100us" "<500us" "<1ms" "<2ms" "<5ms" "<10ms" "<50ms" 
 printf '\nrtcr %s, %s, %s CPUs, load %s, REPS=%s; task: %s MiB, period %s us, %s pages written per period, policy %s; window %s s (%s ticks)\n' \
 	"$(git rev-parse --short HEAD 2>/dev/null)" "$(date +%F)" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)" \
 	"$reps" "$mib" "$period_us" "$pages" "$(cat "$W/policy" 2>/dev/null)" "$secs" "$ticks"
-echo "cases: base = task alone; incr = rtcr dump --interval $interval --keep $keep, incrnk = the same without --keep, live = incrnk with --live (windows after the first, full, checkpoint); full = rtcr dump --leave-running every $full_every ms"
+echo "cases: base = task alone; incr = rtcr dump --interval $interval --keep $keep, incrnk = the same without --keep, live = incrnk with --live, livenow = live with --idle-wait 0 (windows after the first, full, checkpoint); full = rtcr dump --leave-running every $full_every ms"
 echo
 echo "Lateness histogram (wakes per bucket, summed over the reps), max lateness (ms, min / median / max over reps), missed periods (late wakes + ticks skipped, summed):"
 echo
@@ -206,7 +209,7 @@ inwin() { # STATS lines of case $1 that ended inside the window, all reps
 }
 first() { local r; for r in $(okreps "$1"); do dstats "$W/rep$r/$1/rtcr.err" | head -1; done; }
 fulls() { local r; for r in $(okreps full); do dstats "$W/rep$r/full/full.err"; done; }
-for c in incr incrnk live; do
+for c in incr incrnk live livenow; do
 	case " ${cases[*]} " in *" $c "*) ;; *) continue;; esac
 	n=$(inwin $c | wc -l)
 	echo "  $c, incremental checkpoints in the window ($n, expected ~$((secs * 1000 / interval)) per rep x $reps): frozen $(inwin $c | fr 1 | mmm);" \

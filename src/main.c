@@ -1,9 +1,10 @@
 /*
  * rtcr: checkpoint/restore for Linux processes.
  *
- *   rtcr dump -t PID -D DIR [--leave-running [--track-mem]] [--live] [--prev DIR0] [--stats]
- *             [--unix-reconnect] [--tcp-established] [--shell-job]
- *   rtcr dump -t PID -D BASE --interval MS [--keep N] [--count K] [--live] [--shell-job] [--stats]
+ *   rtcr dump -t PID -D DIR [--leave-running [--track-mem]] [--live [--idle-wait MS]]
+ *             [--prev DIR0] [--stats] [--unix-reconnect] [--tcp-established] [--shell-job]
+ *   rtcr dump -t PID -D BASE --interval MS [--keep N] [--count K] [--live [--idle-wait MS]]
+ *             [--shell-job] [--stats]
  *   rtcr restore -D DIR [--detach] [--pidns] [--shell-job] [--netns NAME|PATH] [--lazy] [--stats]
  *   rtcr unlock -D DIR [--netns NAME|PATH]
  *   rtcr merge -D DIR [-o OUTDIR] [--keep-id]
@@ -30,8 +31,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: rtcr [-v] COMMAND [options]\n"
 		"\n"
-		"  dump -t PID -D DIR [--leave-running [--track-mem]] [--live] [--prev DIR0]\n"
-		"       [--stats] [--unix-reconnect] [--tcp-established] [--shell-job]\n"
+		"  dump -t PID -D DIR [--leave-running [--track-mem]] [--live [--idle-wait MS]]\n"
+		"       [--prev DIR0] [--stats] [--unix-reconnect] [--tcp-established] [--shell-job]\n"
 		"        checkpoint process PID and its descendants into DIR/image.rtcr;\n"
 		"        they are killed afterwards unless --leave-running. --track-mem:\n"
 		"        track the pages they write from now on; --prev DIR0: store only\n"
@@ -47,12 +48,15 @@ static void usage(FILE *f)
 		"        it wrote meanwhile (with --leave-running: implies --track-mem, the\n"
 		"        image is written after the release; without: the image is written\n"
 		"        frozen, then the process killed: a migration's last step, short\n"
-		"        with --prev of a live --leave-running dump)\n"
+		"        with --prev of a live --leave-running dump). --idle-wait MS: a live\n"
+		"        dump waits at most MS ms (default 20; 0: not at all) for the\n"
+		"        process's idle time, every thread asleep just after running, to\n"
+		"        freeze it then: a periodic task loses no work to the freeze\n"
 		"        --shell-job: a job started from an interactive shell: its fds on\n"
 		"        its controlling terminal are saved with the terminal's settings\n"
 		"        (restore it with restore --shell-job, in a terminal)\n"
-		"  dump -t PID -D BASE --interval MS [--keep N] [--count K] [--live] [--shell-job]\n"
-		"       [--stats]\n"
+		"  dump -t PID -D BASE --interval MS [--keep N] [--count K] [--live [--idle-wait MS]]\n"
+		"       [--shell-job] [--stats]\n"
 		"        checkpoint every MS ms, incrementally, leaving it running, into\n"
 		"        BASE/ckpt-NNNNNN (BASE/latest: the newest); keep the newest N\n"
 		"        restorable (older ones are merged into them, then removed)\n"
@@ -89,16 +93,21 @@ static void usage(FILE *f)
 		"  --version       print the version\n");
 }
 
-static int parse_uint(const char *s, const char *what, unsigned *v)
+static int parse_uint_min(const char *s, const char *what, unsigned *v, unsigned long min)
 {
 	char *end;
 	unsigned long x = strtoul(s, &end, 10);
-	if (!*s || *end || x == 0 || x > 1000000000UL) {
-		pr_err("%s %s: not a positive number", what, s);
+	if (!*s || *end || s[0] == '-' || x < min || x > 1000000000UL) {
+		pr_err("%s %s: not a %s number", what, s, min ? "positive" : "whole");
 		return -1;
 	}
 	*v = (unsigned)x;
 	return 0;
+}
+
+static int parse_uint(const char *s, const char *what, unsigned *v)
+{
+	return parse_uint_min(s, what, v, 1);
 }
 
 static int parse_pid(const char *s, int *pid)
@@ -143,10 +152,11 @@ static int cmd_dump(int argc, char **argv)
 		{ "tcp-established", no_argument, 0, 'E' },
 		{ "live", no_argument, 0, 'L' },
 		{ "shell-job", no_argument, 0, 'j' },
+		{ "idle-wait", required_argument, 0, 'W' },
 		{ "verbose", no_argument, 0, 'v' },
 		{ 0, 0, 0, 0 },
 	};
-	struct dump_opts o = { 0 };
+	struct dump_opts o = { .align_ms = DUMP_IDLE_WAIT_MS };
 	unsigned interval = 0, keep = 0, count = 0;
 	int c;
 
@@ -177,6 +187,10 @@ static int cmd_dump(int argc, char **argv)
 		case 'E': o.tcp_established = true; break;
 		case 'L': o.live = true; break;
 		case 'j': o.shell_job = true; break;
+		case 'W':
+			if (parse_uint_min(optarg, "--idle-wait", &o.align_ms, 0))
+				return 2;
+			break;
 		case 'v': log_set_level(log_get_level() + 1); break;
 		default: usage(stderr); return 2;
 		}
@@ -189,7 +203,8 @@ static int cmd_dump(int argc, char **argv)
 	if (interval) {
 		struct periodic_opts po = { .pid = o.pid, .base = o.dir, .interval_ms = interval,
 					    .keep = keep, .count = count, .stats = o.stats,
-					    .live = o.live, .shell_job = o.shell_job };
+					    .live = o.live, .shell_job = o.shell_job,
+					    .align_ms = o.align_ms };
 		if (o.prev || o.unix_reconnect) {
 			pr_err("--interval makes its own chain: --prev and --unix-reconnect do not apply");
 			return 2;

@@ -105,6 +105,8 @@ struct dump_ctx {
 	uint8_t prev_id[16];          /* the parent image's (--prev) */
 	char *prev_rel;               /* its directory, relative to ours */
 	uint64_t image_bytes;
+	struct quiet quiet;           /* live: the wait for the root's idle time before the freeze */
+	bool quiet_skipped;           /* not waited for: the rounds did not converge */
 	uint64_t t_start, t_freeze, t_thaw;
 	struct phases ph;             /* where the frozen time went (--stats) */
 	struct phases wall;           /* where the whole dump's time went (--stats) */
@@ -704,6 +706,19 @@ static int do_inject(struct dump_ctx *c, struct pdump *p)
 	return 0;
 }
 
+/* How long to wait for the idle time before a pause: not at all if the
+ * tree writes much (each ms adds pages to the freeze). */
+static unsigned idle_wait_ms(struct dump_ctx *c)
+{
+	if (!c->o->align_ms)
+		return 0;
+	if (!live_converged(c->lives, c->nlives)) {
+		c->quiet_skipped = true;
+		return 0;
+	}
+	return c->o->align_ms;
+}
+
 /*
  * A live dump without answers kept from a last checkpoint asks the
  * injected queries in a short stop of each process of the rounds, after
@@ -726,6 +741,14 @@ static int live_ask(struct dump_ctx *c, struct live_proc *lp)
 	if (lp->gone || !lp->aw.nfd || live_answers_current(lp) || !lp->watching ||
 	    !lp->vl_counted || !lp->vl.nr)
 		return 0;
+	/* A pause too: in its idle time if found. */
+	{
+		struct quiet qa;
+		task_wait_quiet(lp->pid, idle_wait_ms(c), &qa);
+		pr_debug("pid %d: the ask stop begins %s%s (waited %.3f ms)", lp->pid,
+			 qa.aligned ? "" : "at once: idle time not found, ", qa.how,
+			 qa.waited_ns / 1e6);
+	}
 	memset(&q, 0, sizeof(q));
 	q.pid = lp->pid;
 	q.in.memfd = -1;
@@ -1172,6 +1195,15 @@ static void print_stats(struct dump_ctx *c)
 					"%s (pid %d; no call that changes them since)\n",
 					c->p[i].answered_early ? "a stop before the freeze" :
 					"the last checkpoint's freeze", c->p[i].pid);
+		if (c->quiet_skipped)
+			fprintf(stderr, "  idle time   not waited for: it writes too fast (each ms "
+				"would add pages to the freeze)\n");
+		else if (c->o->align_ms && c->quiet.aligned)
+			fprintf(stderr, "  idle time   the freeze began %s (waited %.3f ms)\n",
+				c->quiet.how, c->quiet.waited_ns / 1e6);
+		else if (c->o->align_ms)
+			fprintf(stderr, "  idle time   not found (%s): the freeze began after %.3f ms\n",
+				c->quiet.how, c->quiet.waited_ns / 1e6);
 		for (int i = 0; i < c->np; i++)
 			if (c->p[i].lp && c->p[i].lp->areas_how)
 				fprintf(stderr, "  areas       %s (pid %d)\n", c->p[i].lp->areas_how,
@@ -1186,7 +1218,7 @@ static void print_stats(struct dump_ctx *c)
 	fprintf(stderr, "STATS dump pid=%d processes=%d threads=%d pages=%llu bytes=%llu image=%llu "
 		"frozen_ns=%llu copy_ns=%llu scan_ns=%llu total_ns=%llu inherited=%llu precopied=%llu "
 		"final_pages=%llu throttle_stops=%llu throttle_ns=%llu throttle_max_ns=%llu "
-		"live_resumed=%d answered=%d ask_ns=%llu\n", c->o->pid,
+		"live_resumed=%d answered=%d ask_ns=%llu idle_found=%d idle_wait_ns=%llu\n", c->o->pid,
 		c->np, nthr, (unsigned long long)c->ms.pages, (unsigned long long)bytes,
 		(unsigned long long)c->image_bytes, (unsigned long long)(c->t_thaw - c->t_freeze),
 		(unsigned long long)c->ms.copy_ns, (unsigned long long)c->ms.scan_ns,
@@ -1197,7 +1229,8 @@ static void print_stats(struct dump_ctx *c)
 		(unsigned long long)live_sum(c, offsetof(struct live_proc, throttle_ns)),
 		(unsigned long long)live_max(c, offsetof(struct live_proc, throttle_max_ns)),
 		live_resumed(c), answered(c),
-		(unsigned long long)live_max(c, offsetof(struct live_proc, ask_ns)));
+		(unsigned long long)live_max(c, offsetof(struct live_proc, ask_ns)),
+		c->quiet.aligned, (unsigned long long)c->quiet.waited_ns);
 }
 
 bool dump_interrupted(void)
@@ -1436,8 +1469,11 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 
 	/* FROZEN. The spare CPU's worker is woken first: a wake-up costs
 	 * up to ~2 ms here (it yields its CPU to anything else there). */
-	if (c.lives)
+	if (c.lives) {
+		task_wait_quiet(o->pid, idle_wait_ms(&c), &c.quiet);
+		phase_mark(&c.wall, "align");
 		spare_arm();
+	}
 	g_ctx = &c;
 	ret = freeze_tree(&c);
 	if (ret)

@@ -15,6 +15,10 @@ struct live_set {
 };
 void live_set_free(struct live_set *s);
 
+/* --live: how long a dump waits at most for the process's idle time
+ * before a pause (--idle-wait MS; 0: pause at once). */
+#define DUMP_IDLE_WAIT_MS 20
+
 struct dump_opts {
 	pid_t pid;
 	const char *dir;
@@ -27,6 +31,8 @@ struct dump_opts {
 	bool live;             /* copy memory while the process runs (mem/live.h) */
 	bool shell_job;        /* fds on the controlling terminal of a shell job (files/tty.c) */
 	struct live_set *kept; /* live: the copies of the last dump (with prev), and for the next */
+	unsigned align_ms;     /* live: wait at most this for the root's idle time before
+				* each pause (task_wait_quiet()); 0: pause at once */
 };
 
 /* What a dump did, for callers that run many (periodic checkpoints). */
@@ -53,6 +59,7 @@ struct periodic_opts {
 	bool stats;
 	bool live;               /* each dump a live one (--live) */
 	bool shell_job;
+	unsigned align_ms;       /* (dump_opts) */
 };
 
 /*

@@ -914,6 +914,20 @@ int live_precopy(struct live_proc **lps, int n)
 	return ret;
 }
 
+bool live_converged(struct live_proc **lps, int n)
+{
+	uint64_t written = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (lps[i]->gone)
+			continue;
+		if (lps[i]->run_us)
+			return false;
+		written += lps[i]->last_written;
+	}
+	return written <= LIVE_ENOUGH_PAGES;
+}
+
 int live_areas(struct live_proc *lp, struct vma_list *vl)
 {
 	int same = areas_unchanged(lp, &lp->areas_how);

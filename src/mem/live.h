@@ -121,6 +121,10 @@ void live_asked(struct live_proc *lp, struct answers *a, bool areas_held);
  * enough (or 12 throttled rounds). Each hold is a short pause of its own,
  * counted in throttle_*. */
 int live_precopy(struct live_proc **lps, int n) __must_check;
+/* Did the rounds end because the tree wrote few pages (not throttled,
+ * not stopped for lack of progress)? Else every ms before the freeze
+ * adds pages to copy frozen. */
+bool live_converged(struct live_proc **lps, int n);
 /*
  * Frozen: the areas now. Those the latest round read from smaps if no
  * memory-map call was made since and /proc/PID/maps shows the same

@@ -11,11 +11,24 @@
 #define RTCR_TASK_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "common/log.h"
 #include "image/pb.h"
 #include "task/inject.h"
+
+/*
+ * Before a short pause of a running process (a live dump's freeze): wait
+ * at most max_ms for its idle time (quiet.c): every thread asleep just
+ * after one ran, or asleep for 2 ms. Nothing is stopped or changed.
+ */
+struct quiet {
+	uint64_t waited_ns;
+	bool aligned;            /* found: the pause begins in its idle time */
+	const char *how;         /* for --stats */
+};
+void task_wait_quiet(pid_t pid, unsigned max_ms, struct quiet *q);
 
 /* Checks that need no stopping: fails with a message naming the reason. */
 int task_preflight(pid_t pid) __must_check;

@@ -44,6 +44,10 @@ test_live_writer_all_hot() {
 	start_ready mem_race 16384
 	chain_dump d1 --live
 	assert_contains "$T/d1.out" "live .* rounds while it ran" "live statistics"
+	# No wait for its idle time if the rounds did not catch up with it,
+	# else (a stall slowed it down) ~2 ms of it running ends the wait.
+	assert_contains "$T/d1.out" "^  idle time   \(not waited for: it writes too fast\|not found (it kept running): the freeze began after [0-9]\.[0-9]* ms\)" \
+		"no long wait for the idle time of a writer"
 	freeze_bound_or_throttled d1 8192 12288
 	live_restore_check d1
 }
@@ -423,6 +427,30 @@ test_live_refused_at_freeze() {
 	touch "$T/go"
 	wait "$PID" || { cat "$T/out" >&2; fail "target broken after the refused live dumps"; }
 	assert_contains "$T/out" '^PASS' "target verdict"
+}
+
+# The freeze of a live dump waits for the process's idle time: a
+# periodic process (counter: counts, sleeps 1 ms) is frozen as it goes to
+# sleep (the image restores); with --idle-wait 0, at once; a process
+# that never sleeps (a Debian python3 in a busy loop) after ~2 ms of
+# running, well before the bound.
+test_live_idle_time() {
+	start_ready counter
+	chain_dump d1 --live
+	assert_contains "$T/d1.out" "^  idle time   the freeze began as its threads went to sleep" \
+		"the periodic process frozen in its idle time"
+	assert_contains "$T/d1.out" "^STATS .* idle_found=1 " "statistics"
+	chain_dump d2 --live --idle-wait 0
+	! grep -q "idle time" "$T/d2.out" || fail "--idle-wait 0 waited"
+	assert_contains "$T/d2.out" "^STATS .* idle_found=0 idle_wait_ns=0\$" "statistics"
+	live_restore_check d1
+	rm -f "$T/go"
+	start "$(command -v python3)" -c 'while True: pass'
+	sleep 0.2
+	chain_dump d3 --live --idle-wait 1000
+	assert_contains "$T/d3.out" "^  idle time   not found (it kept running): the freeze began after [0-9]\.[0-9]* ms" \
+		"the busy process frozen after ~2 ms of it running"
+	assert_running "$PID"
 }
 
 # A live incremental chain restored lazily.
