@@ -158,6 +158,7 @@ static int cmd_dump(int argc, char **argv)
 	};
 	struct dump_opts o = { .align_ms = DUMP_IDLE_WAIT_MS };
 	unsigned interval = 0, keep = 0, count = 0;
+	bool idle_wait = false;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "t:D:Rsv", lo, NULL)) != -1) {
@@ -190,6 +191,7 @@ static int cmd_dump(int argc, char **argv)
 		case 'W':
 			if (parse_uint_min(optarg, "--idle-wait", &o.align_ms, 0))
 				return 2;
+			idle_wait = true;
 			break;
 		case 'v': log_set_level(log_get_level() + 1); break;
 		default: usage(stderr); return 2;
@@ -197,6 +199,10 @@ static int cmd_dump(int argc, char **argv)
 	}
 	if (!o.pid || !o.dir || optind != argc) {
 		pr_err("dump needs -t PID and -D DIR");
+		return 2;
+	}
+	if (idle_wait && !o.live) {
+		pr_err("--idle-wait goes with --live (a dump without it pauses the process throughout)");
 		return 2;
 	}
 	raise_nofile();

@@ -401,6 +401,12 @@ test_live_refusals() {
 	! "$RTCR" dump -t "$PID" -D "$T/d" --live --leave-running --tcp-established > "$T/e2" 2>&1 ||
 		fail "--live --tcp-established accepted"
 	assert_contains "$T/e2" "not supported yet" "message"
+	! "$RTCR" dump -t "$PID" -D "$T/d" --leave-running --idle-wait 5 > "$T/e3" 2>&1 ||
+		fail "--idle-wait without --live accepted"
+	assert_contains "$T/e3" "idle-wait goes with --live" "message"
+	! "$RTCR" dump -t "$PID" -D "$T/d" --leave-running --live --idle-wait 5ms > "$T/e4" 2>&1 ||
+		fail "--idle-wait 5ms accepted"
+	assert_contains "$T/e4" "idle-wait 5ms: not a whole number" "message"
 	assert_running "$PID"
 	[ ! -e "$T/d/image.rtcr" ] || fail "an image was left"
 }
