@@ -154,6 +154,22 @@ void spare_post(struct spare_job *j, void (*fn)(void *arg, int i), void *arg, in
 	atomic_init(&j->left, n);
 	j->posted = have_worker && atomic_load(&armed) &&
 		    atomic_compare_exchange_strong(&cur, &none, j);
+	/* A worker past its spin limit sleeps: woken (and its limit counted
+	 * from now) by a new generation. */
+	if (j->posted) {
+		atomic_fetch_add(&gen, 1);
+		syscall(SYS_futex, &gen, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	}
+}
+
+void spare_cancel(struct spare_job *j)
+{
+	int k = atomic_exchange(&j->next, j->n);
+
+	/* Pieces from k on are never taken: not waited for. */
+	if (k < j->n)
+		atomic_fetch_sub(&j->left, j->n - k);
+	spare_join(j);
 }
 
 void spare_join(struct spare_job *j)

@@ -54,5 +54,7 @@ struct spare_job {
 };
 void spare_post(struct spare_job *j, void (*fn)(void *arg, int i), void *arg, int n);
 void spare_join(struct spare_job *j);
+/* The same, but the pieces nobody has taken yet are never done. */
+void spare_cancel(struct spare_job *j);
 
 #endif

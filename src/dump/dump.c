@@ -874,7 +874,7 @@ static int frozen_areas(struct dump_ctx *c)
 			continue;
 		ret = live_areas(p->lp, &p->vl);
 		if (!ret && !begun) {
-			live_final_begin(p->lp, &p->vl);
+			ret = live_final_begin(p->lp, &p->vl);
 			begun = true;
 		}
 	}
@@ -1752,6 +1752,9 @@ abort:
 		img_close(c.sink);   /* deletes the partial image */
 	c.sink = NULL;
 out:
+	/* (No final round may still walk p->vl once it is freed below.) */
+	for (int i = 0; i < c.nlives; i++)
+		live_final_abandon(c.lives[i]);
 	memobj_table_free(&c.objs);
 	files_collect_free(&c.fc);
 	for (int i = 0; i < c.np; i++) {

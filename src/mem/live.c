@@ -375,6 +375,15 @@ static struct written_split *scan_written_start(struct pagemap *pm, const struct
 	return w;
 }
 
+/* Abandoned: the pieces not begun are not walked; nothing is merged. */
+static void scan_written_cancel(struct written_split *w)
+{
+	pagemap_split_cancel(w->ps);
+	for (int i = 0; i < w->n; i++)
+		prl_free(&w->pieces[i].filew);
+	free(w);
+}
+
 static int scan_written_finish(struct written_split *w)
 {
 	struct round_scan *s = w->s;
@@ -694,9 +703,12 @@ static int round_join(struct live_round *r)
 	return ret;
 }
 
+/* (A round abandoned before round_end(): its walk is cancelled.) */
 static void round_free(struct live_round *r)
 {
-	(void)round_join(r);
+	if (r->ws)
+		scan_written_cancel(r->ws);
+	r->ws = NULL;
 	prl_free(&r->s.unsure);
 	prl_free(&r->s.filew);
 	if (r->pm_open)
@@ -969,14 +981,19 @@ int live_areas(struct live_proc *lp, struct vma_list *vl)
 	return lp->areas_reused ? 0 : vma_list_read(lp->pid, vl, true);
 }
 
-void live_final_begin(struct live_proc *lp, struct vma_list *vl)
+int live_final_begin(struct live_proc *lp, struct vma_list *vl)
 {
 	uint64_t t0 = now_ns();
+	int ret;
 
 	live_final_abandon(lp);
 	lp->final = xmalloc(sizeof(*lp->final));
 	round_begin(lp, vl, true, lp->final);
 	lp->final_ns = now_ns() - t0;
+	ret = lp->final->ret;
+	if (ret)
+		live_final_abandon(lp);
+	return ret;
 }
 
 void live_final_abandon(struct live_proc *lp)

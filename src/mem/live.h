@@ -144,11 +144,13 @@ int live_final(struct live_proc *lp, struct vma_list *vl, struct mem_stats *st) 
  * written pages is handed to the spare CPU (common/spare.h) while the
  * caller reads the rest. A live_proc with a round begun holds the spare
  * CPU's job and the process's pagemap: live_final_abandon() (also done
- * by live_end()) waits for the walk and lets it go. The pages it found
- * written are then protected again and marked to copy in lp's copy
- * only: lp must not be kept for a next dump.
+ * by live_end()) stops the walk (the pieces under way end) and lets it
+ * go. The pages it found written are then protected again and marked to
+ * copy in lp's copy only, and the rest not walked: lp must not be kept
+ * for a next dump. An error of the beginning (-errno) is returned, the
+ * round abandoned.
  */
-void live_final_begin(struct live_proc *lp, struct vma_list *vl);
+int live_final_begin(struct live_proc *lp, struct vma_list *vl) __must_check;
 void live_final_abandon(struct live_proc *lp);
 /*
  * After the final round (nothing is read from the process: after the

@@ -157,11 +157,24 @@ struct pagemap_split *pagemap_split_start(struct pagemap *pm, const struct pm_sc
 	return j;
 }
 
+static int split_free(struct pagemap_split *j);
+
 int pagemap_split_finish(struct pagemap_split *j)
+{
+	spare_join(&j->job);
+	return split_free(j);
+}
+
+void pagemap_split_cancel(struct pagemap_split *j)
+{
+	spare_cancel(&j->job);
+	(void)split_free(j);
+}
+
+static int split_free(struct pagemap_split *j)
 {
 	int ret = 0;
 
-	spare_join(&j->job);
 	for (int i = 0; i < j->n; i++) {
 		if (!ret)
 			ret = j->p[i].ret;

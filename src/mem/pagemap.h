@@ -98,6 +98,8 @@ struct pagemap_split;
 struct pagemap_split *pagemap_split_start(struct pagemap *pm, const struct pm_scan_spec *sp,
 					  const uint64_t *bounds, int n, pagemap_cb cb, void **args);
 int pagemap_split_finish(struct pagemap_split *ps) __must_check;
+/* Let go of it: the ranges not begun yet are not walked. */
+void pagemap_split_cancel(struct pagemap_split *ps);
 
 /*
  * Of the pages in u, neither present nor written (per PAGEMAP_SCAN): call

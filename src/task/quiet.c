@@ -71,8 +71,12 @@ void task_wait_quiet(pid_t pid, unsigned max_ms, struct quiet *q)
 	if (!max_ms)
 		return;
 	n = proc_tasks(pid, &tids);
-	if (n <= 0)
+	if (n < 0)
 		return;
+	if (!n) {
+		free(tids);
+		return;
+	}
 	if (n > QUIET_MAX_THREADS) {
 		q->how = "too many threads to watch";
 		free(tids);
@@ -95,6 +99,10 @@ void task_wait_quiet(pid_t pid, unsigned max_ms, struct quiet *q)
 		}
 	}
 	free(tids);
+	if (!nfd) {
+		q->how = "its threads cannot be watched";
+		return;
+	}
 	q->how = "it kept running";
 	for (;;) {
 		uint64_t t = now_ns();
@@ -104,8 +112,9 @@ void task_wait_quiet(pid_t pid, unsigned max_ms, struct quiet *q)
 			char st = state_of(fds[i]);
 			if (st == 'R' || (!ran && run_ns_of(sfds[i]) != run0[i]))
 				ran = true;
-			/* (A thread gone: its file reads nothing; not waited for.) */
-			if (st && st != 'S')
+			/* (A thread gone, or a main thread that exited before
+			 * the others, a zombie: not waited for.) */
+			if (st && st != 'S' && st != 'Z' && st != 'X')
 				all_asleep = false;
 		}
 		if (!all_asleep) {
