@@ -7,7 +7,7 @@
  *             [--shell-job] [--stats]
  *   rtcr restore -D DIR [--detach] [--pidns] [--shell-job] [--netns NAME|PATH] [--lazy] [--stats]
  *   rtcr unlock -D DIR [--netns NAME|PATH]
- *   rtcr merge -D DIR [-o OUTDIR] [--keep-id]
+ *   rtcr merge -D DIR [-o OUTDIR] [--keep-id] [--quiet]
  *   rtcr inspect DIR [--json]
  *   rtcr check
  */
@@ -59,7 +59,8 @@ static void usage(FILE *f)
 		"       [--shell-job] [--stats]\n"
 		"        checkpoint every MS ms, incrementally, leaving it running, into\n"
 		"        BASE/ckpt-NNNNNN (BASE/latest: the newest); keep the newest N\n"
-		"        restorable (older ones are merged into them, then removed)\n"
+		"        restorable (older ones are merged into them, then removed; the\n"
+		"        merges run beside the checkpoints: meanwhile a few more exist)\n"
 		"  restore -D DIR [--detach] [--pidns] [--shell-job] [--netns NAME|PATH] [--lazy]\n"
 		"       [--stats]\n"
 		"        bring the processes back with their pids; wait for the root and exit\n"
@@ -79,11 +80,12 @@ static void usage(FILE *f)
 		"  unlock -D DIR [--netns NAME|PATH]\n"
 		"        remove the network lock of an image that will not be restored: its\n"
 		"        connections are given up\n"
-		"  merge -D DIR [-o OUTDIR] [--keep-id]\n"
+		"  merge -D DIR [-o OUTDIR] [--keep-id] [--quiet]\n"
 		"        fold DIR's incremental image and its parents into one self-contained\n"
 		"        image, over DIR's (its parents are then no longer needed by it) or in\n"
 		"        OUTDIR. --keep-id: the result keeps DIR's image id, so images made\n"
-		"        with --prev DIR, and the next dump --prev DIR, still link to it\n"
+		"        with --prev DIR, and the next dump --prev DIR, still link to it.\n"
+		"        --quiet: no line when it succeeds\n"
 		"  inspect DIR [--json]\n"
 		"        show what an image holds\n"
 		"  check\n"
@@ -306,12 +308,14 @@ static int cmd_merge(int argc, char **argv)
 		{ "images-dir", required_argument, 0, 'D' },
 		{ "output", required_argument, 0, 'o' },
 		{ "keep-id", no_argument, 0, 'K' },
+		{ "quiet", no_argument, 0, 'q' },
 		{ "verbose", no_argument, 0, 'v' },
 		{ 0, 0, 0, 0 },
 	};
 	struct flatten_result res;
 	const char *dir = NULL, *out = NULL;
 	unsigned flags = 0;
+	bool quiet = false;
 	char size[32];
 	int c;
 
@@ -320,6 +324,7 @@ static int cmd_merge(int argc, char **argv)
 		case 'D': dir = optarg; break;
 		case 'o': out = optarg; break;
 		case 'K': flags |= IMG_FLATTEN_KEEP_ID; break;
+		case 'q': quiet = true; break;
 		case 'v': log_set_level(log_get_level() + 1); break;
 		default: usage(stderr); return 2;
 		}
@@ -333,6 +338,8 @@ static int cmd_merge(int argc, char **argv)
 		return 1;
 	}
 	fmt_bytes(size, sizeof(size), res.bytes);
+	if (quiet)
+		return 0;
 	if (res.self_contained && res.images == 1 && !out)
 		fprintf(stderr, "rtcr merge: %s is already self-contained (no parent): left as it is\n",
 			dir);
