@@ -209,6 +209,36 @@ test_periodic_keep_three() {
 	chain_restore_check "$T/base/latest" 1
 }
 
+# The merges that keep N run in processes of their own beside the
+# checkpoints; SIGINT ends the run after the merge under way (and a last
+# one): exactly N remain, the oldest self-contained, each directory with
+# only its image, no merge process left, and the newest restores.
+test_periodic_keep_sigint() {
+	OUT_PIPE=1 start_ready mem_incr 2048 5
+	mkdir -p "$T/base"
+	"$RTCR" dump -t "$PID" -D "$T/base" --interval 30 --keep 2 > "$T/periodic.out" 2>&1 &
+	local rpid=$!
+	track_pid "$rpid"
+	wait_for "$T/periodic.out" "ckpt-000002:" 10
+	chain_step 1
+	wait_for "$T/periodic.out" "ckpt-000008:" 10
+	kill -INT "$rpid"
+	wait "$rpid"
+	local rc=$?
+	cat "$T/periodic.out"
+	[ $rc = 0 ] || fail "periodic dump exited $rc after SIGINT"
+	local dirs; dirs=$(cd "$T/base" && ls -d ckpt-*)
+	assert_eq 2 "$(echo "$dirs" | wc -l)" "checkpoints kept ($(echo $dirs))"
+	"$RTCR" inspect "$T/base/$(echo "$dirs" | head -1)" > "$T/old.txt"
+	assert_not_contains "$T/old.txt" "^parent" "the oldest kept checkpoint is self-contained"
+	assert_eq "image.rtcr image.rtcr" "$(cd "$T/base" && ls ckpt-*/ | grep -v '^ckpt\|^$' | tr '\n' ' ' | sed 's/ $//')" \
+		"the files of the kept checkpoints"
+	! pgrep -f "rtcr merge -D $T/base" > /dev/null || fail "a merge process is left"
+	assert_running "$PID"
+	kill_target
+	chain_restore_check "$T/base/latest" 1
+}
+
 # SIGINT stops it cleanly: the process runs on, untraced, and the
 # checkpoints made stay restorable.
 test_periodic_sigint() {
