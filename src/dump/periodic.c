@@ -160,17 +160,20 @@ static void merge_step(const struct periodic_opts *o, unsigned *kept, unsigned *
 {
 	for (;;) {
 		if (m->pid > 0) {
+			pid_t child = m->pid, w;
 			int st;
-			pid_t w;
-			while ((w = waitpid(m->pid, &st, wait ? 0 : WNOHANG)) < 0 && errno == EINTR)
+			while ((w = waitpid(child, &st, wait ? 0 : WNOHANG)) < 0 && errno == EINTR)
 				;
 			if (w == 0)
 				return;        /* still merging */
-			if (w == m->pid && WIFEXITED(st) && WEXITSTATUS(st) == 0)
-				drop_before(o->base, kept, nkept, m->ck);
-			else
-				pr_warn("merging checkpoint %u failed: older checkpoints are kept", m->ck);
 			m->pid = 0;
+			if (w == child && WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+				drop_before(o->base, kept, nkept, m->ck);
+			} else {
+				pr_warn("merging checkpoint %u failed: older checkpoints are kept", m->ck);
+				if (wait)
+					return;    /* (not tried again at the end) */
+			}
 		}
 		if (*nkept <= o->keep)
 			return;
@@ -206,6 +209,13 @@ int periodic_run(const struct periodic_opts *o)
 	struct stat sb;
 	int ret = 0;
 
+	/* The merges' exit statuses are waited for: not if SIGCHLD came
+	 * ignored (the kernel would reap them). */
+	{
+		struct sigaction sa = { .sa_handler = SIG_DFL };
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGCHLD, &sa, NULL);
+	}
 	if (stat(o->base, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
 		pr_err("%s: not a directory", o->base);
 		free(kept);
@@ -220,7 +230,12 @@ int periodic_run(const struct periodic_opts *o)
 
 		if (dump_interrupted() || (o->count && done == o->count))
 			break;
-		sleep_until(next);
+		/* (A merge that ends meanwhile is seen within 50 ms.) */
+		while (now_ns() < next && !dump_interrupted()) {
+			sleep_until(MIN(next, now_ns() + 50000000ULL));
+			if (o->keep && merging.pid)
+				merge_step(o, kept, &nkept, &merging, false);
+		}
 		if (done)
 			test_pause_point("periodic-next");
 		if (dump_interrupted())
