@@ -290,16 +290,24 @@ static struct pdump *find_proc(struct dump_ctx *c, pid_t pid)
  * Stop every thread of p, again and again until no new one appears (a
  * running thread may create one while others are stopping; once all are
  * stopped none can). Threads that exit meanwhile are dropped.
+ * asking (live_ask()'s stop before the freeze, which is not fatal: the
+ * freeze asks instead): nothing is logged, the freeze's start is not
+ * this, threads that keep coming (4 listings) or a stopped process give
+ * -EAGAIN.
  */
-static int freeze_threads(struct dump_ctx *c, struct pdump *p)
+static int freeze_threads(struct dump_ctx *c, struct pdump *p, bool asking)
 {
-	for (;;) {
+	for (int pass = 0;; pass++) {
 		pid_t *now;
 		bool added = false;
-		int n = proc_tasks(p->pid, &now);
+		int n;
 
+		if (asking && pass == 4)
+			return -EAGAIN;
+		n = proc_tasks(p->pid, &now);
 		if (n < 0) {
-			pr_err("pid %d: listing its threads: %s", p->pid, strerror(-n));
+			if (!asking)
+				pr_err("pid %d: listing its threads: %s", p->pid, strerror(-n));
 			return n;
 		}
 		/* The main thread first, so it is tids[0]. */
@@ -318,8 +326,9 @@ static int freeze_threads(struct dump_ctx *c, struct pdump *p)
 			if (known)
 				continue;
 			if (p->ntids >= SCRATCH_MAX_SLOTS) {
-				pr_err("pid %d: more than %d threads: not supported", p->pid,
-				       SCRATCH_MAX_SLOTS);
+				if (!asking)
+					pr_err("pid %d: more than %d threads: not supported", p->pid,
+					       SCRATCH_MAX_SLOTS);
 				free(now);
 				return -ENOTSUP;
 			}
@@ -332,7 +341,7 @@ static int freeze_threads(struct dump_ctx *c, struct pdump *p)
 			}
 			p->tids = xrealloc(p->tids, (p->ntids + 1) * sizeof(pid_t));
 			p->tids[p->ntids++] = now[k];
-			if (!c->t_freeze) {
+			if (!c->t_freeze && !asking) {
 				c->t_freeze = now_ns();
 				phase_start(&c->ph);
 			}
@@ -344,9 +353,12 @@ static int freeze_threads(struct dump_ctx *c, struct pdump *p)
 				free(now);        /* the process: freeze_tree() decides */
 				return ret;
 			}
+			if (!ret && asking && st.kind != STOP_INTERRUPT)
+				ret = -EAGAIN;    /* stopped by someone else: not now */
 			if (ret) {
-				pr_err("pid %d: tid %d could not be stopped: %s", p->pid, now[k],
-				       strerror(-ret));
+				if (!asking)
+					pr_err("pid %d: tid %d could not be stopped: %s", p->pid,
+					       now[k], strerror(-ret));
 				free(now);
 				return ret;
 			}
@@ -403,7 +415,7 @@ static int freeze_tree(struct dump_ctx *c)
 				p->in.memfd = -1;
 				added = true;
 				if (note_zombie(p) == -EAGAIN) {
-					ret = freeze_threads(c, p);
+					ret = freeze_threads(c, p, false);
 					/* It may have died meanwhile (a child of a frozen
 					 * parent stays a zombie: it is one of the tree). */
 					if (ret == -ESRCH && !p->ntids && note_zombie(p) == 0)
@@ -735,7 +747,6 @@ static int live_ask(struct dump_ctx *c, struct live_proc *lp)
 	uint64_t f[PROC_STAT_FIELDS];
 	struct pdump q;
 	uint64_t n, t0;
-	bool all = false;
 	int ret = 0;
 
 	if (lp->gone || !lp->aw.nfd || live_answers_current(lp) || !lp->watching ||
@@ -757,53 +768,7 @@ static int live_ask(struct dump_ctx *c, struct live_proc *lp)
 	t0 = now_ns();
 	/* Every thread stopped, the main one first; listed again until none
 	 * is new (a thread made during the stop would run through it). */
-	for (int pass = 0; !all && !ret; pass++) {
-		pid_t *tids;
-		int nt = proc_tasks(lp->pid, &tids);
-
-		if (nt < 0) {
-			ret = nt;
-			break;
-		}
-		if (pass == 4) {
-			ret = -EAGAIN;     /* threads come and go: the freeze asks */
-			free(tids);
-			break;
-		}
-		for (int k = 0; k < nt; k++)
-			if (tids[k] == lp->pid) {
-				tids[k] = tids[0];
-				tids[0] = lp->pid;
-			}
-		all = true;
-		for (int k = 0; k < nt && !ret; k++) {
-			struct stop st;
-			bool known = false;
-
-			for (int j = 0; j < q.ntids && !known; j++)
-				known = q.tids[j] == tids[k];
-			if (known)
-				continue;
-			if (q.ntids >= SCRATCH_MAX_SLOTS) {
-				ret = -ENOTSUP;
-				break;
-			}
-			ret = task_seize(tids[k], false);
-			if (ret == -ESRCH && tids[k] != lp->pid) {
-				ret = 0;      /* a thread that just exited */
-				continue;
-			}
-			if (ret)
-				break;
-			all = false;
-			q.tids = xrealloc(q.tids, (q.ntids + 1) * sizeof(pid_t));
-			q.tids[q.ntids++] = tids[k];
-			ret = task_stop(tids[k], &st);
-			if (!ret && st.kind != STOP_INTERRUPT)
-				ret = -EAGAIN;   /* stopped by someone else: not now */
-		}
-		free(tids);
-	}
+	ret = freeze_threads(c, &q, true);
 	/* The same process (not a pid used again); its areas still the last
 	 * round's, now that nothing of it runs: the injection needs a
 	 * syscall instruction found in them. */
