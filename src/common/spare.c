@@ -183,11 +183,3 @@ void spare_join(struct spare_job *j)
 	wait_zero(&busy);
 	j->posted = false;
 }
-
-void spare_run(void (*fn)(void *arg, int i), void *arg, int n)
-{
-	struct spare_job j;
-
-	spare_post(&j, fn, arg, n);
-	spare_join(&j);
-}

@@ -19,7 +19,7 @@
  * share a CPU).
  *
  * With one usable CPU (or RTCR_SPARE=0) there is no worker and
- * spare_run() does every piece itself.
+ * spare_join() does every piece itself.
  */
 #ifndef RTCR_COMMON_SPARE_H
 #define RTCR_COMMON_SPARE_H
@@ -32,15 +32,12 @@
 void spare_arm(void);
 void spare_disarm(void);
 
-/* fn(arg, i) for i in [0, n), shared with the worker if armed; returns
- * when all are done. fn must be safe to run concurrently for distinct i. */
-void spare_run(void (*fn)(void *arg, int i), void *arg, int n);
-
 /*
- * The same in two steps, for the caller to do other work meanwhile:
- * spare_post() hands the pieces to the worker, which begins at once if
- * armed; spare_join() does the pieces it has not taken and waits for
- * the one it is doing. One job is posted at a time: a job posted while
+ * fn(arg, i) for i in [0, n), shared with the worker if armed (fn must be
+ * safe to run concurrently for distinct i), in two steps so that the
+ * caller does other work meanwhile: spare_post() hands the pieces to the
+ * worker, which begins at once; spare_join() does the pieces it has not
+ * taken and waits for the one it is doing. One job is posted at a time: a job posted while
  * another is, or with no worker, is all done by spare_join(). j is the
  * caller's and must live until spare_join() returns.
  */

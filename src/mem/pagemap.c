@@ -186,12 +186,6 @@ static int split_free(struct pagemap_split *j)
 	return ret;
 }
 
-int pagemap_scan_split(struct pagemap *pm, const struct pm_scan_spec *sp, const uint64_t *bounds,
-		       int n, pagemap_cb cb, void **args)
-{
-	return pagemap_split_finish(pagemap_split_start(pm, sp, bounds, n, cb, args));
-}
-
 int pagemap_scan_all(struct pagemap *pm, uint64_t start, uint64_t end, pagemap_cb cb, void *arg)
 {
 	static const struct pm_scan_spec all = {

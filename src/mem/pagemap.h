@@ -87,13 +87,11 @@ int pagemap_scan_ex(struct pagemap *pm, const struct pm_scan_spec *sp, uint64_t 
 /*
  * pagemap_scan_ex over the n ranges [bounds[i], bounds[i + 1]), with
  * cb(args[i], ...) for range i, shared with the spare CPU when it is
- * armed (common/spare.h): cb runs concurrently for distinct ranges.
- * Returns the first range's error.
+ * armed (common/spare.h: spare_post(), spare_join()): the worker begins
+ * at once, and cb runs concurrently for distinct ranges; pm, sp and the
+ * args stay the caller's until the finish, which returns the first
+ * range's error.
  */
-int pagemap_scan_split(struct pagemap *pm, const struct pm_scan_spec *sp, const uint64_t *bounds,
-		       int n, pagemap_cb cb, void **args) __must_check;
-/* The same in two steps (spare_post(), spare_join()): the worker begins
- * at once; pm, sp and the args stay the caller's until the finish. */
 struct pagemap_split;
 struct pagemap_split *pagemap_split_start(struct pagemap *pm, const struct pm_scan_spec *sp,
 					  const uint64_t *bounds, int n, pagemap_cb cb, void **args);

@@ -274,7 +274,7 @@ static void test_many_runs_scan(void **state) { many_runs_case(true); }
 static void test_many_runs_read(void **state) { many_runs_case(false); }
 
 /*
- * pagemap_scan_split(): ranges cut inside runs, more regions in a range
+ * pagemap_split_start() and _finish(): ranges cut inside runs, more regions in a range
  * than a piece's own vector holds (1024; range 0 uses the caller's), a
  * range without data, an empty range; the worker armed. Each range's
  * callback gets its own list; in range order they are the runs of one
@@ -324,7 +324,8 @@ static void test_scan_split(void **state)
 	bounds[6] = b + pages * PAGE_SIZE;
 	assert_int_equal(pagemap_scan_ex(&pm, &data, bounds[0], bounds[N], add_run, &whole), 0);
 	spare_arm();
-	assert_int_equal(pagemap_scan_split(&pm, &data, bounds, N, add_run, args), 0);
+	assert_int_equal(pagemap_split_finish(pagemap_split_start(&pm, &data, bounds, N, add_run, args)),
+			 0);
 	spare_disarm();
 	assert_int_equal(part[0].nr, 50);
 	assert_int_equal(part[1].nr, 1500);

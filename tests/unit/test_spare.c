@@ -1,8 +1,9 @@
 /*
- * src/common/spare.c: spare_run() runs every piece exactly once, armed
- * (shared with the worker) or not, and is done with its job when it
- * returns (under ASan, a worker touching the caller's job after that
- * would be a stack use after return). Which thread ran each piece is
+ * src/common/spare.c: spare_post() then spare_join() runs every piece
+ * exactly once, armed (shared with the worker) or not, and is done with
+ * its job when the join returns (under ASan, a worker touching the job,
+ * on the stack of run_job() below, after that would be a stack use after
+ * return). Which thread ran each piece is
  * recorded: with the worker armed on a machine with two CPUs, some
  * pieces are expected to be the worker's, but that is not asserted (it
  * yields its CPU to anything else there).
@@ -25,7 +26,7 @@
 
 #define PIECES 64
 
-/* Under ASan, a job used after spare_run() returned is reported only with
+/* Under ASan, a job used after run_job() returned is reported only with
  * this (GCC leaves it off by default); without ASan it is never read. */
 const char *__asan_default_options(void);
 const char *__asan_default_options(void)
@@ -65,6 +66,15 @@ static bool worker_expected(void)
 	       CPU_COUNT(&cpus) >= 2;
 }
 
+/* A job on this function's stack, posted and joined. */
+static void run_job(void (*fn)(void *arg, int i), void *arg, int n)
+{
+	struct spare_job j;
+
+	spare_post(&j, fn, arg, n);
+	spare_join(&j);
+}
+
 static int run_rounds(bool arm)
 {
 	int others = 0;
@@ -76,7 +86,7 @@ static int run_rounds(bool arm)
 		memset(&p, 0, sizeof(p));
 		if (arm)
 			spare_arm();
-		spare_run(piece, &p, PIECES);
+		run_job(piece, &p, PIECES);
 		if (arm)
 			spare_disarm();
 		for (int i = 0; i < PIECES; i++) {
@@ -177,7 +187,7 @@ static void test_zero_pieces(void **state)
 {
 	(void)state;
 	spare_arm();
-	spare_run(piece, NULL, 0);
+	run_job(piece, NULL, 0);
 	spare_disarm();
 }
 
