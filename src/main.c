@@ -158,7 +158,7 @@ static int cmd_dump(int argc, char **argv)
 		{ "verbose", no_argument, 0, 'v' },
 		{ 0, 0, 0, 0 },
 	};
-	struct dump_opts o = { .align_ms = DUMP_IDLE_WAIT_MS };
+	struct dump_opts o = { .idle_wait_ms = DUMP_IDLE_WAIT_MS };
 	unsigned interval = 0, keep = 0, count = 0;
 	bool idle_wait = false;
 	int c;
@@ -191,7 +191,7 @@ static int cmd_dump(int argc, char **argv)
 		case 'L': o.live = true; break;
 		case 'j': o.shell_job = true; break;
 		case 'W':
-			if (parse_uint_min(optarg, "--idle-wait", &o.align_ms, 0))
+			if (parse_uint_min(optarg, "--idle-wait", &o.idle_wait_ms, 0))
 				return 2;
 			idle_wait = true;
 			break;
@@ -212,7 +212,7 @@ static int cmd_dump(int argc, char **argv)
 		struct periodic_opts po = { .pid = o.pid, .base = o.dir, .interval_ms = interval,
 					    .keep = keep, .count = count, .stats = o.stats,
 					    .live = o.live, .shell_job = o.shell_job,
-					    .align_ms = o.align_ms };
+					    .idle_wait_ms = o.idle_wait_ms };
 		if (o.prev || o.unix_reconnect) {
 			pr_err("--interval makes its own chain: --prev and --unix-reconnect do not apply");
 			return 2;

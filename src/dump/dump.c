@@ -720,15 +720,15 @@ static int do_inject(struct dump_ctx *c, struct pdump *p)
 
 /* How long to wait for the idle time before a pause: not at all if the
  * tree writes much (each ms adds pages to the freeze). */
-static unsigned idle_wait_ms(struct dump_ctx *c)
+static unsigned idle_wait_bound(struct dump_ctx *c)
 {
-	if (!c->o->align_ms)
+	if (!c->o->idle_wait_ms)
 		return 0;
 	if (!live_converged(c->lives, c->nlives)) {
 		c->quiet_skipped = true;
 		return 0;
 	}
-	return c->o->align_ms;
+	return c->o->idle_wait_ms;
 }
 
 /*
@@ -755,9 +755,9 @@ static int live_ask(struct dump_ctx *c, struct live_proc *lp)
 	/* A pause too: in its idle time if found. */
 	{
 		struct quiet qa;
-		task_wait_quiet(lp->pid, idle_wait_ms(c), &qa);
+		task_wait_quiet(lp->pid, idle_wait_bound(c), &qa);
 		pr_debug("pid %d: the ask stop begins %s%s (waited %.3f ms)", lp->pid,
-			 qa.aligned ? "" : "at once: idle time not found, ", qa.how,
+			 qa.found ? "" : "at once: idle time not found, ", qa.how,
 			 qa.waited_ns / 1e6);
 	}
 	memset(&q, 0, sizeof(q));
@@ -1163,10 +1163,10 @@ static void print_stats(struct dump_ctx *c)
 		if (c->quiet_skipped)
 			fprintf(stderr, "  idle time   not waited for: it writes too fast (each ms "
 				"would add pages to the freeze)\n");
-		else if (c->o->align_ms && c->quiet.aligned)
+		else if (c->o->idle_wait_ms && c->quiet.found)
 			fprintf(stderr, "  idle time   the freeze began %s (waited %.3f ms)\n",
 				c->quiet.how, c->quiet.waited_ns / 1e6);
-		else if (c->o->align_ms)
+		else if (c->o->idle_wait_ms)
 			fprintf(stderr, "  idle time   not found (%s): the freeze began after %.3f ms\n",
 				c->quiet.how, c->quiet.waited_ns / 1e6);
 		for (int i = 0; i < c->np; i++)
@@ -1195,7 +1195,7 @@ static void print_stats(struct dump_ctx *c)
 		(unsigned long long)live_max(c, offsetof(struct live_proc, throttle_max_ns)),
 		live_resumed(c), answered(c),
 		(unsigned long long)live_max(c, offsetof(struct live_proc, ask_ns)),
-		c->quiet.aligned, (unsigned long long)c->quiet.waited_ns);
+		c->quiet.found, (unsigned long long)c->quiet.waited_ns);
 }
 
 bool dump_interrupted(void)
@@ -1435,7 +1435,7 @@ int dump_run(const struct dump_opts *o, struct dump_result *res)
 	/* FROZEN. The spare CPU's worker is woken first: a wake-up costs
 	 * up to ~2 ms here (it yields its CPU to anything else there). */
 	if (c.lives) {
-		task_wait_quiet(o->pid, idle_wait_ms(&c), &c.quiet);
+		task_wait_quiet(o->pid, idle_wait_bound(&c), &c.quiet);
 		phase_mark(&c.wall, "align");
 		spare_arm();
 	}

@@ -31,7 +31,7 @@ struct dump_opts {
 	bool live;             /* copy memory while the process runs (mem/live.h) */
 	bool shell_job;        /* fds on the controlling terminal of a shell job (files/tty.c) */
 	struct live_set *kept; /* live: the copies of the last dump (with prev), and for the next */
-	unsigned align_ms;     /* live: wait at most this for the root's idle time before
+	unsigned idle_wait_ms; /* live: wait at most this for the root's idle time before
 				* each pause (task_wait_quiet()); 0: pause at once */
 };
 
@@ -59,7 +59,7 @@ struct periodic_opts {
 	bool stats;
 	bool live;               /* each dump a live one (--live) */
 	bool shell_job;
-	unsigned align_ms;       /* (dump_opts) */
+	unsigned idle_wait_ms;       /* (dump_opts) */
 };
 
 /*

@@ -224,7 +224,7 @@ int periodic_run(const struct periodic_opts *o)
 	for (;;) {
 		struct dump_opts d = { .pid = o->pid, .leave_running = true, .track_mem = true,
 				       .stats = o->stats, .live = o->live, .shell_job = o->shell_job,
-				       .kept = o->live ? &copies : NULL, .align_ms = o->align_ms };
+				       .kept = o->live ? &copies : NULL, .idle_wait_ms = o->idle_wait_ms };
 		struct dump_result r = { 0 };
 		char *dir, *prev = NULL;
 

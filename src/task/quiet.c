@@ -122,13 +122,13 @@ void task_wait_quiet(pid_t pid, unsigned max_ms, struct quiet *q)
 			if (t - last_asleep >= QUIET_BUSY_MS * 1000000ull)
 				break;
 		} else if (ran) {
-			q->aligned = true;
+			q->found = true;
 			q->how = "as its threads went to sleep";
 			break;
 		} else if (!asleep_since) {
 			asleep_since = last_asleep = t;
 		} else if ((last_asleep = t) - asleep_since >= QUIET_IDLE_MS * 1000000ull) {
-			q->aligned = true;
+			q->found = true;
 			q->how = "while its threads slept";
 			break;
 		}

@@ -25,7 +25,7 @@
  */
 struct quiet {
 	uint64_t waited_ns;
-	bool aligned;            /* found: the pause begins in its idle time */
+	bool found;              /* the pause begins in its idle time */
 	const char *how;         /* for --stats */
 };
 void task_wait_quiet(pid_t pid, unsigned max_ms, struct quiet *q);

@@ -67,7 +67,7 @@ static void test_periodic_found_going_to_sleep(void **state)
 	 * machine may hide a whole period from the polls). */
 	for (int i = 0; i < 10; i++) {
 		task_wait_quiet(pid, 50, &q);
-		if (q.aligned && !strcmp(q.how, "as its threads went to sleep"))
+		if (q.found && !strcmp(q.how, "as its threads went to sleep"))
 			found++;
 	}
 	reap(pid);
@@ -84,7 +84,7 @@ static void test_busy_not_found(void **state)
 	usleep(20000);
 	task_wait_quiet(pid, 1000, &q);
 	reap(pid);
-	assert_false(q.aligned);
+	assert_false(q.found);
 	assert_string_equal(q.how, "it kept running");
 	assert_true(q.waited_ns >= 2000000ull);
 	assert_true(q.waited_ns < 500000000ull);
@@ -99,7 +99,7 @@ static void test_asleep_found_after_a_while(void **state)
 	usleep(20000);
 	task_wait_quiet(pid, 50, &q);
 	reap(pid);
-	assert_true(q.aligned);
+	assert_true(q.found);
 	assert_string_equal(q.how, "while its threads slept");
 	assert_true(q.waited_ns >= 2000000ull);
 }
@@ -112,7 +112,7 @@ static void test_zero_waits_not(void **state)
 	(void)state;
 	task_wait_quiet(pid, 0, &q);
 	reap(pid);
-	assert_false(q.aligned);
+	assert_false(q.found);
 	assert_int_equal(q.waited_ns, 0);
 }
 
