@@ -46,7 +46,7 @@ test_live_writer_all_hot() {
 	assert_contains "$T/d1.out" "live .* rounds while it ran" "live statistics"
 	# No wait for its idle time if the rounds did not catch up with it,
 	# else (a stall slowed it down) ~2 ms of it running ends the wait.
-	assert_contains "$T/d1.out" "^  idle time   \(not waited for: it writes too fast\|not found (it kept running): the freeze began after [0-9]\.[0-9]* ms\)" \
+	assert_contains "$T/d1.out" "^  idle time   \(not waited for: it writes too fast\|not found (it kept running): the freeze began after [0-9.]* ms\)" \
 		"no long wait for the idle time of a writer"
 	freeze_bound_or_throttled d1 8192 12288
 	live_restore_check d1
@@ -456,7 +456,7 @@ test_live_idle_time() {
 	start "$(command -v python3)" -c 'while True: pass'
 	sleep 0.2
 	chain_dump d3 --live --idle-wait 1000
-	assert_contains "$T/d3.out" "^  idle time   not found (it kept running): the freeze began after [0-9]\.[0-9]* ms" \
+	assert_contains "$T/d3.out" "^  idle time   not found (it kept running): the freeze began after [0-9.]* ms" \
 		"the busy process frozen after ~2 ms of it running"
 	assert_running "$PID"
 }
