@@ -81,7 +81,6 @@ struct pdump {
 	bool injecting;
 	bool answered;                /* its injected queries answered already: */
 	bool answered_early;          /* by live_ask() (else by the last checkpoint's freeze) */
-	bool answers_applied;         /* dump_answered_proc() done */
 	struct attrs_more more;       /* (its answers of those) */
 	struct vma_list vl;
 	struct track tr;              /* dirty-page tracking (mem/track.h) */
@@ -596,7 +595,7 @@ static int thread_creds(struct inject *in, Rtcr__Thread *t, const long *securebi
 /* Answered: what /proc tells, and the answers taken instead of the
  * injected calls. Needs neither the pages nor the memory objects: done
  * while the final round's walk runs (frozen_answers()). */
-static int dump_answered_proc(struct pdump *p)
+static int dump_answered(struct pdump *p)
 {
 	const struct answers *a = p->lp->answers;
 	int ret;
@@ -613,16 +612,6 @@ static int dump_answered_proc(struct pdump *p)
 		long sb = answers_thread_securebits(a, ti->tid);
 		ret = thread_creds(NULL, ti, &sb, p->proc->creds);
 	}
-	p->answers_applied = !ret;
-	return ret;
-}
-
-static int dump_answered(struct pdump *p)
-{
-	int ret = p->answers_applied ? 0 : dump_answered_proc(p);
-
-	if (!ret)
-		ret = mem_dump_mm(NULL, p->pid, &p->vl, &p->more.brk, &p->mm);
 	p->answered = !ret;
 	p->answered_early = p->lp->asked;
 	return ret;
@@ -635,7 +624,7 @@ static int frozen_answers(struct dump_ctx *c)
 
 	for (int i = 0; i < c->np && !ret; i++)
 		if (!c->p[i].zombie && answers_usable(c, &c->p[i]))
-			ret = dump_answered_proc(&c->p[i]);
+			ret = dump_answered(&c->p[i]);
 	return ret;
 }
 
@@ -647,8 +636,10 @@ static int do_inject(struct dump_ctx *c, struct pdump *p)
 	struct cpu_info ci;
 	int ret;
 
-	if (p->answers_applied || answers_usable(c, p))
-		return dump_answered(p);
+	/* Answered (frozen_answers()): its memory record, now that its
+	 * pages are known. */
+	if (p->answered)
+		return mem_dump_mm(NULL, p->pid, &p->vl, &p->more.brk, &p->mm);
 	gadget = mem_find_gadget(p->pid, &p->vl);
 	if (!gadget)
 		return -ENOEXEC;
