@@ -82,8 +82,15 @@ int main(int argc, char **argv)
 		CHECK(us(&got.it_interval) == 20000,
 		      "ITIMER_REAL interval %ld us (value %ld), was 20000 with the timer expired",
 		      us(&got.it_interval), us(&got.it_value));
-		sigprocmask(SIG_UNBLOCK, &alrm_set, NULL);
-		CHECK(alrm == 1, "%d SIGALRM on unblocking", alrm);
+		{
+			/* One, the pending one; a second only if the timer's
+			 * next period came meanwhile (a busy machine may hold
+			 * this process past it between the two lines). */
+			double tu = now();
+			sigprocmask(SIG_UNBLOCK, &alrm_set, NULL);
+			CHECK(alrm == 1 || (alrm == 2 && now() - tu >= 0.019),
+			      "%d SIGALRM on unblocking", alrm);
+		}
 		{
 			double t0 = now();
 			while (now() - t0 < 0.4)
